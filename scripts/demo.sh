@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Quick start: install what is missing, build, generate a synthetic dataset,
+# train on it, predict the test split and print the metrics table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build.sh >/dev/null
+xmc=build/xmc
+out=${XMC_DEMO_DIR:-out/demo}
+$xmc synth --out "$out/data" --points 20000 --labels 2000 --seed 1
+$xmc train --train "$out/data/trn" --test "$out/data/tst" --model "$out/model" --seed 1
+$xmc predict --model "$out/model" --input "$out/data/tst" --out "$out/pred.txt" --topk 5
+$xmc eval --truth "$out/data/tst" --pred "$out/pred.txt" --train "$out/data/trn"
