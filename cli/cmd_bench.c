@@ -1,9 +1,31 @@
-/* xmc bench — placeholder until its issue lands. */
+/* xmc bench <name>: benchmarks that time a reference and a candidate in the
+ * same run and print ratios (the machine is shared; absolute times drift). */
+#include <stdio.h>
+#include <string.h>
+
+#include "bench.h"
 #include "cli.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int, char **);
+    const char *summary;
+} benches[] = {
+    {"classifier", bench_classifier, "fused OvA pass vs plain OpenBLAS GEMMs (--head ffi: sparse)"},
+    {"ann", bench_ann, "HNSW vs exact search: recall@k, queries/s"},
+};
 
 int cmd_bench(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    return cli_failf("'bench' is not available in this build yet");
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        FILE *f = argc < 2 ? stderr : stdout;
+        fprintf(f, "usage: xmc bench <name> [options]\n");
+        for (size_t i = 0; i < sizeof benches / sizeof benches[0]; i++)
+            fprintf(f, "  %-11s %s\n", benches[i].name, benches[i].summary);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof benches / sizeof benches[0]; i++)
+        if (!strcmp(argv[1], benches[i].name))
+            return benches[i].run(argc - 1, argv + 1);
+    return cli_failf("unknown benchmark '%s' (see xmc bench --help)", argv[1]);
 }

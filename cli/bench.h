@@ -1,0 +1,9 @@
+/* Benchmark subcommands of `xmc bench`, one file each (bench_<name>.c). */
+#ifndef XMC_CLI_BENCH_H
+#define XMC_CLI_BENCH_H
+
+int bench_classifier(int argc, char **argv); /* bench_classifier.c */
+int bench_ffi(int argc, char **argv);        /* bench_ffi.c: `classifier --head ffi` */
+int bench_ann(int argc, char **argv);        /* bench_ann.c */
+
+#endif
