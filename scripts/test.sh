@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 bash scripts/build.sh
 build=${XMC_BUILD:-build}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 cd "$build" && ctest --output-on-failure -j"$(nproc)"

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Collectives under `mpirun -np 2`, over shared memory and over TCP only.
+set -euo pipefail
+bin=$(dirname "$XMC")/tests/test_dist
+command -v mpirun >/dev/null || { echo "skip: no mpirun"; exit 77; }
+[ -x "$bin" ] || { echo "skip: $bin not built"; exit 77; }
+mpi=(mpirun --oversubscribe -np 2)
+[ "$(id -u)" = 0 ] && mpi+=(--allow-run-as-root)
+export OMP_NUM_THREADS=1
+"${mpi[@]}" "$bin"
+"${mpi[@]}" --mca btl tcp,self "$bin"
+echo "dist_mpi: 2 ranks ok (shared memory and tcp)"
