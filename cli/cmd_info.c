@@ -1,9 +1,71 @@
-/* xmc info — placeholder until its issue lands. */
+/* xmc info DIR: the model's config.json, then its tensors (name, shape,
+ * count), parameter counts and bytes. */
+#include <stdio.h>
+#include <string.h>
+
 #include "cli.h"
+#include "xmc/model.h"
 
 int cmd_info(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    return cli_failf("'info' is not available in this build yet");
+    const char *dir = NULL;
+    const cli_opt opts[] = {
+        {"model", CLI_STR, &dir, "model directory (or give it as the only argument)", 0},
+        {NULL, CLI_END, NULL, NULL, 0},
+    };
+    /* `xmc info DIR` : a bare directory is accepted as well as --model. */
+    if (argc == 2 && strncmp(argv[1], "--", 2) != 0 && strcmp(argv[1], "-h") != 0) {
+        dir = argv[1];
+    } else {
+        int prc = cli_parse(argc, argv, opts, "DIR");
+        if (prc)
+            return prc == 1 ? 0 : 2;
+        if (!dir)
+            return cli_failf("usage: xmc info DIR");
+    }
+    xmc_error err = {0};
+    char *text = NULL;
+    if (xmc_model_read_config_text(dir, &text, &err))
+        return cli_fail(&err);
+    xmc_model *m = NULL;
+    if (xmc_model_load(dir, 0, &m, &err)) {
+        xmc_free(text);
+        return cli_fail(&err);
+    }
+    printf("%s/config.json:\n%s", dir, text);
+    xmc_free(text);
+    const xmc_encoder *e = xmc_model_encoder(m);
+    const xmc_ova_config *hc = xmc_ova_get_config(xmc_model_head(m));
+    printf("\n%-24s %14s %14s\n", "tensor", "shape", "parameters");
+    for (int i = 0; i < e->n_tables; i++) {
+        char shape[48];
+        snprintf(shape, sizeof shape, "%lldx%lld", (long long)e->tables[i].rows,
+                 (long long)e->tables[i].cols);
+        printf("%-24s %14s %14lld  (sparse-row table)\n", e->tables[i].name, shape,
+               (long long)(e->tables[i].rows * e->tables[i].cols));
+    }
+    for (int i = 0; i < e->n_tensors; i++) {
+        char shape[48];
+        snprintf(shape, sizeof shape, "%lldx%lld", (long long)e->tensors[i].rows,
+                 (long long)e->tensors[i].cols);
+        printf("%-24s %14s %14lld%s\n", e->tensors[i].name, shape,
+               (long long)(e->tensors[i].rows * e->tensors[i].cols),
+               e->tensors[i].no_decay ? "  (no weight decay)" : "");
+    }
+    char shape[48];
+    snprintf(shape, sizeof shape, "%lldx%d", (long long)hc->n_labels, hc->dim);
+    printf("%-24s %14s %14lld  (%s)\n", "classifier.W", shape,
+           (long long)hc->n_labels * hc->dim, hc->dtype == XMC_DT_BF16 ? "bf16" : "fp32");
+    xmc_model_stats st;
+    xmc_model_get_stats(m, &st);
+    printf("\nparameters: encoder %lld, classifier %lld, total %lld\n",
+           (long long)st.encoder_params, (long long)st.head_params,
+           (long long)(st.encoder_params + st.head_params));
+    printf("bytes: encoder %.1f MB, classifier %.1f MB (+ optimizer state on disk for resume)\n",
+           (double)st.encoder_bytes / 1048576.0, (double)st.head_bytes / 1048576.0);
+    printf("trained: %d epochs, %lld steps; labels %lld%s\n", st.epochs_done,
+           (long long)st.steps_done, (long long)st.n_labels,
+           xmc_model_label_names(m) ? " (names in labels.txt)" : "");
+    xmc_model_free(m);
+    return 0;
 }

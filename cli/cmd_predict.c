@@ -1,9 +1,147 @@
-/* xmc predict — placeholder until its issue lands. */
+/* xmc predict: exact top-k with a trained model.
+ *   --input SPEC --out FILE   score-matrix file ("N L" header, then
+ *                             "label:score ..." per row), written atomically
+ *   --text                    raw text lines on stdin -> TSV on stdout:
+ *                             line, rank, label id, score, label name */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
 #include "cli.h"
+#include "xmc/model.h"
+
+static int predict_text(xmc_model *m, int k)
+{
+    xmc_error err = {0};
+    const xmc_train_config *c = xmc_model_config(m);
+    if (strcmp(c->encoder, "bag") != 0)
+        return cli_failf("--text needs a model trained on texts (encoder bag); this model's "
+                         "encoder is '%s' (use --input with a feature file)", c->encoder);
+    xmc_lines *r = NULL;
+    if (xmc_lines_open(&r, "-", &err))
+        return cli_fail(&err);
+    /* Collect stdin, then predict in one pass (batches inside). */
+    char **lines = NULL;
+    int64_t n = 0, cap = 0;
+    char *line;
+    size_t len;
+    int got, rc = 0;
+    while ((got = xmc_lines_next(r, &line, &len, &err)) == 1) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            char **nl = xmc_realloc(lines, (size_t)cap * sizeof *lines);
+            if (!nl) {
+                rc = cli_failf("out of memory reading stdin");
+                goto done;
+            }
+            lines = nl;
+        }
+        lines[n] = xmc_strdup(line);
+        if (!lines[n]) {
+            rc = cli_failf("out of memory reading stdin");
+            goto done;
+        }
+        n++;
+    }
+    if (got < 0) {
+        rc = cli_fail(&err);
+        goto done;
+    }
+    if (n == 0)
+        goto done;
+    xmc_dataset ds;
+    memset(&ds, 0, sizeof ds);
+    ds.spec = "<stdin>";
+    if (xmc_texts_create((const char *const *)lines, n, &ds.texts, &err)) {
+        rc = cli_fail(&err);
+        goto done;
+    }
+    ds.n = n;
+    xmc_csr *P = NULL;
+    if (xmc_model_predict(m, &ds, k, &P, &err)) {
+        xmc_texts_free(ds.texts);
+        rc = cli_fail(&err);
+        goto done;
+    }
+    xmc_texts_free(ds.texts);
+    const xmc_texts *names = xmc_model_label_names(m);
+    int sig = c->loss == XMC_LOSS_BCE;
+    printf("# line\trank\tlabel\t%s\tname\n", sig ? "p" : "score");
+    for (int64_t i = 0; i < P->nrows; i++) {
+        /* Rows are sorted by label id: rank them by score for display. */
+        int64_t a = P->indptr[i], b = P->indptr[i + 1];
+        char used[1024] = {0};
+        for (int rank = 1; rank <= b - a && rank <= 1024; rank++) {
+            int64_t best = -1;
+            for (int64_t p = a; p < b; p++)
+                if (!used[p - a] && (best < 0 || P->values[p] > P->values[best]))
+                    best = p;
+            used[best - a] = 1;
+            float s = P->values[best];
+            printf("%lld\t%d\t%d\t%.4f\t%s\n", (long long)i + 1, rank, P->indices[best],
+                   sig ? 1.0 / (1.0 + exp(-(double)s)) : (double)s,
+                   names ? xmc_texts_get(names, P->indices[best]) : "");
+        }
+    }
+    xmc_csr_free(P);
+done:
+    for (int64_t i = 0; i < n; i++)
+        xmc_free(lines[i]);
+    xmc_free(lines);
+    xmc_lines_close(r);
+    return rc;
+}
 
 int cmd_predict(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    return cli_failf("'predict' is not available in this build yet");
+    const char *model = NULL, *input = NULL, *out = NULL;
+    int topk = 5, text = 0, threads = 0, ann = 0;
+    const cli_opt opts[] = {
+        {"model", CLI_STR, &model, "model directory (xmc train --model)", 1},
+        {"input", CLI_STR, &input, "data spec to predict", 0},
+        {"out", CLI_STR, &out, "score-matrix file to write (with --input)", 0},
+        {"topk", CLI_INT, &topk, "labels per row (default 5)", 0},
+        {"text", CLI_FLAG, &text, "read raw text lines from stdin, print labels (TSV)", 0},
+        {"threads", CLI_INT, &threads, "OpenMP/OpenBLAS threads", 0},
+        {"ann", CLI_FLAG, &ann, "approximate search with an HNSW index over the labels", 0},
+        {NULL, CLI_END, NULL, NULL, 0},
+    };
+    int prc = cli_parse(argc, argv, opts,
+                        "--model DIR (--input SPEC --out FILE | --text) [--topk K]");
+    if (prc)
+        return prc == 1 ? 0 : 2;
+    if (ann)
+        return cli_failf("--ann: approximate (HNSW) inference is not in this build yet; "
+                         "drop --ann for exact top-k");
+    if (topk < 1 || topk > 1000)
+        return cli_failf("--topk %d: expected 1 .. 1000", topk);
+    if (!text && (!input || !out))
+        return cli_failf("give --input SPEC and --out FILE, or --text (see xmc predict --help)");
+    if (threads > 0)
+        xmc_set_threads(threads);
+    xmc_error err = {0};
+    xmc_model *m = NULL;
+    if (xmc_model_load(model, 0, &m, &err))
+        return cli_fail(&err);
+    int rc = 0;
+    if (text) {
+        rc = predict_text(m, topk);
+    } else {
+        xmc_load_opts lo;
+        memset(&lo, 0, sizeof lo);
+        lo.label_vocab = xmc_model_label_names(m);
+        xmc_dataset *ds = NULL;
+        xmc_csr *P = NULL;
+        double t0 = xmc_now();
+        if (xmc_dataset_load(input, &lo, &ds, &err) || xmc_model_predict(m, ds, topk, &P, &err) ||
+            xmc_csr_write_text(out, P, &err))
+            rc = cli_fail(&err);
+        else
+            fprintf(stderr, "predicted top-%d for %lld rows in %.2fs -> %s\n", topk,
+                    (long long)ds->n, xmc_now() - t0, out);
+        xmc_csr_free(P);
+        xmc_dataset_free(ds);
+    }
+    xmc_model_free(m);
+    return rc;
 }

@@ -1,9 +1,125 @@
-/* xmc train — placeholder until its issue lands. */
+/* xmc train: parse flags (optionally from --config FILE first), fill an
+ * xmc_train_config and run xmc_train_run (include/xmc/model.h). */
+#include <stdio.h>
+#include <string.h>
+
 #include "cli.h"
+#include "xmc/model.h"
+
+static int copy_str(char *dst, size_t n, const char *src, const char *flag)
+{
+    if (!src)
+        return 0;
+    if (strlen(src) >= n) {
+        cli_failf("--%s: value too long (max %zu bytes)", flag, n - 1);
+        return -1;
+    }
+    snprintf(dst, n, "%s", src);
+    return 0;
+}
 
 int cmd_train(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    return cli_failf("'train' is not available in this build yet");
+    xmc_train_config c;
+    xmc_train_config_default(&c);
+    const char *train = NULL, *test = NULL, *model = NULL, *recipe = "renee", *encoder = NULL,
+               *loss = "bce", *act = NULL, *head_opt = "sgdm", *config = NULL;
+    int dim = c.dim, bottleneck = 0, layers = c.layers, epochs = c.epochs, batch = c.batch,
+        bf16 = 0, threads = 0, eval_every = c.eval_every, loss_every = c.loss_every,
+        stop_after = 0, resume = 0;
+    int64_t seed = (int64_t)c.seed, buckets = c.buckets, max_steps = 0;
+    double lr1 = c.lr1, lr2 = c.lr2, wd1 = c.wd1, wd2 = c.wd2, momentum = c.momentum,
+           dropout = c.dropout, warmup = c.warmup;
+    const cli_opt opts[] = {
+        {"train", CLI_STR, &train, "training data spec", 1},
+        {"test", CLI_STR, &test, "test data spec: P@1/3/5 and PSP@5 after epochs", 0},
+        {"model", CLI_STR, &model, "model directory (created; checkpoint every epoch)", 1},
+        {"recipe", CLI_STR, &recipe, "training recipe: renee", 0},
+        {"encoder", CLI_STR, &encoder, "sparse | bag (default: sparse with features, else bag)", 0},
+        {"dim", CLI_INT, &dim, "encoder width h (default 512)", 0},
+        {"bottleneck", CLI_INT, &bottleneck, "linear h -> b before the classifier (0 = none)", 0},
+        {"layers", CLI_INT, &layers, "encoder dense layers, 1 or 2 (default 1)", 0},
+        {"activation", CLI_STR, &act, "gelu | relu (default gelu)", 0},
+        {"dropout", CLI_DOUBLE, &dropout, "dropout on the embedding (default 0.4)", 0},
+        {"buckets", CLI_I64, &buckets, "bag: hash buckets (default 2^20)", 0},
+        {"epochs", CLI_INT, &epochs, "epochs (default 20)", 0},
+        {"batch", CLI_INT, &batch, "batch size (default 128)", 0},
+        {"lr1", CLI_DOUBLE, &lr1, "classifier learning rate (SGD momentum, summed loss)", 0},
+        {"lr2", CLI_DOUBLE, &lr2, "encoder learning rate (AdamW)", 0},
+        {"wd1", CLI_DOUBLE, &wd1, "classifier weight decay", 0},
+        {"wd2", CLI_DOUBLE, &wd2, "encoder weight decay (not on biases)", 0},
+        {"momentum", CLI_DOUBLE, &momentum, "classifier SGD momentum (default 0.9)", 0},
+        {"head-opt", CLI_STR, &head_opt, "classifier optimizer: sgdm | adam", 0},
+        {"warmup", CLI_DOUBLE, &warmup, "fraction of steps of linear warm-up (default 0.05)", 0},
+        {"loss", CLI_STR, &loss, "bce | sqhinge", 0},
+        {"bf16", CLI_FLAG, &bf16, "classifier weights in bf16 (fp32 math)", 0},
+        {"threads", CLI_INT, &threads, "OpenMP/OpenBLAS threads (default: all)", 0},
+        {"seed", CLI_I64, &seed, "random seed (default 1)", 0},
+        {"eval-every", CLI_INT, &eval_every, "test every E epochs (0 = only at the end)", 0},
+        {"loss-every", CLI_INT, &loss_every, "sample the loss every N steps (default 10)", 0},
+        {"stop-after", CLI_INT, &stop_after, "stop after N epochs of this run (then --resume)", 0},
+        {"max-steps", CLI_I64, &max_steps, "stop after N steps in total (sizing runs)", 0},
+        {"config", CLI_STR, &config, "read 'name value' lines first; flags override", 0},
+        {"resume", CLI_FLAG, &resume, "continue the run in --model from its last checkpoint", 0},
+        {NULL, CLI_END, NULL, NULL, 0},
+    };
+    /* --config is applied before the command line so that flags override. */
+    for (int i = 1; i < argc; i++) {
+        const char *v = NULL;
+        if (!strcmp(argv[i], "--config") && i + 1 < argc)
+            v = argv[i + 1];
+        else if (!strncmp(argv[i], "--config=", 9))
+            v = argv[i] + 9;
+        if (v) {
+            xmc_error err = {0};
+            if (cli_apply_config(v, opts, &err) != XMC_OK)
+                return cli_fail(&err);
+        }
+    }
+    int prc = cli_parse(argc, argv, opts,
+                        "--train SPEC [--test SPEC] --model DIR [options]");
+    if (prc)
+        return prc == 1 ? 0 : 2;
+    if (copy_str(c.recipe, sizeof c.recipe, recipe, "recipe") ||
+        copy_str(c.train_spec, sizeof c.train_spec, train, "train") ||
+        copy_str(c.test_spec, sizeof c.test_spec, test, "test"))
+        return 2;
+    if (encoder && copy_str(c.encoder, sizeof c.encoder, encoder, "encoder"))
+        return 2;
+    if (act && strcmp(act, "relu") && strcmp(act, "gelu"))
+        return cli_failf("--activation: expected relu or gelu, got '%s'", act);
+    if (strcmp(loss, "bce") && strcmp(loss, "sqhinge"))
+        return cli_failf("--loss: expected bce or sqhinge, got '%s'", loss);
+    if (strcmp(head_opt, "sgdm") && strcmp(head_opt, "adam"))
+        return cli_failf("--head-opt: expected sgdm or adam, got '%s'", head_opt);
+    if (seed < 0)
+        return cli_failf("--seed: expected a non-negative integer");
+    if (act)
+        c.act = !strcmp(act, "gelu") ? XMC_ACT_GELU : XMC_ACT_RELU;
+    c.loss = !strcmp(loss, "sqhinge") ? XMC_LOSS_SQHINGE : XMC_LOSS_BCE;
+    c.head_opt = !strcmp(head_opt, "adam") ? XMC_HEAD_ADAM : XMC_HEAD_SGDM;
+    c.dim = dim;
+    c.bottleneck = bottleneck;
+    c.layers = layers;
+    c.dropout = (float)dropout;
+    c.buckets = buckets;
+    c.epochs = epochs;
+    c.batch = batch;
+    c.lr1 = (float)lr1;
+    c.lr2 = (float)lr2;
+    c.wd1 = (float)wd1;
+    c.wd2 = (float)wd2;
+    c.momentum = (float)momentum;
+    c.warmup = (float)warmup;
+    c.bf16 = bf16;
+    c.threads = threads;
+    c.seed = (uint64_t)seed;
+    c.eval_every = eval_every;
+    c.loss_every = loss_every;
+    c.stop_after = stop_after;
+    c.max_steps = max_steps;
+    xmc_error err = {0};
+    if (xmc_train_run(&c, model, resume, &err) != XMC_OK)
+        return cli_fail(&err);
+    return 0;
 }

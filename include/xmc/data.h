@@ -14,6 +14,16 @@
  *                      (any of them .gz).
  *   TEXTS+LABELS       one document per line + space-separated label names.
  *   PATH.xmcb          the memory-mapped binary cache written by convert.
+ *   SPEC@SPLIT         (any spec) rows listed 1-based in SPLIT's first column.
+ * How a spec is recognised (first match wins; docs/data.md):
+ *   1. the whole string names an existing file: FILE (or PATH.xmcb);
+ *   2. 'A@B' where B is a file and A a spec (the last such '@');
+ *   3. 'A+B' where both A and B are files;
+ *   4. DIR/PREFIX when PREFIX_X_Y.txt[.gz] or PREFIX.json[.gz] exists.
+ *
+ * Ownership: every object returned is freed with its own _free call; the
+ * dataset owns its matrices and texts. Readers are safe to call from several
+ * threads at once (they parse with OpenMP inside).
  */
 #ifndef XMC_DATA_H
 #define XMC_DATA_H
@@ -51,6 +61,17 @@ int xmc_csr_transpose(const xmc_csr *m, xmc_csr **out, xmc_error *err);
 /* Scale every row to unit L2 norm (rows of zeros stay zero). */
 void xmc_csr_normalize_rows(xmc_csr *m);
 size_t xmc_csr_bytes(const xmc_csr *m);
+/* Build a CSR from (row, col, val) triplets in any order; duplicates are
+ * summed; vals may be NULL (all ones). Ids are validated against the shape
+ * (XMC_EINVAL). Free with xmc_csr_free. */
+int xmc_csr_from_triplets(int64_t nrows, int64_t ncols, int64_t nnz, const int64_t *rows,
+                          const int32_t *cols, const float *vals, xmc_csr **out,
+                          xmc_error *err);
+/* 1 when a and b have the same shape, pattern and values (NULL values = ones). */
+int xmc_csr_equal(const xmc_csr *a, const xmc_csr *b);
+/* Check the CSR invariants (indptr monotone from 0, indices in range, sorted
+ * and unique per row, values finite): XMC_OK or XMC_EFORMAT naming `what`. */
+int xmc_csr_check(const xmc_csr *m, const char *what, xmc_error *err);
 
 /* Sparse matrix text format of the XC repository / label-feature layout:
  * header "N C", then per row "col:val col:val ..." (any order on input;
@@ -75,6 +96,19 @@ static inline const char *xmc_texts_get(const xmc_texts *t, int64_t i)
 int xmc_texts_read(const char *path, xmc_texts **out, xmc_error *err); /* validates UTF-8 */
 int xmc_texts_write(const char *path, const xmc_texts *t, xmc_error *err);
 void xmc_texts_free(xmc_texts *t);
+/* Copy n NUL-terminated strings into a new xmc_texts (they must not contain
+ * '\n'; not validated as UTF-8). Free with xmc_texts_free. */
+int xmc_texts_create(const char *const *strs, int64_t n, xmc_texts **out, xmc_error *err);
+/* Lines rows[0..n) of t as a new xmc_texts (rows may repeat). */
+int xmc_texts_select_rows(const xmc_texts *t, const int64_t *rows, int64_t n,
+                          xmc_texts **out, xmc_error *err);
+size_t xmc_texts_bytes(const xmc_texts *t);
+
+/* Split file (XC repository *_trSplit.txt): 1-based row ids in the first
+ * whitespace-separated column, each in [1, n_rows]; returned 0-based in
+ * *rows (free with xmc_free). Empty lines are skipped. */
+int xmc_split_read(const char *path, int64_t n_rows, int64_t **rows, int64_t *n,
+                   xmc_error *err);
 
 typedef struct xmc_dataset {
     int64_t n;           /* points */
@@ -113,6 +147,17 @@ int xmc_dataset_write(const xmc_dataset *ds, const char *out_prefix, xmc_error *
 /* Write / map the binary cache (magic, version, checksummed sections). */
 int xmc_dataset_write_binary(const xmc_dataset *ds, const char *path, xmc_error *err);
 int xmc_dataset_map_binary(const char *path, xmc_dataset **out, xmc_error *err);
+/* Write X and Y as an XC repository data file ("N F L" header, then
+ * "l1,l2 f:v ..." rows; label values are dropped). Needs ds->X, or writes
+ * F = 0 and no features. */
+int xmc_dataset_write_xc(const xmc_dataset *ds, const char *path, xmc_error *err);
+/* Rows rows[0..n) of ds (X, Y, texts, filter; label texts/names shared by
+ * copy) as a new dataset. */
+int xmc_dataset_select_rows(const xmc_dataset *ds, const int64_t *rows, int64_t n,
+                            xmc_dataset **out, xmc_error *err);
+/* Label vocabulary of a TEXTS+LABELS labels file: the sorted unique names
+ * (for --labels-from and a model's vocabulary). Free with xmc_texts_free. */
+int xmc_label_vocab_read(const char *labels_path, xmc_texts **out, xmc_error *err);
 
 #ifdef __cplusplus
 }

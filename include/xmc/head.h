@@ -29,7 +29,7 @@ typedef enum xmc_loss { XMC_LOSS_BCE = 0, XMC_LOSS_SQHINGE = 1 } xmc_loss;
 typedef enum xmc_dtype { XMC_DT_F32 = 0, XMC_DT_BF16 = 1 } xmc_dtype;
 typedef enum xmc_head_opt { XMC_HEAD_SGDM = 0, XMC_HEAD_ADAM = 1 } xmc_head_opt;
 
-#define XMC_OVA_DEFAULT_CHUNK 2048
+#define XMC_OVA_DEFAULT_CHUNK 512 /* tuned: see docs/head.md */
 #define XMC_OVA_DEFAULT_INIT_STD 0.02f
 
 typedef struct xmc_ova_config {
@@ -63,23 +63,54 @@ void xmc_ova_free(xmc_ova *h);
  * d(sum loss)/dE from this head's labels (overwritten, not accumulated).
  * If loss_out is non-NULL the summed loss over the B x n_labels entries is
  * computed too (stable form; costs extra, so callers ask every N steps).
- * Does not allocate. Y values are the targets (soft targets allowed). */
+ * Does not allocate. Y values are the targets (soft targets allowed, in
+ * [0, 1]; NULL values = all ones).
+ * Losses per entry (x logit, y target): BCE max(x,0) - x y + log1p(e^-|x|);
+ * squared hinge y max(0,1-x)^2 + (1-y) max(0,1+x)^2 (= max(0, 1 - s x)^2,
+ * s = 2y-1, for hard targets). Sum reduction: scale lr by 1/B against a
+ * per-example-mean formulation.
+ * Optimizers: SGDM g = dW + wd W, m = momentum m + g, W -= lr m (bf16 W:
+ * m and W stochastically rounded); Adam (AdamW, decoupled wd) uses
+ * hp->step for bias correction (<= 0: the head's own step count).
+ * Determinism: bit-identical for a fixed seed and thread count; W after the
+ * step does not depend on the thread count. Not thread-safe on one head. */
 int xmc_ova_train_step(xmc_ova *h, const float *E, int B, const xmc_csr *Y,
                        const int64_t *rows, const xmc_ova_hparams *hp, float *dE,
                        double *loss_out, xmc_error *err);
 
 /* Exact top-k scores E W^T per row: labels (B x k, global ids, -1 when fewer
- * than k labels) and scores (B x k), best first. O(B*C + B*k) extra memory. */
+ * than k labels) and scores (B x k, -inf in unfilled slots), best first;
+ * ties go to the lower label id. Scores are exact fp32 dot products with
+ * the stored weights (bf16 weights are widened, not E rounded). Threads
+ * split the rows (use B >= threads). Uses only the head's scratch (no
+ * allocation); O(B*C) extra memory, heaps live in labels/scores. To merge
+ * label shards, concatenate their per-row lists and keep the k best by the
+ * same order. */
 int xmc_ova_topk(const xmc_ova *h, const float *E, int B, int k, int32_t *labels,
                  float *scores, xmc_error *err);
 
-/* Weights as fp32 rows [l0, l1) of this head into out ((l1-l0) x dim). */
+/* Weights as fp32 rows [l0, l1) of this head into out ((l1-l0) x dim).
+ * set_rows rounds to nearest-even for a bf16 head; optimizer state is kept. */
 int xmc_ova_get_rows(const xmc_ova *h, int64_t l0, int64_t l1, float *out, xmc_error *err);
 int xmc_ova_set_rows(xmc_ova *h, int64_t l0, int64_t l1, const float *in, xmc_error *err);
 
 const xmc_ova_config *xmc_ova_get_config(const xmc_ova *h);
 /* Bytes of weights + optimizer state + per-thread scratch. */
 size_t xmc_ova_bytes(const xmc_ova *h);
+/* The parts of xmc_ova_bytes: W; optimizer state (SGDM momentum in W's
+ * dtype, or Adam's two fp32 moments); step scratch (all threads). */
+size_t xmc_ova_param_bytes(const xmc_ova *h);
+size_t xmc_ova_state_bytes(const xmc_ova *h);
+size_t xmc_ova_scratch_bytes(const xmc_ova *h);
+/* Train steps taken (saved with the head). */
+int64_t xmc_ova_steps(const xmc_ova *h);
+
+/* Re-size the step scratch for a new max_batch and the current thread
+ * count (xmc_get_threads(); scratch is sized for the thread count at
+ * create/load/reserve, and later calls use at most that many threads).
+ * Allocates: call between steps, e.g. after load for a larger predict
+ * batch. On failure the head keeps its old scratch. */
+int xmc_ova_reserve(xmc_ova *h, int max_batch, xmc_error *err);
 
 /* Serialise weights and optimizer state (for bit-identical resume) into a
  * stream / read them back. Format: magic, version, config, CRC-32. */

@@ -6,6 +6,23 @@
 #include <cpuid.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* Linux asks a process to request the AMX tile-data state before use
+ * (arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), kernel >= 5.16);
+ * without it the first tile instruction faults. */
+#define XMC_ARCH_REQ_XCOMP_PERM 0x1023
+#define XMC_XFEATURE_XTILEDATA 18
+
+static int amx_permitted(void)
+{
+#ifdef SYS_arch_prctl
+    return syscall(SYS_arch_prctl, XMC_ARCH_REQ_XCOMP_PERM, XMC_XFEATURE_XTILEDATA) == 0;
+#else
+    return 0;
+#endif
+}
 
 static unsigned hw_cache, cur_cache;
 static int hw_done, cur_done;
@@ -33,8 +50,12 @@ unsigned xmc_cpu_features_hw(void)
                 f |= XMC_CPU_AVX2;
             if ((f & XMC_CPU_AVX2) && f512 && dq && bw && vl && zmm)
                 f |= XMC_CPU_AVX512;
+            /* AMX-BF16 (EDX bit 22) + AMX-TILE (bit 24); XCR0 bits 17-18 */
+            int amx = ((d >> 22) & 1) && ((d >> 24) & 1) && ((xcr0 >> 17) & 3) == 3;
             if ((f & XMC_CPU_AVX512) && __get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 5) & 1))
                 f |= XMC_CPU_AVX512BF16;
+            if ((f & XMC_CPU_AVX512BF16) && amx && amx_permitted())
+                f |= XMC_CPU_AMXBF16;
         }
     }
     hw_cache = f;
@@ -54,6 +75,8 @@ unsigned xmc_cpu_features(void)
         f &= XMC_CPU_AVX2;
     else if (k && !strcmp(k, "avx512"))
         f &= XMC_CPU_AVX2 | XMC_CPU_AVX512;
+    else if (k && !strcmp(k, "avx512bf16"))
+        f &= XMC_CPU_AVX2 | XMC_CPU_AVX512 | XMC_CPU_AVX512BF16;
     cur_cache = f;
     cur_done = 1;
     return f;
@@ -64,6 +87,8 @@ void xmc_cpu_refresh(void) { cur_done = 0; }
 const char *xmc_cpu_level_name(void)
 {
     unsigned f = xmc_cpu_features();
+    if (f & XMC_CPU_AMXBF16)
+        return "amx";
     if (f & XMC_CPU_AVX512BF16)
         return "avx512bf16";
     if (f & XMC_CPU_AVX512)

@@ -1,0 +1,199 @@
+/* xmc encoder: maps a batch of dataset rows to embeddings E (B x d) that the
+ * one-vs-all head scores, and back-propagates dE into its parameters.
+ *
+ * Built-in kinds (src/encoder/):
+ *   "sparse"  rows of X (L2-normalised) -> Z1 = X W1 + b1 -> act -> optional
+ *             second layer act(Z W2 + b2) -> optional bottleneck P (h -> b).
+ *             W1 (F x h) is a sparse-row table: a step touches only the rows
+ *             of features present in the batch.
+ *   "bag"     text -> lower-cased word unigrams + bigrams hashed into
+ *             n_buckets -> mean of embedding rows (fastText-style embedding
+ *             bag, table n_buckets x h) -> act -> linear h x h + bias ->
+ *             optional bottleneck.
+ * Transformers (the BERT engineer's module) plug in through the same ops.
+ *
+ * Parameters follow llm.c's layout: every dense tensor lives in ONE float
+ * buffer `params` (grads and AdamW moments share its layout, so AdamW is one
+ * loop over a flat buffer and an MPI allreduce is one call); the name, shape
+ * and weight-decay flag of each tensor sit in one table `tensors`. Embedding
+ * tables too large for dense updates are `tables`: after backward each holds
+ * the list of touched rows and their compact gradients, updated lazily
+ * (optim.h, xmc_sparse_adam_step).
+ *
+ * Threading: forward/backward parallelise over the batch with OpenMP and the
+ * GEMMs use OpenBLAS (same pool). An encoder is not re-entrant: one
+ * forward/backward pair at a time (activations are cached between them).
+ *
+ * Memory: all per-step scratch (activations for max_batch rows, touched-row
+ * buffers) is allocated at create; forward/backward never allocate.
+ */
+#ifndef XMC_ENCODER_H
+#define XMC_ENCODER_H
+
+#include "xmc/core.h"
+#include "xmc/data.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define XMC_ENC_NAME_MAX 48
+
+#define XMC_ENC_DEFAULT_HIDDEN 512
+#define XMC_ENC_MIN_HIDDEN 1
+#define XMC_ENC_MAX_HIDDEN 65536
+#define XMC_ENC_DEFAULT_BUCKETS (1 << 20) /* bag: hash buckets */
+#define XMC_ENC_DEFAULT_DROPOUT 0.2f
+
+typedef enum xmc_act { XMC_ACT_RELU = 0, XMC_ACT_GELU = 1 } xmc_act;
+
+typedef struct xmc_encoder_config {
+    char kind[16];      /* "sparse", "bag" (or a plugged-in kind) */
+    int64_t n_inputs;   /* sparse: F (features); bag: hash buckets */
+    int hidden;         /* h */
+    int layers;         /* 1 or 2 (second dense layer h x h) */
+    int bottleneck;     /* b: linear h -> b without bias; 0 = none */
+    xmc_act act;        /* activation after each layer */
+    float dropout;      /* on the output embedding while training, [0, 1) */
+    int max_batch;      /* largest B passed to forward */
+    uint64_t seed;      /* initialisation and dropout masks */
+    float init_std;     /* 0 = 1/sqrt(fan_in) style default (see sparse.c) */
+    char extra[256];    /* kind-specific (e.g. a BERT checkpoint dir); "" */
+} xmc_encoder_config;
+
+/* One dense tensor inside the flat buffer. */
+typedef struct xmc_tensor_info {
+    char name[XMC_ENC_NAME_MAX];
+    int64_t rows, cols;
+    int64_t offset; /* in floats, into params/grads */
+    int no_decay;   /* 1 for biases / norms: AdamW skips weight decay */
+} xmc_tensor_info;
+
+/* An embedding table updated by rows. After backward, rows touched[0..n)
+ * (unique, ascending) have gradients grad[i*cols .. (i+1)*cols). */
+typedef struct xmc_sparse_table {
+    char name[XMC_ENC_NAME_MAX];
+    float *w;           /* (rows, cols) */
+    int64_t rows;
+    int64_t cols;
+    int64_t max_touched; /* capacity of touched/grad */
+    int64_t n_touched;
+    int32_t *touched;   /* (max_touched) */
+    float *grad;        /* (max_touched, cols) */
+} xmc_sparse_table;
+
+/* Inputs of one dataset converted once for an encoder (normalised features,
+ * hashed n-grams, token ids...), never re-derived per epoch. */
+typedef struct xmc_enc_data {
+    int64_t n;       /* rows */
+    xmc_csr *ids;    /* n x n_inputs: feature / bucket / token ids + weights */
+    void *impl;      /* kind-specific extra (may be NULL) */
+    void (*impl_free)(void *impl);
+} xmc_enc_data;
+
+typedef struct xmc_encoder xmc_encoder;
+
+/* What a kind implements. `declare` registers tensors and tables with
+ * xmc_encoder_add_dense / xmc_encoder_add_table (shapes only); the framework
+ * then allocates one buffer and calls `init`, where the kind points its own
+ * struct at xmc_encoder_dense(e, i) and initialises from its seed. forward
+ * writes H (B x base_dim) and caches what backward needs; backward takes dH
+ * (may be overwritten) and ADDS into grads / fills the tables' touched rows.
+ * The bottleneck and dropout are applied by the framework after forward. */
+typedef struct xmc_encoder_ops {
+    const char *kind;
+    int (*declare)(xmc_encoder *e, xmc_error *err);
+    int (*init)(xmc_encoder *e, int fresh, xmc_error *err);
+    int (*prepare)(const xmc_encoder *e, const xmc_dataset *ds, xmc_enc_data **out,
+                   xmc_error *err);
+    int (*forward)(xmc_encoder *e, const xmc_enc_data *d, const int64_t *rows, int B,
+                   int train, float *H, xmc_error *err);
+    int (*backward)(xmc_encoder *e, float *dH, int B, xmc_error *err);
+    void (*destroy)(xmc_encoder *e); /* frees impl only */
+} xmc_encoder_ops;
+
+struct xmc_encoder {
+    const xmc_encoder_ops *ops;
+    xmc_encoder_config cfg;
+    int base_dim;        /* output width of the kind (h), set by declare */
+    int dim;             /* d: base_dim, or the bottleneck b */
+    float *params;       /* (n_params) all dense tensors */
+    float *grads;        /* (n_params) */
+    int64_t n_params;
+    xmc_tensor_info *tensors;
+    int n_tensors, cap_tensors;
+    xmc_sparse_table *tables;
+    int n_tables, cap_tables;
+    int bottleneck_tensor; /* index of P (b x h), -1 without */
+    uint64_t step;       /* forward calls in training mode (dropout stream) */
+    void *impl;          /* the kind's state */
+    void *fw;            /* framework scratch (bottleneck, dropout) */
+};
+
+/* Register a kind (built-ins are registered already). Not thread-safe; call
+ * before creating encoders. At most 16 kinds. */
+int xmc_encoder_register(const xmc_encoder_ops *ops, xmc_error *err);
+const xmc_encoder_ops *xmc_encoder_find(const char *kind);
+
+void xmc_encoder_config_default(xmc_encoder_config *c, const char *kind);
+
+/* Create an encoder and initialise its parameters from cfg->seed. Free with
+ * xmc_encoder_free. */
+int xmc_encoder_create(const xmc_encoder_config *cfg, xmc_encoder **out, xmc_error *err);
+void xmc_encoder_free(xmc_encoder *e);
+
+/* For kinds' declare: returns the tensor/table index or -1 (err set). */
+int xmc_encoder_add_dense(xmc_encoder *e, const char *name, int64_t rows, int64_t cols,
+                          int no_decay, xmc_error *err);
+int xmc_encoder_add_table(xmc_encoder *e, const char *name, int64_t rows, int64_t cols,
+                          int64_t max_touched, xmc_error *err);
+static inline float *xmc_encoder_dense(const xmc_encoder *e, int i)
+{
+    return e->params + e->tensors[i].offset;
+}
+static inline float *xmc_encoder_dense_grad(const xmc_encoder *e, int i)
+{
+    return e->grads + e->tensors[i].offset;
+}
+
+/* Convert a dataset for this encoder (free with xmc_enc_data_free). Fails
+ * with XMC_EINVAL if the dataset lacks what the kind needs (features /
+ * texts). Columns of d->ids index the encoder's tables (ids >= n_inputs are
+ * dropped, e.g. test features unseen in training). Also grows the tables'
+ * touched-row capacity to max_batch x the longest row, so later steps never
+ * allocate. */
+int xmc_encoder_prepare(xmc_encoder *e, const xmc_dataset *ds, xmc_enc_data **out,
+                        xmc_error *err);
+void xmc_enc_data_free(xmc_enc_data *d);
+size_t xmc_enc_data_bytes(const xmc_enc_data *d);
+
+/* E (B x dim) for rows rows[0..B) of d (rows == NULL: 0..B-1). train=1 applies
+ * dropout and caches activations for backward. Does not allocate. */
+int xmc_encoder_forward(xmc_encoder *e, const xmc_enc_data *d, const int64_t *rows, int B,
+                        int train, float *E, xmc_error *err);
+/* Zero dense grads and table touched lists (call before backward). */
+void xmc_encoder_zero_grad(xmc_encoder *e);
+/* Back-propagate dE (B x dim, overwritten) from the last train forward:
+ * dense grads are accumulated, table gradients filled. Does not allocate. */
+int xmc_encoder_backward(xmc_encoder *e, float *dE, int B, xmc_error *err);
+
+/* Parameter counts: dense floats + table floats. */
+int64_t xmc_encoder_param_count(const xmc_encoder *e);
+/* Bytes of parameters, grads and scratch (not optimizer state). */
+size_t xmc_encoder_bytes(const xmc_encoder *e);
+
+/* Serialise parameters (config, tensor table, values; magic, version,
+ * CRC-32) / read them back into a new encoder. */
+int xmc_encoder_save(const xmc_encoder *e, FILE *f, const char *path, xmc_error *err);
+int xmc_encoder_load(FILE *f, const char *path, xmc_encoder **out, xmc_error *err);
+
+/* bag: the tokenisation used by prepare, exposed for tests and --text:
+ * writes up to max bucket ids of the unigrams and bigrams of `text`
+ * (lower-cased with utf8proc, words = runs of letters/digits) and returns
+ * how many n-grams there were (may exceed max). */
+int64_t xmc_bag_hash_text(const char *text, int64_t n_buckets, int32_t *ids, int64_t max);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

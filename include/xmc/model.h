@@ -1,0 +1,149 @@
+/* xmc model: the Renee recipe end to end (Jain et al., "Renee: End-to-end
+ * training of extreme classification models", MLSys 2023) — an encoder
+ * (encoder.h) trained jointly with a one-vs-all head over ALL labels
+ * (head.h), the model directory, training with checkpoints and bit-identical
+ * resume, and exact top-k prediction.
+ *
+ * One training step (Renee sec. 3): E = encoder(x_batch) -> fused head pass
+ * (updates W in place, returns dE) -> encoder backward -> AdamW (dense) +
+ * lazy Adam (embedding tables). Learning rates follow linear warm-up then
+ * cosine decay, one schedule per group (classifier lr1, encoder lr2).
+ * Batches come from a permutation drawn per epoch from (seed, epoch), and
+ * dropout masks from (seed, step), so a run resumed from an epoch checkpoint
+ * continues bit-identically (same seed and thread count).
+ *
+ * Model directory (docs/renee.md):
+ *   config.json        readable config, written LAST (the manifest): recipe,
+ *                      encoder, dims, label count, hyper-parameters, seed,
+ *                      data specs, epochs done, and the weight files below
+ *   encoder-eN.bin     encoder weights (magic, version, shapes, CRC-32)
+ *   head-eN.bin        classifier weights + its optimizer state (head.h)
+ *   optim-eN.bin       encoder optimizer moments (optim.h)
+ *   labels.txt         label names, one per line, when the data had them
+ * Each checkpoint writes new -eN files, then replaces config.json
+ * atomically, then removes the previous epoch's files: an interrupted run
+ * always leaves a consistent directory.
+ *
+ * Memory: parameters + optimizer state + per-step scratch sized at create
+ * (no allocation inside a step; a test counts them) + the prepared data.
+ */
+#ifndef XMC_MODEL_H
+#define XMC_MODEL_H
+
+#include "xmc/core.h"
+#include "xmc/data.h"
+#include "xmc/encoder.h"
+#include "xmc/head.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define XMC_MODEL_CONFIG "config.json"
+#define XMC_MODEL_FORMAT_VERSION 1
+
+#define XMC_TRAIN_DEFAULT_EPOCHS 20
+#define XMC_TRAIN_DEFAULT_BATCH 128
+#define XMC_TRAIN_MAX_BATCH 8192
+#define XMC_TRAIN_DEFAULT_LR1 0.05f  /* classifier SGD-momentum (sum reduction) */
+#define XMC_TRAIN_DEFAULT_LR2 0.002f /* encoder AdamW */
+#define XMC_TRAIN_DEFAULT_WD1 0.0f
+#define XMC_TRAIN_DEFAULT_WD2 0.01f
+#define XMC_TRAIN_DEFAULT_DROPOUT 0.4f /* tuned on bibtex (docs/renee.md) */
+
+typedef struct xmc_train_config {
+    char recipe[16];     /* "renee" */
+    char encoder[16];    /* "sparse", "bag", or "" = auto (sparse with features) */
+    int dim;             /* encoder width h */
+    int bottleneck;      /* b (0 = none) */
+    int layers;          /* encoder dense layers (1 or 2) */
+    xmc_act act;
+    float dropout;
+    int64_t buckets;     /* bag: hash buckets */
+    int epochs;
+    int batch;
+    float lr1, lr2;      /* classifier / encoder peak learning rates */
+    float wd1, wd2;
+    float momentum;      /* classifier SGDM */
+    xmc_head_opt head_opt;
+    xmc_loss loss;
+    int bf16;            /* classifier weights in bf16 */
+    float warmup;        /* fraction of all steps spent warming up */
+    int threads;         /* 0 = leave as is */
+    uint64_t seed;
+    int eval_every;      /* test metrics every E epochs (0 = only at the end) */
+    int loss_every;      /* steps between loss samples */
+    int stop_after;      /* stop this invocation after N epochs (0 = run all) */
+    int64_t max_steps;   /* stop after this many steps in total (0 = no cap) */
+    char train_spec[1024];
+    char test_spec[1024];
+} xmc_train_config;
+
+void xmc_train_config_default(xmc_train_config *c);
+
+typedef struct xmc_model xmc_model;
+
+/* A fresh model for `train` (encoder auto-picked when cfg->encoder is ""),
+ * ready to train. Free with xmc_model_free. */
+int xmc_model_create(const xmc_train_config *cfg, const xmc_dataset *train, xmc_model **out,
+                     xmc_error *err);
+void xmc_model_free(xmc_model *m);
+
+/* Load DIR. with_state = 1 also loads the optimizer state and allocates
+ * training scratch (for resume); 0 loads weights only (predict). */
+int xmc_model_load(const char *dir, int with_state, xmc_model **out, xmc_error *err);
+/* Checkpoint into DIR (created if missing), as described above. */
+int xmc_model_save(const xmc_model *m, const char *dir, xmc_error *err);
+
+/* Train until cfg.epochs (continuing from the epochs already done), with
+ * a checkpoint into dir (may be NULL) after every epoch and test metrics
+ * when test != NULL. Progress and the per-epoch lines go to xmc_log. */
+int xmc_model_train(xmc_model *m, const xmc_dataset *train, const xmc_dataset *test,
+                    const char *dir, xmc_error *err);
+
+/* Convert a dataset for this model's encoder (free with xmc_enc_data_free). */
+int xmc_model_prepare(xmc_model *m, const xmc_dataset *ds, xmc_enc_data **out, xmc_error *err);
+/* One training step on rows[0..B) of (d, Y). loss_out (may be NULL) gets
+ * the summed loss of the batch. Does not allocate. */
+int xmc_model_step(xmc_model *m, const xmc_enc_data *d, const xmc_csr *Y, const int64_t *rows,
+                   int B, double *loss_out, xmc_error *err);
+
+/* Exact top-k for rows [0, d->n): labels and scores are (n x k), best first,
+ * label -1 where fewer than k labels exist. */
+int xmc_model_topk(xmc_model *m, const xmc_enc_data *d, int k, int32_t *labels, float *scores,
+                   xmc_error *err);
+/* Top-k of a dataset as an N x L score matrix (the prediction file format;
+ * write with xmc_csr_write_text). Free with xmc_csr_free. */
+int xmc_model_predict(xmc_model *m, const xmc_dataset *ds, int k, xmc_csr **out,
+                      xmc_error *err);
+
+typedef struct xmc_model_stats {
+    int64_t n_labels, n_inputs;
+    int dim;                     /* embedding width the head sees */
+    int64_t encoder_params, head_params;
+    size_t encoder_bytes, head_bytes; /* parameters */
+    size_t optim_bytes;          /* optimizer state (encoder + head) */
+    size_t scratch_bytes;        /* activations / per-step scratch */
+    int epochs_done;
+    int64_t steps_done;
+} xmc_model_stats;
+
+void xmc_model_get_stats(const xmc_model *m, xmc_model_stats *s);
+const xmc_train_config *xmc_model_config(const xmc_model *m);
+/* Label names (L lines) or NULL when the training data had none. */
+const xmc_texts *xmc_model_label_names(const xmc_model *m);
+const xmc_encoder *xmc_model_encoder(const xmc_model *m);
+const xmc_ova *xmc_model_head(const xmc_model *m);
+/* The config.json text of a model directory (free with xmc_free). */
+int xmc_model_read_config_text(const char *dir, char **text, xmc_error *err);
+
+/* The whole `xmc train`: load cfg->train_spec (and test_spec, mapped with
+ * the training label vocabulary), create or resume (resume = 1: continue
+ * from dir's last checkpoint with its saved config; epochs/stop_after/
+ * max_steps/eval_every/threads from cfg), train, checkpoint into dir. */
+int xmc_train_run(const xmc_train_config *cfg, const char *dir, int resume, xmc_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

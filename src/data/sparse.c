@@ -1,0 +1,644 @@
+/* Readers and writers of the sparse text formats: the XC repository data
+ * file ("N F L" + "l1,l2 f:v ..." rows), the sparse matrix text format
+ * ("N C" + "c:v ..." rows; X_Y, X_Xf and score matrices) and split files.
+ *
+ * Algorithm (reading): the whole body is in memory (mmap or inflated), cut
+ * into chunks at line boundaries. Pass 1 counts, per chunk, lines, ':' and
+ * ',' bytes — upper bounds on rows, features and labels — so the output
+ * arrays are allocated once, exactly for well-formed input. Pass 2 parses
+ * each chunk straight into its slice of those arrays (rows and entries are
+ * offset by the prefix sums of pass 1); a sequential pass then closes the
+ * gaps left by rows with fewer labels than the bound and prefix-sums indptr.
+ * Each chunk records its first error; the earliest chunk's error is
+ * reported, so the message is the same whatever the thread count.
+ *
+ * Memory: the input (mapped or heap) + the output CSR arrays; O(chunks) extra.
+ * Threading: OpenMP over chunks, dynamic schedule; chunks write disjoint
+ * slices, so the only lock is the named critical section around progress.
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/internal.h"
+
+#define MIN_CHUNK (256u << 10)
+
+typedef struct chunk {
+    const char *b, *e;
+    int64_t lines, colons, commas;
+    int64_t row0, ent0, lab0; /* prefix sums: first row, entry slot, label slot */
+    int64_t nent, nlab;       /* actually written */
+    xmc_error err;
+} chunk;
+
+static inline int is_ws(char c) { return c == ' ' || c == '\t'; }
+
+static void count_chunk(chunk *c)
+{
+    int64_t nl = 0, co = 0, cm = 0;
+    for (const char *p = c->b; p < c->e; p++) {
+        nl += *p == '\n';
+        co += *p == ':';
+        cm += *p == ',';
+    }
+    if (c->e > c->b && c->e[-1] != '\n')
+        nl++; /* last line without '\n' */
+    c->lines = nl;
+    c->colons = co;
+    c->commas = cm;
+}
+
+typedef struct pair {
+    int32_t i;
+    float v;
+} pair;
+
+static int pair_cmp(const void *a, const void *b)
+{
+    int32_t x = ((const pair *)a)->i, y = ((const pair *)b)->i;
+    return (x > y) - (x < y);
+}
+
+static void sort_i32(int32_t *a, int64_t n)
+{
+    for (int64_t i = 1; i < n; i++) { /* label lists are short */
+        int32_t v = a[i];
+        int64_t j = i - 1;
+        while (j >= 0 && a[j] > v) {
+            a[j + 1] = a[j];
+            j--;
+        }
+        a[j + 1] = v;
+    }
+}
+
+/* Sort a row's (index, value) pairs in place: indices and values are two
+ * arrays, so use a small scratch of pairs. Returns 0 on a duplicate. */
+static int sort_row(int32_t *idx, float *val, int64_t n, pair **scratch, int64_t *cap,
+                    int32_t *dup)
+{
+    int sorted = 1;
+    for (int64_t k = 1; k < n; k++)
+        if (idx[k] <= idx[k - 1]) {
+            sorted = 0;
+            break;
+        }
+    if (sorted)
+        return 1;
+    if (n > *cap) {
+        pair *s = xmc_realloc(*scratch, (size_t)n * sizeof(pair));
+        if (!s)
+            return -1;
+        *scratch = s;
+        *cap = n;
+    }
+    pair *s = *scratch;
+    for (int64_t k = 0; k < n; k++)
+        s[k] = (pair){idx[k], val[k]};
+    qsort(s, (size_t)n, sizeof(pair), pair_cmp);
+    for (int64_t k = 0; k < n; k++) {
+        if (k > 0 && s[k].i == s[k - 1].i) {
+            *dup = s[k].i;
+            return 0;
+        }
+        idx[k] = s[k].i;
+        val[k] = s[k].v;
+    }
+    return 1;
+}
+
+typedef struct job {
+    const char *path;
+    int mode;
+    int64_t ncols, nlabels;
+    long first_line;
+    xmc_csr *X, *Y;
+} job;
+
+/* Files this large report progress (MiB parsed) as chunks finish. */
+#define PROGRESS_BYTES ((size_t)64 << 20)
+
+#define FAIL(c, ln, ...)                                                                 \
+    do {                                                                                 \
+        XMC_ERR(&(c)->err, XMC_EFORMAT, j->path, (ln), __VA_ARGS__);                     \
+        goto done;                                                                       \
+    } while (0)
+
+static void parse_chunk(const job *j, chunk *c)
+{
+    int64_t row = c->row0, ent = c->ent0, lab = c->lab0;
+    int32_t *xi = j->X->indices, *yi = j->Y ? j->Y->indices : NULL;
+    float *xv = j->X->values;
+    pair *scratch = NULL;
+    int64_t cap = 0;
+    const char *p = c->b;
+    while (p < c->e) {
+        long ln = j->first_line + (long)row;
+        const char *le = memchr(p, '\n', (size_t)(c->e - p));
+        const char *next = le ? le + 1 : c->e;
+        if (!le)
+            le = c->e;
+        if (le > p && le[-1] == '\r')
+            le--;
+        const char *q = p;
+        if (j->mode == XMC_SP_XC) {
+            /* Labels: the first token, unless the row starts with a space
+             * (no labels) or the token is already a feature (has ':'). */
+            const char *te = q;
+            while (te < le && !is_ws(*te))
+                te++;
+            if (te > q && !memchr(q, ':', (size_t)(te - q))) {
+                int64_t l0 = lab;
+                while (q < te) {
+                    int64_t v;
+                    const char *r = xmc_parse_uint(q, te, &v);
+                    if (!r || (r < te && *r != ','))
+                        FAIL(c, ln, "expected a label id (0-based integer), found %s",
+                             xmc_excerpt(q, te));
+                    if (v >= j->nlabels)
+                        FAIL(c, ln, "label id %lld out of range: header says L = %lld",
+                             (long long)v, (long long)j->nlabels);
+                    yi[lab++] = (int32_t)v;
+                    q = r;
+                    if (q < te) {
+                        q++; /* ',' */
+                        if (q == te)
+                            FAIL(c, ln, "expected a label id after ',', found %s",
+                                 xmc_excerpt(q, le));
+                    }
+                }
+                sort_i32(yi + l0, lab - l0);
+                for (int64_t k = l0 + 1; k < lab; k++)
+                    if (yi[k] == yi[k - 1])
+                        FAIL(c, ln, "duplicate label id %d", yi[k]);
+                j->Y->indptr[row + 1] = lab - l0;
+            }
+        }
+        int64_t e0 = ent;
+        int32_t prev = -1;
+        int unsorted = 0;
+        for (;;) {
+            while (q < le && is_ws(*q))
+                q++;
+            if (q >= le)
+                break;
+            int64_t id;
+            const char *r = xmc_parse_uint(q, le, &id);
+            if (!r || r >= le || *r != ':')
+                FAIL(c, ln, "expected 'index:value', found %s", xmc_excerpt(q, le));
+            if (id >= j->ncols)
+                FAIL(c, ln, "%s id %lld out of range: header says %lld",
+                     j->mode == XMC_SP_XC ? "feature" : "column", (long long)id,
+                     (long long)j->ncols);
+            float v;
+            const char *ve = xmc_parse_float(r + 1, le, &v);
+            if (!ve || (ve < le && !is_ws(*ve))) {
+                ve = r + 1;
+                while (ve < le && !is_ws(*ve))
+                    ve++;
+                FAIL(c, ln, "expected a finite number after '%lld:', found %s", (long long)id,
+                     xmc_excerpt(r + 1, ve));
+            }
+            if ((int32_t)id <= prev) {
+                if (j->mode == XMC_SP_XC) {
+                    if ((int32_t)id == prev)
+                        FAIL(c, ln, "duplicate feature id %lld", (long long)id);
+                    FAIL(c, ln, "feature ids must increase: %lld after %d", (long long)id,
+                         prev);
+                }
+                unsorted = 1;
+            }
+            prev = (int32_t)id;
+            xi[ent] = (int32_t)id;
+            xv[ent] = v;
+            ent++;
+            q = ve;
+        }
+        if (unsorted) {
+            int32_t dup = 0;
+            int s = sort_row(xi + e0, xv + e0, ent - e0, &scratch, &cap, &dup);
+            if (s < 0) {
+                XMC_ERR(&c->err, XMC_ENOMEM, j->path, ln, "out of memory");
+                goto done;
+            }
+            if (s == 0)
+                FAIL(c, ln, "duplicate column id %d", dup);
+        }
+        j->X->indptr[row + 1] = ent - e0;
+        row++;
+        p = next;
+    }
+done:
+    c->nent = ent - c->ent0;
+    c->nlab = lab - c->lab0;
+    xmc_free(scratch);
+}
+
+#undef FAIL
+
+/* Close the gaps between chunk slices and turn per-row counts into indptr. */
+static void compact(xmc_csr *m, chunk *ch, int nch, int use_lab)
+{
+    int64_t w = 0;
+    for (int i = 0; i < nch; i++) {
+        int64_t s = use_lab ? ch[i].lab0 : ch[i].ent0, n = use_lab ? ch[i].nlab : ch[i].nent;
+        if (s != w && n > 0) {
+            memmove(m->indices + w, m->indices + s, (size_t)n * sizeof(int32_t));
+            if (m->values)
+                memmove(m->values + w, m->values + s, (size_t)n * sizeof(float));
+        }
+        w += n;
+    }
+    m->indptr[0] = 0;
+    for (int64_t r = 0; r < m->nrows; r++)
+        m->indptr[r + 1] += m->indptr[r];
+}
+
+int xmc_sparse_parse(const char *path, const char *buf, size_t len, long first_line,
+                     int mode, int64_t nrows, int64_t ncols, int64_t nlabels, xmc_csr **X,
+                     xmc_csr **Y, xmc_error *err)
+{
+    *X = NULL;
+    if (Y)
+        *Y = NULL;
+    int nth = xmc_get_threads();
+    if (nth < 1)
+        nth = 1;
+    int nch = (int)(len / MIN_CHUNK) + 1;
+    if (nch > 8 * nth)
+        nch = 8 * nth;
+    chunk *ch = xmc_calloc((size_t)nch, sizeof *ch);
+    xmc_csr *x = NULL, *y = NULL;
+    int rc = XMC_OK;
+    if (!ch) {
+        rc = XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory");
+        goto out;
+    }
+    const char *end = buf + len, *p = buf;
+    for (int i = 0; i < nch; i++) {
+        ch[i].b = p;
+        const char *t = i == nch - 1 ? end : buf + (size_t)((double)len * (i + 1) / nch);
+        if (t < p)
+            t = p;
+        if (t < end && t > buf && t[-1] != '\n') {
+            const char *nl = memchr(t, '\n', (size_t)(end - t));
+            t = nl ? nl + 1 : end;
+        }
+        ch[i].e = t;
+        p = t;
+    }
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
+    for (int i = 0; i < nch; i++)
+        count_chunk(&ch[i]);
+    int64_t lines = 0, colons = 0, labs = 0;
+    for (int i = 0; i < nch; i++) {
+        ch[i].row0 = lines;
+        ch[i].ent0 = colons;
+        ch[i].lab0 = labs;
+        lines += ch[i].lines;
+        colons += ch[i].colons;
+        labs += ch[i].commas + ch[i].lines;
+    }
+    if (lines != nrows) {
+        if (lines < nrows)
+            rc = XMC_ERR(err, XMC_EFORMAT, path, first_line + (long)lines,
+                         "expected %lld rows as the header says, found %lld (truncated file?)",
+                         (long long)nrows, (long long)lines);
+        else
+            rc = XMC_ERR(err, XMC_EFORMAT, path, first_line + (long)nrows,
+                         "expected %lld rows as the header says, found %lld (extra rows)",
+                         (long long)nrows, (long long)lines);
+        goto out;
+    }
+    if ((rc = xmc_csr_create(&x, nrows, ncols, colons, 1, err)))
+        goto out;
+    if (mode == XMC_SP_XC && (rc = xmc_csr_create(&y, nrows, nlabels, labs, 1, err)))
+        goto out;
+    job j = {path, mode, ncols, nlabels, first_line, x, y};
+    xmc_progress prog;
+    int64_t done = 0;
+    if (len >= PROGRESS_BYTES) {
+        const char *base = strrchr(path, '/');
+        xmc_progress_start(&prog, base ? base + 1 : path, "MiB", (int64_t)(len >> 20));
+    }
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
+    for (int i = 0; i < nch; i++) {
+        parse_chunk(&j, &ch[i]);
+        if (len >= PROGRESS_BYTES) {
+#pragma omp critical(xmc_sparse_progress)
+            {
+                done += ch[i].e - ch[i].b;
+                xmc_progress_update(&prog, done >> 20, NULL);
+            }
+        }
+    }
+    if (len >= PROGRESS_BYTES)
+        xmc_progress_finish(&prog, NULL);
+    for (int i = 0; i < nch; i++)
+        if (ch[i].err.code) {
+            if (err && !err->code)
+                *err = ch[i].err;
+            rc = ch[i].err.code;
+            goto out;
+        }
+    compact(x, ch, nch, 0);
+    if (y) {
+        compact(y, ch, nch, 1);
+        int64_t nnz = xmc_csr_nnz(y);
+        for (int64_t k = 0; k < nnz; k++)
+            y->values[k] = 1.0f;
+    }
+    *X = x;
+    x = NULL;
+    if (Y) {
+        *Y = y;
+        y = NULL;
+    }
+out:
+    xmc_csr_free(x);
+    xmc_csr_free(y);
+    xmc_free(ch);
+    return rc;
+}
+
+/* Header: `nf` non-negative integers separated by blanks. Returns the body
+ * offset or sets err. */
+static int parse_header(const char *path, const char *buf, size_t len, int nf,
+                        const char *expect, int64_t *v, size_t *body, xmc_error *err)
+{
+    if (len == 0)
+        return XMC_ERR(err, XMC_EFORMAT, path, 1, "expected header '%s', found an empty file",
+                       expect);
+    const char *e = memchr(buf, '\n', len);
+    const char *le = e ? e : buf + len;
+    *body = e ? (size_t)(e + 1 - buf) : len;
+    if (le > buf && le[-1] == '\r')
+        le--;
+    const char *p = buf;
+    int n = 0;
+    for (;;) {
+        while (p < le && is_ws(*p))
+            p++;
+        if (p >= le)
+            break;
+        const char *t = p;
+        while (t < le && !is_ws(*t))
+            t++;
+        int64_t x;
+        const char *r = xmc_parse_uint(p, t, &x);
+        if (!r || r != t)
+            return XMC_ERR(err, XMC_EFORMAT, path, 1,
+                           "expected header '%s' (non-negative integers), found %s", expect,
+                           xmc_excerpt(buf, le));
+        if (n < nf)
+            v[n] = x;
+        n++;
+        p = t;
+    }
+    if (n != nf)
+        return XMC_ERR(err, XMC_EFORMAT, path, 1, "expected header '%s', got %d field%s%s",
+                       expect, n, n == 1 ? "" : "s",
+                       nf == 3 && n == 2
+                           ? " (a label-feature matrix? load it as DIR/PREFIX)"
+                           : "");
+    for (int i = 1; i < nf; i++)
+        if (v[i] > INT32_MAX)
+            return XMC_ERR(err, XMC_EFORMAT, path, 1,
+                           "header field %d = %lld exceeds the 32-bit id limit", i + 1,
+                           (long long)v[i]);
+    if (v[0] > (INT64_C(1) << 40))
+        return XMC_ERR(err, XMC_EFORMAT, path, 1, "header row count %lld is implausible",
+                       (long long)v[0]);
+    return XMC_OK;
+}
+
+int xmc_xc_read(const char *path, xmc_csr **X, xmc_csr **Y, xmc_error *err)
+{
+    *X = *Y = NULL;
+    xmc_inbuf b;
+    int rc = xmc_inbuf_open(&b, path, err);
+    if (rc)
+        return rc;
+    int64_t h[3];
+    size_t body;
+    rc = parse_header(path, b.data, b.len, 3, "N F L", h, &body, err);
+    if (rc == XMC_OK)
+        rc = xmc_sparse_parse(path, b.data + body, b.len - body, 2, XMC_SP_XC, h[0], h[1], h[2],
+                              X, Y, err);
+    xmc_inbuf_close(&b);
+    return rc;
+}
+
+int xmc_csr_read_text(const char *path, xmc_csr **out, xmc_error *err)
+{
+    *out = NULL;
+    xmc_inbuf b;
+    int rc = xmc_inbuf_open(&b, path, err);
+    if (rc)
+        return rc;
+    int64_t h[2];
+    size_t body;
+    rc = parse_header(path, b.data, b.len, 2, "N C", h, &body, err);
+    if (rc == XMC_OK)
+        rc = xmc_sparse_parse(path, b.data + body, b.len - body, 2, XMC_SP_SPARSE, h[0], h[1],
+                              0, out, NULL, err);
+    xmc_inbuf_close(&b);
+    return rc;
+}
+
+/* Writers. Formatting dominates (shortest exact float, parse.c), so rows are
+ * formatted in parallel into one buffer per thread, batch by batch, and the
+ * buffers written in row order: memory stays O(threads x batch). */
+#define WRITE_BATCH 8192 /* rows per thread per round */
+
+typedef struct fmtbuf {
+    char *p;
+    size_t len, cap;
+    int oom;
+} fmtbuf;
+
+static char *fb_room(fmtbuf *b, size_t need)
+{
+    if (b->len + need > b->cap) {
+        size_t c = b->cap ? b->cap : 1 << 16;
+        while (c < b->len + need)
+            c *= 2;
+        char *q = xmc_realloc(b->p, c);
+        if (!q) {
+            b->oom = 1;
+            return NULL;
+        }
+        b->p = q;
+        b->cap = c;
+    }
+    return b->p + b->len;
+}
+
+static size_t put_int(char *w, int64_t v)
+{
+    char t[24];
+    size_t n = 0;
+    do {
+        t[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        w[i] = t[n - 1 - i];
+    return n;
+}
+
+/* One row: XC labels of L (comma-separated) when L, then the "i:v" pairs of
+ * M (space-separated; after a space when L), then '\n'. */
+static void fmt_row(fmtbuf *b, const xmc_csr *L, const xmc_csr *M, int64_t r)
+{
+    if (L)
+        for (int64_t k = L->indptr[r]; k < L->indptr[r + 1]; k++) {
+            char *w = fb_room(b, 16);
+            if (!w)
+                return;
+            if (k > L->indptr[r])
+                *w++ = ',', b->len++;
+            b->len += put_int(w, L->indices[k]);
+        }
+    if (M)
+        for (int64_t k = M->indptr[r]; k < M->indptr[r + 1]; k++) {
+            char *w = fb_room(b, 48);
+            if (!w)
+                return;
+            char *w0 = w;
+            if (k > M->indptr[r] || L)
+                *w++ = ' ';
+            w += put_int(w, M->indices[k]);
+            *w++ = ':';
+            w += xmc_format_float(w, M->values ? M->values[k] : 1.0f);
+            b->len += (size_t)(w - w0);
+        }
+    char *w = fb_room(b, 1);
+    if (w)
+        *w = '\n', b->len++;
+}
+
+static int write_rows(xmc_outfile *o, const xmc_csr *L, const xmc_csr *M, int64_t nrows,
+                      xmc_error *err)
+{
+    int nth = xmc_get_threads();
+    if (nth < 1)
+        nth = 1;
+    fmtbuf *bufs = xmc_calloc((size_t)nth, sizeof *bufs);
+    if (!bufs)
+        return XMC_ERR(err, XMC_ENOMEM, o->path, 0, "out of memory");
+    int rc = XMC_OK;
+    for (int64_t r0 = 0; r0 < nrows && rc == XMC_OK; r0 += (int64_t)WRITE_BATCH * nth) {
+#pragma omp parallel for schedule(static, 1) num_threads(nth)
+        for (int t = 0; t < nth; t++) {
+            bufs[t].len = 0;
+            int64_t a = r0 + (int64_t)t * WRITE_BATCH, z = a + WRITE_BATCH;
+            for (int64_t r = a; r < z && r < nrows && !bufs[t].oom; r++)
+                fmt_row(&bufs[t], L, M, r);
+        }
+        for (int t = 0; t < nth; t++) {
+            if (bufs[t].oom) {
+                rc = XMC_ERR(err, XMC_ENOMEM, o->path, 0, "out of memory");
+                break;
+            }
+            if (bufs[t].len && fwrite(bufs[t].p, 1, bufs[t].len, o->fp) != bufs[t].len)
+                o->failed = 1;
+        }
+    }
+    for (int t = 0; t < nth; t++)
+        xmc_free(bufs[t].p);
+    xmc_free(bufs);
+    return rc;
+}
+
+int xmc_csr_write_text(const char *path, const xmc_csr *m, xmc_error *err)
+{
+    xmc_outfile o;
+    int rc = xmc_outfile_open(&o, path, err);
+    if (rc)
+        return rc;
+    fprintf(o.fp, "%lld %lld\n", (long long)m->nrows, (long long)m->ncols);
+    if ((rc = write_rows(&o, NULL, m, m->nrows, err))) {
+        xmc_outfile_abort(&o);
+        return rc;
+    }
+    return xmc_outfile_commit(&o, err);
+}
+
+int xmc_dataset_write_xc(const xmc_dataset *ds, const char *path, xmc_error *err)
+{
+    if (!ds->Y || (ds->X && ds->X->nrows != ds->Y->nrows))
+        return XMC_ERR(err, XMC_EINVAL, path, 0, "dataset needs Y (and X with as many rows)");
+    xmc_outfile o;
+    int rc = xmc_outfile_open(&o, path, err);
+    if (rc)
+        return rc;
+    const xmc_csr *Y = ds->Y, *X = ds->X;
+    fprintf(o.fp, "%lld %lld %lld\n", (long long)Y->nrows, (long long)(X ? X->ncols : 0),
+            (long long)Y->ncols);
+    if ((rc = write_rows(&o, Y, X, Y->nrows, err))) {
+        xmc_outfile_abort(&o);
+        return rc;
+    }
+    return xmc_outfile_commit(&o, err);
+}
+
+int xmc_split_read(const char *path, int64_t n_rows, int64_t **rows, int64_t *n,
+                   xmc_error *err)
+{
+    *rows = NULL;
+    *n = 0;
+    xmc_inbuf b;
+    int rc = xmc_inbuf_open(&b, path, err);
+    if (rc)
+        return rc;
+    int64_t cap = 1;
+    for (size_t i = 0; i < b.len; i++)
+        cap += b.data[i] == '\n';
+    int64_t *out = xmc_malloc((size_t)cap * sizeof *out), cnt = 0;
+    if (!out) {
+        rc = XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory");
+        goto done;
+    }
+    const char *p = b.data, *end = b.data + b.len;
+    long ln = 0;
+    while (p < end) {
+        ln++;
+        const char *le = memchr(p, '\n', (size_t)(end - p));
+        const char *next = le ? le + 1 : end;
+        if (!le)
+            le = end;
+        if (le > p && le[-1] == '\r')
+            le--;
+        const char *q = p;
+        while (q < le && is_ws(*q))
+            q++;
+        if (q < le) {
+            int64_t v;
+            const char *r = xmc_parse_uint(q, le, &v);
+            if (!r || (r < le && !is_ws(*r))) {
+                rc = XMC_ERR(err, XMC_EFORMAT, path, ln,
+                             "expected a 1-based row id in the first column, found %s",
+                             xmc_excerpt(q, le));
+                goto done;
+            }
+            if (v < 1 || v > n_rows) {
+                rc = XMC_ERR(err, XMC_EFORMAT, path, ln,
+                             "row id %lld out of range: the data has rows 1..%lld", (long long)v,
+                             (long long)n_rows);
+                goto done;
+            }
+            out[cnt++] = v - 1;
+        }
+        p = next;
+    }
+    *rows = out;
+    *n = cnt;
+    out = NULL;
+done:
+    xmc_free(out);
+    xmc_inbuf_close(&b);
+    return rc;
+}

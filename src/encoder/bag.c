@@ -1,0 +1,293 @@
+/* The "bag" encoder: fastText-style embedding bag over hashed word n-grams
+ * (Joulin et al., "Bag of Tricks for Efficient Text Classification", EACL
+ * 2017: unigrams + bigrams hashed into buckets, averaged embeddings).
+ *
+ *   ids  = hash(unigrams, bigrams of lower-cased words) mod n_buckets
+ *          (prepare, once per dataset: a CSR of unique ids with weight
+ *          count/total, so the weighted sum below IS the mean)
+ *   S    = sum_j w_j T[id_j]        T: n_buckets x h table, sparse rows
+ *   A    = act(S)
+ *   H    = A W + b                  W: h x h, b: h
+ *
+ * Words are maximal runs of Unicode letters/digits (utf8proc categories L*,
+ * N*), lower-cased code point by code point with utf8proc_tolower (no
+ * allocation per word); the hash is FNV-1a over the code points. Hashing,
+ * not a vocabulary, keeps the model size fixed and handles unseen words at
+ * test time, as fastText's -bucket. Memory: T (n_buckets x h) + touched-row
+ * gradients, S, A for max_batch rows, a slot map of n_buckets int32.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <utf8proc.h>
+
+#include "internal.h"
+
+typedef struct bag_impl {
+    int t_emb, d_w, d_b;
+    float *S, *A, *dA; /* (max_batch, h) */
+    int32_t *slot;     /* (n_buckets) */
+    const xmc_enc_data *last_d;
+    const int64_t *last_rows;
+    int last_B;
+} bag_impl;
+
+#define FNV_OFFSET 1469598103934665603ull
+#define FNV_PRIME 1099511628211ull
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+int64_t xmc_bag_hash_text(const char *text, int64_t n_buckets, int32_t *ids, int64_t max)
+{
+    const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)text;
+    int64_t n = 0;
+    uint64_t prev = 0, cur = FNV_OFFSET;
+    int have_prev = 0, in_word = 0;
+    for (;;) {
+        utf8proc_int32_t cp = 0;
+        utf8proc_ssize_t k = *p ? utf8proc_iterate(p, -1, &cp) : 0;
+        int end = k <= 0;
+        int word_char = 0;
+        if (!end) {
+            utf8proc_category_t cat = utf8proc_category(cp);
+            word_char = (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO) ||
+                        (cat >= UTF8PROC_CATEGORY_ND && cat <= UTF8PROC_CATEGORY_NO);
+        }
+        if (word_char) {
+            uint32_t lc = (uint32_t)utf8proc_tolower(cp);
+            for (int b = 0; b < 4; b++) {
+                cur ^= (lc >> (8 * b)) & 0xffu;
+                cur *= FNV_PRIME;
+            }
+            in_word = 1;
+        } else if (in_word) {
+            /* A word ended: emit its unigram and the bigram with the previous
+             * word (a different mix so "a b" never collides with a word by
+             * construction). */
+            uint64_t hu = mix64(cur);
+            if (n < max)
+                ids[n] = (int32_t)(hu % (uint64_t)n_buckets);
+            n++;
+            if (have_prev) {
+                uint64_t hb = mix64(prev * 0x9e3779b97f4a7c15ull + cur + 0x632be59bd9b4e019ull);
+                if (n < max)
+                    ids[n] = (int32_t)(hb % (uint64_t)n_buckets);
+                n++;
+            }
+            prev = cur;
+            have_prev = 1;
+            cur = FNV_OFFSET;
+            in_word = 0;
+        }
+        if (end)
+            break;
+        p += k;
+    }
+    return n;
+}
+
+static void bag_destroy(xmc_encoder *e)
+{
+    bag_impl *s = e->impl;
+    if (!s)
+        return;
+    xmc_free_aligned(s->S);
+    xmc_free_aligned(s->A);
+    xmc_free_aligned(s->dA);
+    xmc_free(s->slot);
+    xmc_free(s);
+    e->impl = NULL;
+}
+
+static int bag_declare(xmc_encoder *e, xmc_error *err)
+{
+    const xmc_encoder_config *c = &e->cfg;
+    if (c->n_inputs < 1 || c->n_inputs > INT32_MAX)
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "bag encoder: %lld buckets, expected [1, 2^31)",
+                       (long long)c->n_inputs);
+    bag_impl *s = xmc_calloc(1, sizeof *s);
+    if (!s)
+        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (bag encoder)");
+    e->impl = s;
+    const int h = c->hidden;
+    if ((s->t_emb = xmc_encoder_add_table(e, "bag.T", c->n_inputs, h, 1, err)) < 0 ||
+        (s->d_w = xmc_encoder_add_dense(e, "bag.W", h, h, 0, err)) < 0 ||
+        (s->d_b = xmc_encoder_add_dense(e, "bag.b", 1, h, 1, err)) < 0)
+        return err ? err->code : XMC_ENOMEM;
+    size_t nh = (size_t)c->max_batch * (size_t)h * sizeof(float);
+    s->S = xmc_malloc_aligned(nh);
+    s->A = xmc_malloc_aligned(nh);
+    s->dA = xmc_malloc_aligned(nh);
+    s->slot = xmc_malloc((size_t)c->n_inputs * sizeof(int32_t));
+    if (!s->S || !s->A || !s->dA || !s->slot)
+        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (bag encoder scratch)");
+    memset(s->slot, 0xff, (size_t)c->n_inputs * sizeof(int32_t));
+    e->base_dim = h;
+    return XMC_OK;
+}
+
+static int bag_init(xmc_encoder *e, int fresh, xmc_error *err)
+{
+    (void)err;
+    if (!fresh)
+        return XMC_OK;
+    bag_impl *s = e->impl;
+    const int h = e->cfg.hidden;
+    float std = e->cfg.init_std > 0 ? e->cfg.init_std : 1.0f / sqrtf((float)h);
+    xmc_sparse_table *t = &e->tables[s->t_emb];
+    enc_init_normal(t->w, t->rows * t->cols, std, e->cfg.seed, 201);
+    enc_init_normal(xmc_encoder_dense(e, s->d_w), (int64_t)h * h, 1.0f / sqrtf((float)h),
+                    e->cfg.seed, 202);
+    return XMC_OK;
+}
+
+static int cmp_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int bag_prepare(const xmc_encoder *e, const xmc_dataset *ds, xmc_enc_data **out,
+                       xmc_error *err)
+{
+    if (!ds->texts)
+        return XMC_ERR(err, XMC_EINVAL, ds->spec, 0,
+                       "the bag encoder needs point texts, and this dataset has none "
+                       "(use --encoder sparse for features)");
+    const xmc_texts *T = ds->texts;
+    const int64_t nb = e->cfg.n_inputs;
+    int rc = XMC_OK;
+    xmc_enc_data *d = xmc_calloc(1, sizeof *d);
+    int64_t cap = 1024;
+    int32_t *buf = xmc_malloc((size_t)cap * sizeof(int32_t));
+    int64_t *ptr = xmc_calloc((size_t)T->n + 1, sizeof(int64_t));
+    int32_t *all = NULL;
+    float *allv = NULL;
+    int64_t all_n = 0, all_cap = 0;
+    if (!d || !buf || !ptr) {
+        rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (hashing texts)");
+        goto done;
+    }
+    for (int64_t i = 0; i < T->n; i++) {
+        const char *s = xmc_texts_get(T, i);
+        int64_t k = xmc_bag_hash_text(s, nb, buf, cap);
+        if (k > cap) {
+            int32_t *nbuf = xmc_realloc(buf, (size_t)k * sizeof(int32_t));
+            if (!nbuf) {
+                rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (hashing texts)");
+                goto done;
+            }
+            buf = nbuf;
+            cap = k;
+            k = xmc_bag_hash_text(s, nb, buf, cap);
+        }
+        qsort(buf, (size_t)k, sizeof(int32_t), cmp_i32);
+        if (all_n + k > all_cap) {
+            int64_t nc = all_cap ? all_cap * 2 : 1 << 16;
+            while (nc < all_n + k)
+                nc *= 2;
+            int32_t *na = xmc_realloc(all, (size_t)nc * sizeof(int32_t));
+            if (na)
+                all = na;
+            float *nv = na ? xmc_realloc(allv, (size_t)nc * sizeof(float)) : NULL;
+            if (!na || !nv) {
+                rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (hashing texts)");
+                goto done;
+            }
+            allv = nv;
+            all_cap = nc;
+        }
+        /* Unique ids with weight count / k: the weighted sum is the mean. */
+        for (int64_t j = 0; j < k;) {
+            int64_t j2 = j;
+            while (j2 < k && buf[j2] == buf[j])
+                j2++;
+            all[all_n] = buf[j];
+            allv[all_n] = (float)(j2 - j) / (float)k;
+            all_n++;
+            j = j2;
+        }
+        ptr[i + 1] = all_n;
+    }
+    if ((rc = xmc_csr_create(&d->ids, T->n, nb, all_n, 1, err)) != XMC_OK)
+        goto done;
+    memcpy(d->ids->indptr, ptr, (size_t)(T->n + 1) * sizeof(int64_t));
+    if (all_n) {
+        memcpy(d->ids->indices, all, (size_t)all_n * sizeof(int32_t));
+        memcpy(d->ids->values, allv, (size_t)all_n * sizeof(float));
+    }
+    d->n = T->n;
+    *out = d;
+    d = NULL;
+done:
+    xmc_free(buf);
+    xmc_free(ptr);
+    xmc_free(all);
+    xmc_free(allv);
+    xmc_enc_data_free(d);
+    return rc;
+}
+
+static int bag_forward(xmc_encoder *e, const xmc_enc_data *d, const int64_t *rows, int B,
+                       int train, float *H, xmc_error *err)
+{
+    (void)err;
+    bag_impl *s = e->impl;
+    const int h = e->cfg.hidden;
+    enc_gather_rows(&e->tables[s->t_emb], d->ids, rows, B, s->S);
+    enc_act_forward(e->cfg.act, s->S, s->A, (int64_t)B * h);
+    const float *b = xmc_encoder_dense(e, s->d_b);
+    for (int i = 0; i < B; i++)
+        memcpy(H + (size_t)i * h, b, (size_t)h * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, h, h, 1.0f, s->A, h,
+                xmc_encoder_dense(e, s->d_w), h, 1.0f, H, h);
+    if (train) {
+        s->last_d = d;
+        s->last_rows = rows;
+        s->last_B = B;
+    }
+    return XMC_OK;
+}
+
+static int bag_backward(xmc_encoder *e, float *dH, int B, xmc_error *err)
+{
+    bag_impl *s = e->impl;
+    if (!s->last_d || s->last_B != B)
+        return XMC_ERR(err, XMC_ESTATE, NULL, 0, "bag encoder: backward without forward");
+    const int h = e->cfg.hidden;
+    float *db = xmc_encoder_dense_grad(e, s->d_b);
+    for (int i = 0; i < B; i++)
+        for (int c = 0; c < h; c++)
+            db[c] += dH[(size_t)i * h + c];
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, h, h, B, 1.0f, s->A, h, dH, h, 1.0f,
+                xmc_encoder_dense_grad(e, s->d_w), h);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, h, h, 1.0f, dH, h,
+                xmc_encoder_dense(e, s->d_w), h, 0.0f, s->dA, h);
+    enc_act_backward(e->cfg.act, s->S, s->dA, (int64_t)B * h);
+    xmc_sparse_table *t = &e->tables[s->t_emb];
+    int rc = enc_collect_touched(t, s->last_d->ids, s->last_rows, B, s->slot, err);
+    if (rc)
+        return rc;
+    enc_scatter_grad(t, s->last_d->ids, s->last_rows, B, s->dA, s->slot);
+    s->last_d = NULL;
+    return XMC_OK;
+}
+
+const xmc_encoder_ops xmc_enc_bag_ops = {
+    .kind = "bag",
+    .declare = bag_declare,
+    .init = bag_init,
+    .prepare = bag_prepare,
+    .forward = bag_forward,
+    .backward = bag_backward,
+    .destroy = bag_destroy,
+};

@@ -1,0 +1,695 @@
+/* Encoder framework: kind registry, the flat parameter buffer (llm.c's
+ * "one allocation + struct of pointers", with the name/shape table kept in
+ * one place), the shared parts of every encoder (dropout on the embedding,
+ * the optional bottleneck P: h -> b without bias, Renee sec. 4), sparse-row
+ * gather/scatter helpers, and save/load.
+ *
+ * Memory: params + grads (2 x dense floats), tables (rows x cols) plus their
+ * touched-row gradient buffers (max_touched x cols), and framework scratch
+ * for max_batch rows (H, dH, dropout mask: 3 x max_batch x h floats, only
+ * with a bottleneck / dropout). Nothing is allocated after prepare.
+ *
+ * Dropout masks come from the stream (seed, 2^32 + step), so they depend
+ * only on the seed and the step count: a resumed run draws the same masks.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "internal.h"
+
+#define MAX_KINDS 16
+#define ENC_MAGIC "XMCENC\0\1"
+#define ENC_VERSION 1u
+
+static const xmc_encoder_ops *kinds[MAX_KINDS] = {&xmc_enc_sparse_ops, &xmc_enc_bag_ops};
+static int n_kinds = 2;
+
+typedef struct fw_scratch {
+    float *H;    /* (max_batch, base_dim) encoder output before bottleneck */
+    float *dH;   /* (max_batch, base_dim) */
+    float *mask; /* (max_batch, base_dim) dropout scale 0 or 1/(1-p) */
+    int last_B;
+    int has_mask;
+} fw_scratch;
+
+int xmc_encoder_register(const xmc_encoder_ops *ops, xmc_error *err)
+{
+    if (!ops || !ops->kind || !ops->declare || !ops->init || !ops->prepare || !ops->forward ||
+        !ops->backward)
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "encoder kind: incomplete ops table");
+    for (int i = 0; i < n_kinds; i++)
+        if (!strcmp(kinds[i]->kind, ops->kind)) {
+            kinds[i] = ops;
+            return XMC_OK;
+        }
+    if (n_kinds >= MAX_KINDS)
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "too many encoder kinds (max %d)", MAX_KINDS);
+    kinds[n_kinds++] = ops;
+    return XMC_OK;
+}
+
+const xmc_encoder_ops *xmc_encoder_find(const char *kind)
+{
+    for (int i = 0; i < n_kinds; i++)
+        if (!strcmp(kinds[i]->kind, kind))
+            return kinds[i];
+    return NULL;
+}
+
+void xmc_encoder_config_default(xmc_encoder_config *c, const char *kind)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->kind, sizeof c->kind, "%s", kind ? kind : "sparse");
+    c->n_inputs = !strcmp(c->kind, "bag") ? XMC_ENC_DEFAULT_BUCKETS : 0;
+    c->hidden = XMC_ENC_DEFAULT_HIDDEN;
+    c->layers = 1;
+    c->act = XMC_ACT_RELU;
+    c->dropout = XMC_ENC_DEFAULT_DROPOUT;
+    c->max_batch = 256;
+    c->seed = 1;
+}
+
+int xmc_encoder_add_dense(xmc_encoder *e, const char *name, int64_t rows, int64_t cols,
+                          int no_decay, xmc_error *err)
+{
+    size_t n;
+    if (rows <= 0 || cols <= 0 || !xmc_mul_ok((size_t)rows, (size_t)cols, &n))
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "tensor %s: bad shape %lld x %lld", name,
+                       (long long)rows, (long long)cols),
+               -1;
+    if (e->n_tensors == e->cap_tensors) {
+        int cap = e->cap_tensors ? 2 * e->cap_tensors : 8;
+        void *p = xmc_realloc(e->tensors, (size_t)cap * sizeof *e->tensors);
+        if (!p)
+            return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (tensor table)"), -1;
+        e->tensors = p;
+        e->cap_tensors = cap;
+    }
+    xmc_tensor_info *t = &e->tensors[e->n_tensors];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->rows = rows;
+    t->cols = cols;
+    t->offset = e->n_params;
+    t->no_decay = no_decay;
+    e->n_params += (int64_t)n;
+    return e->n_tensors++;
+}
+
+int xmc_encoder_add_table(xmc_encoder *e, const char *name, int64_t rows, int64_t cols,
+                          int64_t max_touched, xmc_error *err)
+{
+    size_t n;
+    if (rows <= 0 || rows > INT32_MAX || cols <= 0 ||
+        !xmc_mul_ok((size_t)rows, (size_t)cols, &n))
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "table %s: bad shape %lld x %lld", name,
+                       (long long)rows, (long long)cols),
+               -1;
+    if (e->n_tables == e->cap_tables) {
+        int cap = e->cap_tables ? 2 * e->cap_tables : 4;
+        void *p = xmc_realloc(e->tables, (size_t)cap * sizeof *e->tables);
+        if (!p)
+            return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (table list)"), -1;
+        e->tables = p;
+        e->cap_tables = cap;
+    }
+    xmc_sparse_table *t = &e->tables[e->n_tables];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->rows = rows;
+    t->cols = cols;
+    if (max_touched > rows)
+        max_touched = rows;
+    if (max_touched < 1)
+        max_touched = 1;
+    t->w = xmc_malloc_aligned(n * sizeof(float));
+    t->touched = xmc_malloc((size_t)max_touched * sizeof(int32_t));
+    t->grad = xmc_malloc_aligned((size_t)max_touched * (size_t)cols * sizeof(float));
+    e->n_tables++; /* freed by xmc_encoder_free even when half-made */
+    if (!t->w || !t->touched || !t->grad)
+        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory for table %s (%lld x %lld)",
+                       name, (long long)rows, (long long)cols),
+               -1;
+    t->max_touched = max_touched;
+    return e->n_tables - 1;
+}
+
+void enc_init_normal(float *w, int64_t n, float std, uint64_t seed, uint64_t stream)
+{
+    xmc_rng r;
+    xmc_rng_seed(&r, seed, stream);
+    for (int64_t i = 0; i < n; i++)
+        w[i] = std * xmc_rng_normal(&r);
+}
+
+static int create_common(const xmc_encoder_config *cfg, int fresh, xmc_encoder **out,
+                         xmc_error *err)
+{
+    *out = NULL;
+    const xmc_encoder_ops *ops = xmc_encoder_find(cfg->kind);
+    if (!ops)
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0,
+                       "unknown encoder '%s' (expected sparse or bag)", cfg->kind);
+    if (cfg->hidden < XMC_ENC_MIN_HIDDEN || cfg->hidden > XMC_ENC_MAX_HIDDEN)
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "encoder dim %d out of range [%d, %d]",
+                       cfg->hidden, XMC_ENC_MIN_HIDDEN, XMC_ENC_MAX_HIDDEN);
+    if (cfg->bottleneck < 0 || cfg->bottleneck > XMC_ENC_MAX_HIDDEN)
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "bottleneck %d out of range", cfg->bottleneck);
+    if (!(cfg->dropout >= 0.0f && cfg->dropout < 1.0f))
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "dropout %g: expected [0, 1)",
+                       (double)cfg->dropout);
+    if (cfg->max_batch < 1)
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "max_batch %d: expected >= 1", cfg->max_batch);
+    if (cfg->layers < 1 || cfg->layers > 2)
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "layers %d: expected 1 or 2", cfg->layers);
+    if (cfg->act != XMC_ACT_RELU && cfg->act != XMC_ACT_GELU)
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "unknown activation %d", (int)cfg->act);
+
+    int rc = XMC_ENOMEM;
+    xmc_encoder *e = xmc_calloc(1, sizeof *e);
+    if (!e)
+        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (encoder)");
+    e->ops = ops;
+    e->cfg = *cfg;
+    e->bottleneck_tensor = -1;
+    if ((rc = ops->declare(e, err)) != XMC_OK)
+        goto fail;
+    if (e->base_dim < 1) {
+        rc = XMC_ERR(err, XMC_EINVAL, NULL, 0, "encoder %s declared no output", cfg->kind);
+        goto fail;
+    }
+    e->dim = e->base_dim;
+    if (cfg->bottleneck > 0) {
+        e->bottleneck_tensor =
+            xmc_encoder_add_dense(e, "bottleneck.P", cfg->bottleneck, e->base_dim, 0, err);
+        if (e->bottleneck_tensor < 0) {
+            rc = err ? err->code : XMC_EINVAL;
+            goto fail;
+        }
+        e->dim = cfg->bottleneck;
+    }
+    size_t nb = (size_t)(e->n_params > 0 ? e->n_params : 1) * sizeof(float);
+    e->params = xmc_malloc_aligned(nb);
+    e->grads = xmc_malloc_aligned(nb);
+    fw_scratch *fw = xmc_calloc(1, sizeof *fw);
+    e->fw = fw;
+    if (!e->params || !e->grads || !fw) {
+        rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (%lld encoder parameters)",
+                     (long long)e->n_params);
+        goto fail;
+    }
+    memset(e->params, 0, nb);
+    memset(e->grads, 0, nb);
+    size_t nh = (size_t)cfg->max_batch * (size_t)e->base_dim * sizeof(float);
+    if (cfg->bottleneck > 0) {
+        fw->H = xmc_malloc_aligned(nh);
+        fw->dH = xmc_malloc_aligned(nh);
+        if (!fw->H || !fw->dH) {
+            rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (bottleneck scratch)");
+            goto fail;
+        }
+    }
+    if (cfg->dropout > 0.0f) {
+        fw->mask = xmc_malloc_aligned(nh);
+        if (!fw->mask) {
+            rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (dropout mask)");
+            goto fail;
+        }
+    }
+    if ((rc = ops->init(e, fresh, err)) != XMC_OK)
+        goto fail;
+    if (fresh && e->bottleneck_tensor >= 0) {
+        const xmc_tensor_info *t = &e->tensors[e->bottleneck_tensor];
+        enc_init_normal(xmc_encoder_dense(e, e->bottleneck_tensor), t->rows * t->cols,
+                        1.0f / sqrtf((float)e->base_dim), cfg->seed, 901);
+    }
+    *out = e;
+    return XMC_OK;
+fail:
+    xmc_encoder_free(e);
+    return rc ? rc : XMC_EINVAL;
+}
+
+int xmc_encoder_create(const xmc_encoder_config *cfg, xmc_encoder **out, xmc_error *err)
+{
+    return create_common(cfg, 1, out, err);
+}
+
+void xmc_encoder_free(xmc_encoder *e)
+{
+    if (!e)
+        return;
+    if (e->ops && e->ops->destroy)
+        e->ops->destroy(e);
+    for (int i = 0; i < e->n_tables; i++) {
+        xmc_free_aligned(e->tables[i].w);
+        xmc_free(e->tables[i].touched);
+        xmc_free_aligned(e->tables[i].grad);
+    }
+    xmc_free(e->tables);
+    xmc_free(e->tensors);
+    xmc_free_aligned(e->params);
+    xmc_free_aligned(e->grads);
+    fw_scratch *fw = e->fw;
+    if (fw) {
+        xmc_free_aligned(fw->H);
+        xmc_free_aligned(fw->dH);
+        xmc_free_aligned(fw->mask);
+        xmc_free(fw);
+    }
+    xmc_free(e);
+}
+
+/* ------------------------------------------------------------ data */
+
+void xmc_enc_data_free(xmc_enc_data *d)
+{
+    if (!d)
+        return;
+    xmc_csr_free(d->ids);
+    if (d->impl_free)
+        d->impl_free(d->impl);
+    xmc_free(d);
+}
+
+size_t xmc_enc_data_bytes(const xmc_enc_data *d)
+{
+    return d ? sizeof *d + (d->ids ? xmc_csr_bytes(d->ids) : 0) : 0;
+}
+
+static int grow_table(xmc_sparse_table *t, int64_t need, xmc_error *err)
+{
+    if (need > t->rows)
+        need = t->rows;
+    if (need <= t->max_touched)
+        return XMC_OK;
+    int32_t *touched = xmc_malloc((size_t)need * sizeof(int32_t));
+    float *grad = xmc_malloc_aligned((size_t)need * (size_t)t->cols * sizeof(float));
+    if (!touched || !grad) {
+        xmc_free(touched);
+        xmc_free_aligned(grad);
+        return XMC_ERR(err, XMC_ENOMEM, NULL, 0,
+                       "out of memory for %lld touched rows of table %s (lower --batch)",
+                       (long long)need, t->name);
+    }
+    xmc_free(t->touched);
+    xmc_free_aligned(t->grad);
+    t->touched = touched;
+    t->grad = grad;
+    t->max_touched = need;
+    t->n_touched = 0;
+    return XMC_OK;
+}
+
+int xmc_encoder_prepare(xmc_encoder *e, const xmc_dataset *ds, xmc_enc_data **out,
+                        xmc_error *err)
+{
+    *out = NULL;
+    int rc = e->ops->prepare(e, ds, out, err);
+    if (rc)
+        return rc;
+    const xmc_csr *ids = (*out)->ids;
+    if (ids) {
+        int64_t longest = 0;
+        for (int64_t i = 0; i < ids->nrows; i++) {
+            int64_t k = ids->indptr[i + 1] - ids->indptr[i];
+            if (k > longest)
+                longest = k;
+        }
+        size_t need;
+        if (!xmc_mul_ok((size_t)longest, (size_t)e->cfg.max_batch, &need))
+            need = (size_t)INT32_MAX;
+        for (int i = 0; i < e->n_tables; i++)
+            if ((rc = grow_table(&e->tables[i], (int64_t)need, err)) != XMC_OK) {
+                xmc_enc_data_free(*out);
+                *out = NULL;
+                return rc;
+            }
+    }
+    return XMC_OK;
+}
+
+/* ------------------------------------------------------------ sparse rows */
+
+static int cmp_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+int enc_collect_touched(xmc_sparse_table *t, const xmc_csr *ids, const int64_t *rows, int B,
+                        int32_t *slot, xmc_error *err)
+{
+    int64_t n = 0;
+    for (int i = 0; i < B; i++) {
+        int64_t r = rows ? rows[i] : i;
+        for (int64_t p = ids->indptr[r]; p < ids->indptr[r + 1]; p++) {
+            int32_t f = ids->indices[p];
+            if (f < 0 || f >= t->rows || slot[f] >= 0)
+                continue;
+            if (n >= t->max_touched) {
+                for (int64_t q = 0; q < n; q++)
+                    slot[t->touched[q]] = -1;
+                t->n_touched = 0;
+                return XMC_ERR(err, XMC_ENOMEM, NULL, 0,
+                               "table %s: more than %lld touched rows in a batch", t->name,
+                               (long long)t->max_touched);
+            }
+            slot[f] = 0;
+            t->touched[n++] = f;
+        }
+    }
+    /* Ascending order makes the optimizer's memory walk sequential and the
+     * result independent of batch order. */
+    qsort(t->touched, (size_t)n, sizeof(int32_t), cmp_i32);
+    for (int64_t q = 0; q < n; q++)
+        slot[t->touched[q]] = (int32_t)q;
+    t->n_touched = n;
+    memset(t->grad, 0, (size_t)n * (size_t)t->cols * sizeof(float));
+    return XMC_OK;
+}
+
+void enc_scatter_grad(xmc_sparse_table *t, const xmc_csr *ids, const int64_t *rows, int B,
+                      const float *dU, int32_t *slot)
+{
+    const int64_t h = t->cols;
+    /* Column blocks: every thread walks all entries but owns its columns, so
+     * there are no write conflicts and the sums do not depend on threads. */
+    const int64_t blk = 64;
+    const int64_t nblk = (h + blk - 1) / blk;
+#pragma omp parallel for schedule(static)
+    for (int64_t cb = 0; cb < nblk; cb++) {
+        int64_t c0 = cb * blk, c1 = c0 + blk < h ? c0 + blk : h;
+        for (int i = 0; i < B; i++) {
+            int64_t r = rows ? rows[i] : i;
+            const float *g = dU + (size_t)i * (size_t)h;
+            for (int64_t p = ids->indptr[r]; p < ids->indptr[r + 1]; p++) {
+                int32_t f = ids->indices[p];
+                if (f < 0 || f >= t->rows)
+                    continue;
+                float v = ids->values ? ids->values[p] : 1.0f;
+                float *dst = t->grad + (size_t)slot[f] * (size_t)h;
+                for (int64_t c = c0; c < c1; c++)
+                    dst[c] += v * g[c];
+            }
+        }
+    }
+    for (int64_t q = 0; q < t->n_touched; q++)
+        slot[t->touched[q]] = -1;
+}
+
+void enc_gather_rows(const xmc_sparse_table *t, const xmc_csr *ids, const int64_t *rows, int B,
+                     float *U)
+{
+    const int64_t h = t->cols;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < B; i++) {
+        int64_t r = rows ? rows[i] : i;
+        float *u = U + (size_t)i * (size_t)h;
+        memset(u, 0, (size_t)h * sizeof(float));
+        for (int64_t p = ids->indptr[r]; p < ids->indptr[r + 1]; p++) {
+            int32_t f = ids->indices[p];
+            if (f < 0 || f >= t->rows)
+                continue;
+            float v = ids->values ? ids->values[p] : 1.0f;
+            const float *w = t->w + (size_t)f * (size_t)h;
+            for (int64_t c = 0; c < h; c++)
+                u[c] += v * w[c];
+        }
+    }
+}
+
+/* ------------------------------------------------------------ forward/backward */
+
+int xmc_encoder_forward(xmc_encoder *e, const xmc_enc_data *d, const int64_t *rows, int B,
+                        int train, float *E, xmc_error *err)
+{
+    if (B < 1 || B > e->cfg.max_batch)
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "batch %d outside [1, %d]", B,
+                       e->cfg.max_batch);
+    if (rows)
+        for (int i = 0; i < B; i++)
+            if (rows[i] < 0 || rows[i] >= d->n)
+                return XMC_ERR(err, XMC_EINVAL, NULL, 0, "row %lld outside [0, %lld)",
+                               (long long)rows[i], (long long)d->n);
+    if (!rows && B > d->n)
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "batch %d exceeds %lld rows", B,
+                       (long long)d->n);
+    fw_scratch *fw = e->fw;
+    const int h = e->base_dim;
+    float *H = e->bottleneck_tensor >= 0 ? fw->H : E;
+    int rc = e->ops->forward(e, d, rows, B, train, H, err);
+    if (rc)
+        return rc;
+    fw->last_B = B;
+    fw->has_mask = 0;
+    if (train && e->cfg.dropout > 0.0f) {
+        e->step++;
+        xmc_rng r;
+        xmc_rng_seed(&r, e->cfg.seed, (1ull << 32) + e->step);
+        const float p = e->cfg.dropout, keep = 1.0f / (1.0f - p);
+        const size_t n = (size_t)B * (size_t)h;
+        for (size_t i = 0; i < n; i++) {
+            fw->mask[i] = xmc_rng_uniform(&r) < (double)p ? 0.0f : keep;
+            H[i] *= fw->mask[i];
+        }
+        fw->has_mask = 1;
+    }
+    if (e->bottleneck_tensor >= 0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, e->dim, h, 1.0f, H, h,
+                    xmc_encoder_dense(e, e->bottleneck_tensor), h, 0.0f, E, e->dim);
+    return XMC_OK;
+}
+
+void xmc_encoder_zero_grad(xmc_encoder *e)
+{
+    memset(e->grads, 0, (size_t)e->n_params * sizeof(float));
+    for (int i = 0; i < e->n_tables; i++)
+        e->tables[i].n_touched = 0;
+}
+
+int xmc_encoder_backward(xmc_encoder *e, float *dE, int B, xmc_error *err)
+{
+    fw_scratch *fw = e->fw;
+    if (B != fw->last_B)
+        return XMC_ERR(err, XMC_ESTATE, NULL, 0, "backward of %d rows after forward of %d", B,
+                       fw->last_B);
+    const int h = e->base_dim;
+    float *dH = dE;
+    if (e->bottleneck_tensor >= 0) {
+        const float *P = xmc_encoder_dense(e, e->bottleneck_tensor);
+        float *dP = xmc_encoder_dense_grad(e, e->bottleneck_tensor);
+        /* dP += dE^T H (b x h); dH = dE P (B x h). */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, e->dim, h, B, 1.0f, dE, e->dim,
+                    fw->H, h, 1.0f, dP, h);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, h, e->dim, 1.0f, dE, e->dim,
+                    P, h, 0.0f, fw->dH, h);
+        dH = fw->dH;
+    }
+    if (fw->has_mask) {
+        const size_t n = (size_t)B * (size_t)h;
+        for (size_t i = 0; i < n; i++)
+            dH[i] *= fw->mask[i];
+    }
+    return e->ops->backward(e, dH, B, err);
+}
+
+int64_t xmc_encoder_param_count(const xmc_encoder *e)
+{
+    int64_t n = e->n_params;
+    for (int i = 0; i < e->n_tables; i++)
+        n += e->tables[i].rows * e->tables[i].cols;
+    return n;
+}
+
+size_t xmc_encoder_bytes(const xmc_encoder *e)
+{
+    size_t b = sizeof *e + 2 * (size_t)e->n_params * sizeof(float);
+    for (int i = 0; i < e->n_tables; i++) {
+        const xmc_sparse_table *t = &e->tables[i];
+        b += (size_t)(t->rows + t->max_touched) * (size_t)t->cols * sizeof(float) +
+             (size_t)t->max_touched * sizeof(int32_t);
+    }
+    const fw_scratch *fw = e->fw;
+    size_t nh = (size_t)e->cfg.max_batch * (size_t)e->base_dim * sizeof(float);
+    if (fw->H)
+        b += 2 * nh;
+    if (fw->mask)
+        b += nh;
+    return b;
+}
+
+/* ------------------------------------------------------------ save/load */
+
+/* Little-endian host layout (x86-64, aarch64): the file is the in-memory
+ * bytes; a big-endian host would fail the CRC rather than misread. */
+typedef struct wr {
+    FILE *f;
+    uint32_t crc;
+    int fail;
+} wr;
+
+static void put(wr *w, const void *p, size_t n)
+{
+    if (w->fail || n == 0)
+        return;
+    w->crc = xmc_crc32(w->crc, p, n);
+    if (fwrite(p, 1, n, w->f) != n)
+        w->fail = 1;
+}
+
+typedef struct rd {
+    FILE *f;
+    uint32_t crc;
+    int fail;
+} rd;
+
+static void get(rd *r, void *p, size_t n)
+{
+    if (r->fail || n == 0)
+        return;
+    if (fread(p, 1, n, r->f) != n) {
+        r->fail = 1;
+        memset(p, 0, n);
+        return;
+    }
+    r->crc = xmc_crc32(r->crc, p, n);
+}
+
+typedef struct disk_cfg {
+    char kind[16];
+    int64_t n_inputs;
+    int32_t hidden, layers, bottleneck, act;
+    float dropout;
+    int32_t max_batch;
+    uint64_t seed;
+    float init_std;
+    int32_t n_tensors, n_tables;
+    uint64_t step;
+    char extra[256];
+} disk_cfg;
+
+int xmc_encoder_save(const xmc_encoder *e, FILE *f, const char *path, xmc_error *err)
+{
+    wr w = {f, 0, 0};
+    if (fwrite(ENC_MAGIC, 1, 8, f) != 8)
+        return XMC_ERR(err, XMC_EIO, path, 0, "write failed");
+    uint32_t ver = ENC_VERSION;
+    put(&w, &ver, 4);
+    disk_cfg c;
+    memset(&c, 0, sizeof c);
+    memcpy(c.kind, e->cfg.kind, sizeof c.kind);
+    c.n_inputs = e->cfg.n_inputs;
+    c.hidden = e->cfg.hidden;
+    c.layers = e->cfg.layers;
+    c.bottleneck = e->cfg.bottleneck;
+    c.act = (int32_t)e->cfg.act;
+    c.dropout = e->cfg.dropout;
+    c.max_batch = e->cfg.max_batch;
+    c.seed = e->cfg.seed;
+    c.init_std = e->cfg.init_std;
+    c.n_tensors = e->n_tensors;
+    c.n_tables = e->n_tables;
+    c.step = e->step;
+    memcpy(c.extra, e->cfg.extra, sizeof c.extra);
+    put(&w, &c, sizeof c);
+    for (int i = 0; i < e->n_tensors; i++) {
+        put(&w, e->tensors[i].name, XMC_ENC_NAME_MAX);
+        put(&w, &e->tensors[i].rows, 8);
+        put(&w, &e->tensors[i].cols, 8);
+    }
+    for (int i = 0; i < e->n_tables; i++) {
+        put(&w, e->tables[i].name, XMC_ENC_NAME_MAX);
+        put(&w, &e->tables[i].rows, 8);
+        put(&w, &e->tables[i].cols, 8);
+    }
+    put(&w, e->params, (size_t)e->n_params * sizeof(float));
+    for (int i = 0; i < e->n_tables; i++)
+        put(&w, e->tables[i].w, (size_t)e->tables[i].rows * (size_t)e->tables[i].cols * 4);
+    uint32_t crc = w.crc;
+    if (!w.fail && fwrite(&crc, 4, 1, f) != 1)
+        w.fail = 1;
+    if (w.fail)
+        return XMC_ERR(err, XMC_EIO, path, 0, "write failed (disk full?)");
+    return XMC_OK;
+}
+
+int xmc_encoder_load(FILE *f, const char *path, xmc_encoder **out, xmc_error *err)
+{
+    *out = NULL;
+    char magic[8];
+    if (fread(magic, 1, 8, f) != 8 || memcmp(magic, ENC_MAGIC, 8) != 0)
+        return XMC_ERR(err, XMC_ECORRUPT, path, 0, "not an xmc encoder file (bad magic)");
+    rd r = {f, 0, 0};
+    uint32_t ver = 0;
+    get(&r, &ver, 4);
+    if (ver != ENC_VERSION)
+        return XMC_ERR(err, XMC_ECORRUPT, path, 0, "encoder file version %u, expected %u", ver,
+                       ENC_VERSION);
+    disk_cfg c;
+    get(&r, &c, sizeof c);
+    if (r.fail)
+        return XMC_ERR(err, XMC_ECORRUPT, path, 0, "truncated encoder header");
+    xmc_encoder_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    memcpy(cfg.kind, c.kind, sizeof cfg.kind);
+    cfg.kind[sizeof cfg.kind - 1] = '\0';
+    cfg.n_inputs = c.n_inputs;
+    cfg.hidden = c.hidden;
+    cfg.layers = c.layers;
+    cfg.bottleneck = c.bottleneck;
+    cfg.act = (xmc_act)c.act;
+    cfg.dropout = c.dropout;
+    cfg.max_batch = c.max_batch;
+    cfg.seed = c.seed;
+    cfg.init_std = c.init_std;
+    memcpy(cfg.extra, c.extra, sizeof cfg.extra);
+    cfg.extra[sizeof cfg.extra - 1] = '\0';
+    xmc_encoder *e = NULL;
+    int rc = create_common(&cfg, 0, &e, err);
+    if (rc)
+        return rc;
+    if (c.n_tensors != e->n_tensors || c.n_tables != e->n_tables) {
+        rc = XMC_ERR(err, XMC_ECORRUPT, path, 0, "encoder has %d tensors / %d tables, file %d / %d",
+                     e->n_tensors, e->n_tables, c.n_tensors, c.n_tables);
+        goto fail;
+    }
+    for (int i = 0; i < e->n_tensors + e->n_tables; i++) {
+        char name[XMC_ENC_NAME_MAX];
+        int64_t rows, cols;
+        get(&r, name, sizeof name);
+        get(&r, &rows, 8);
+        get(&r, &cols, 8);
+        name[sizeof name - 1] = '\0';
+        const char *en = i < e->n_tensors ? e->tensors[i].name : e->tables[i - e->n_tensors].name;
+        int64_t er = i < e->n_tensors ? e->tensors[i].rows : e->tables[i - e->n_tensors].rows;
+        int64_t ec = i < e->n_tensors ? e->tensors[i].cols : e->tables[i - e->n_tensors].cols;
+        if (r.fail || strcmp(name, en) || rows != er || cols != ec) {
+            rc = XMC_ERR(err, XMC_ECORRUPT, path, 0,
+                         "tensor %d: file has %s %lld x %lld, expected %s %lld x %lld", i, name,
+                         (long long)rows, (long long)cols, en, (long long)er, (long long)ec);
+            goto fail;
+        }
+    }
+    get(&r, e->params, (size_t)e->n_params * sizeof(float));
+    for (int i = 0; i < e->n_tables; i++)
+        get(&r, e->tables[i].w, (size_t)e->tables[i].rows * (size_t)e->tables[i].cols * 4);
+    uint32_t crc = 0;
+    if (r.fail || fread(&crc, 4, 1, f) != 1) {
+        rc = XMC_ERR(err, XMC_ECORRUPT, path, 0, "truncated encoder file");
+        goto fail;
+    }
+    if (crc != r.crc) {
+        rc = XMC_ERR(err, XMC_ECORRUPT, path, 0, "encoder checksum mismatch (file %08x, data %08x)",
+                     crc, r.crc);
+        goto fail;
+    }
+    e->step = c.step;
+    *out = e;
+    return XMC_OK;
+fail:
+    xmc_encoder_free(e);
+    return rc;
+}

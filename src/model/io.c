@@ -1,0 +1,433 @@
+/* Model directory: save (checkpoint) and load.
+ *
+ * A checkpoint writes encoder-sN.bin, head-sN.bin, optim-sN.bin (N = steps
+ * taken) and labels.txt, each through xmc_outfile (temp + fsync + rename),
+ * THEN replaces config.json (the manifest naming those files), THEN removes
+ * the files the previous manifest named. A crash at any point leaves a
+ * config.json whose files all exist and match. Binary files carry magic,
+ * version, shapes and CRC-32 (encoder.c, optim's adamw.c, the head's own
+ * format). config.json is cJSON-printed; floats survive the round trip
+ * exactly (cJSON prints 17 significant digits when needed), which resume
+ * relies on.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "internal.h"
+
+static const char *act_name(xmc_act a) { return a == XMC_ACT_GELU ? "gelu" : "relu"; }
+static const char *loss_name(xmc_loss l) { return l == XMC_LOSS_SQHINGE ? "sqhinge" : "bce"; }
+
+static void join(char *out, size_t n, const char *dir, const char *name)
+{
+    snprintf(out, n, "%s/%s", dir, name);
+}
+
+typedef int (*save_fn)(const void *obj, FILE *f, const char *path, xmc_error *err);
+
+static int save_enc(const void *o, FILE *f, const char *p, xmc_error *e)
+{
+    return xmc_encoder_save(o, f, p, e);
+}
+static int save_head(const void *o, FILE *f, const char *p, xmc_error *e)
+{
+    return xmc_ova_save(o, f, p, e);
+}
+static int save_opt(const void *o, FILE *f, const char *p, xmc_error *e)
+{
+    return xmc_enc_optim_save(o, f, p, e);
+}
+
+static int write_file(const char *path, save_fn fn, const void *obj, xmc_error *err)
+{
+    xmc_outfile o;
+    int rc = xmc_outfile_open(&o, path, err);
+    if (rc)
+        return rc;
+    if ((rc = fn(obj, o.fp, path, err)) != XMC_OK) {
+        xmc_outfile_abort(&o);
+        return rc;
+    }
+    return xmc_outfile_commit(&o, err);
+}
+
+/* A float as the shortest decimal that reads back as the same float, so the
+ * config shows 0.4, not 0.40000000596046448, and resume is still exact. */
+static void add_float(cJSON *o, const char *name, float f)
+{
+    char buf[32];
+    double v = f;
+    for (int p = 6; p <= 9; p++) {
+        snprintf(buf, sizeof buf, "%.*g", p, (double)f);
+        if ((float)strtod(buf, NULL) == f) {
+            v = strtod(buf, NULL);
+            break;
+        }
+    }
+    cJSON_AddNumberToObject(o, name, v);
+}
+
+static cJSON *add_obj(cJSON *parent, const char *name)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (o)
+        cJSON_AddItemToObject(parent, name, o);
+    return o;
+}
+
+static char *config_json(const xmc_model *m, const char *files[3])
+{
+    const xmc_train_config *c = &m->cfg;
+    const xmc_ova_config *hc = xmc_ova_get_config(m->head);
+    cJSON *root = cJSON_CreateObject();
+    if (!root)
+        return NULL;
+    cJSON_AddStringToObject(root, "format", "xmc-model");
+    cJSON_AddNumberToObject(root, "version", XMC_MODEL_FORMAT_VERSION);
+    cJSON_AddStringToObject(root, "xmc_version", XMC_VERSION_STRING);
+    cJSON_AddStringToObject(root, "recipe", c->recipe);
+    cJSON *e = add_obj(root, "encoder");
+    cJSON_AddStringToObject(e, "kind", c->encoder);
+    cJSON_AddNumberToObject(e, "n_inputs", (double)m->enc->cfg.n_inputs);
+    cJSON_AddNumberToObject(e, "dim", c->dim);
+    cJSON_AddNumberToObject(e, "layers", c->layers);
+    cJSON_AddNumberToObject(e, "bottleneck", c->bottleneck);
+    cJSON_AddNumberToObject(e, "out_dim", m->enc->dim);
+    cJSON_AddStringToObject(e, "activation", act_name(c->act));
+    add_float(e, "dropout", c->dropout);
+    cJSON_AddNumberToObject(e, "buckets", (double)c->buckets);
+    cJSON *h = add_obj(root, "head");
+    cJSON_AddNumberToObject(h, "n_labels", (double)m->n_labels);
+    cJSON_AddNumberToObject(h, "dim", hc->dim);
+    cJSON_AddStringToObject(h, "dtype", hc->dtype == XMC_DT_BF16 ? "bf16" : "f32");
+    cJSON_AddStringToObject(h, "optimizer", c->head_opt == XMC_HEAD_ADAM ? "adam" : "sgdm");
+    cJSON_AddStringToObject(h, "loss", loss_name(c->loss));
+    if (m->label_names)
+        cJSON_AddStringToObject(root, "labels", "labels.txt");
+    else
+        cJSON_AddNullToObject(root, "labels");
+    cJSON *hp = add_obj(root, "hparams");
+    cJSON_AddNumberToObject(hp, "epochs", c->epochs);
+    cJSON_AddNumberToObject(hp, "batch", c->batch);
+    add_float(hp, "lr1", c->lr1);
+    add_float(hp, "lr2", c->lr2);
+    add_float(hp, "wd1", c->wd1);
+    add_float(hp, "wd2", c->wd2);
+    add_float(hp, "momentum", c->momentum);
+    add_float(hp, "warmup", c->warmup);
+    cJSON_AddNumberToObject(hp, "loss_every", c->loss_every);
+    cJSON_AddNumberToObject(hp, "eval_every", c->eval_every);
+    cJSON_AddNumberToObject(hp, "max_steps", (double)c->max_steps);
+    if (c->seed < (1ull << 53))
+        cJSON_AddNumberToObject(root, "seed", (double)c->seed);
+    else {
+        char s[32];
+        snprintf(s, sizeof s, "%llu", (unsigned long long)c->seed);
+        cJSON_AddStringToObject(root, "seed", s);
+    }
+    cJSON *d = add_obj(root, "data");
+    cJSON_AddStringToObject(d, "train", c->train_spec);
+    cJSON_AddStringToObject(d, "test", c->test_spec);
+    cJSON_AddNumberToObject(d, "n_train", (double)m->n_train);
+    cJSON *st = add_obj(root, "state");
+    cJSON_AddNumberToObject(st, "epochs_done", m->epochs_done);
+    cJSON_AddNumberToObject(st, "step", (double)m->step);
+    cJSON_AddNumberToObject(st, "total_steps", (double)m->total_steps);
+    cJSON *fl = add_obj(root, "files");
+    cJSON_AddStringToObject(fl, "encoder", files[0]);
+    cJSON_AddStringToObject(fl, "head", files[1]);
+    if (files[2])
+        cJSON_AddStringToObject(fl, "optim", files[2]);
+    else
+        cJSON_AddNullToObject(fl, "optim");
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    return text;
+}
+
+int xmc_model_read_config_text(const char *dir, char **text, xmc_error *err)
+{
+    char path[4096];
+    join(path, sizeof path, dir, XMC_MODEL_CONFIG);
+    size_t len;
+    if (!xmc_file_exists(path))
+        return XMC_ERR(err, XMC_EIO, path, 0, "no model here (missing %s)", XMC_MODEL_CONFIG);
+    return xmc_read_file(path, text, &len, err);
+}
+
+/* The file names the current manifest lists (to delete after replacing it). */
+static void old_files(const char *dir, char names[3][64])
+{
+    memset(names, 0, 3 * 64);
+    char *text = NULL;
+    if (xmc_model_read_config_text(dir, &text, NULL) != XMC_OK)
+        return;
+    cJSON *root = cJSON_Parse(text);
+    xmc_free(text);
+    cJSON *fl = cJSON_GetObjectItemCaseSensitive(root, "files");
+    const char *keys[3] = {"encoder", "head", "optim"};
+    for (int i = 0; i < 3; i++) {
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(fl, keys[i]);
+        if (cJSON_IsString(s) && !strchr(s->valuestring, '/'))
+            snprintf(names[i], 64, "%s", s->valuestring);
+    }
+    cJSON_Delete(root);
+}
+
+int xmc_model_save(const xmc_model *m, const char *dir, xmc_error *err)
+{
+    int rc = xmc_mkdir_p(dir, err);
+    if (rc)
+        return rc;
+    char prev[3][64];
+    old_files(dir, prev);
+    char fenc[64], fhead[64], fopt[64], path[4096];
+    snprintf(fenc, sizeof fenc, "encoder-s%lld.bin", (long long)m->step);
+    snprintf(fhead, sizeof fhead, "head-s%lld.bin", (long long)m->step);
+    snprintf(fopt, sizeof fopt, "optim-s%lld.bin", (long long)m->step);
+    join(path, sizeof path, dir, fenc);
+    if ((rc = write_file(path, save_enc, m->enc, err)))
+        return rc;
+    join(path, sizeof path, dir, fhead);
+    if ((rc = write_file(path, save_head, m->head, err)))
+        return rc;
+    if (m->opt) {
+        join(path, sizeof path, dir, fopt);
+        if ((rc = write_file(path, save_opt, m->opt, err)))
+            return rc;
+    }
+    if (m->label_names) {
+        join(path, sizeof path, dir, "labels.txt");
+        if ((rc = xmc_texts_write(path, m->label_names, err)))
+            return rc;
+    }
+    const char *files[3] = {fenc, fhead, m->opt ? fopt : NULL};
+    char *text = config_json(m, files);
+    if (!text)
+        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (config.json)");
+    join(path, sizeof path, dir, XMC_MODEL_CONFIG);
+    xmc_outfile o;
+    if ((rc = xmc_outfile_open(&o, path, err)) == XMC_OK) {
+        fputs(text, o.fp);
+        fputc('\n', o.fp);
+        rc = xmc_outfile_commit(&o, err);
+    }
+    free(text); /* cJSON's allocator */
+    if (rc)
+        return rc;
+    for (int i = 0; i < 3; i++) {
+        if (!prev[i][0] || !strcmp(prev[i], files[0]) || !strcmp(prev[i], files[1]) ||
+            (files[2] && !strcmp(prev[i], files[2])))
+            continue;
+        join(path, sizeof path, dir, prev[i]);
+        unlink(path); /* best effort: a stale file is harmless */
+    }
+    return XMC_OK;
+}
+
+/* ------------------------------------------------------------ load */
+
+static const cJSON *item(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
+
+static int need_num(const cJSON *o, const char *k, const char *path, double *v, xmc_error *err)
+{
+    const cJSON *x = item(o, k);
+    if (!cJSON_IsNumber(x))
+        return XMC_ERR(err, XMC_ECORRUPT, path, 0, "missing number '%s'", k);
+    *v = x->valuedouble;
+    return XMC_OK;
+}
+
+static int need_str(const cJSON *o, const char *k, const char *path, char *out, size_t n,
+                    xmc_error *err)
+{
+    const cJSON *x = item(o, k);
+    if (!cJSON_IsString(x))
+        return XMC_ERR(err, XMC_ECORRUPT, path, 0, "missing string '%s'", k);
+    if (strlen(x->valuestring) >= n)
+        return XMC_ERR(err, XMC_ECORRUPT, path, 0, "'%s' too long", k);
+    snprintf(out, n, "%s", x->valuestring);
+    return XMC_OK;
+}
+
+static int parse_config(const char *text, const char *path, xmc_model *m, xmc_error *err)
+{
+    cJSON *root = cJSON_Parse(text);
+    if (!root)
+        return XMC_ERR(err, XMC_ECORRUPT, path, 0, "not valid JSON");
+    int rc = XMC_OK;
+    xmc_train_config *c = &m->cfg;
+    xmc_train_config_default(c);
+    double v = 0;
+    char s[64];
+    const cJSON *fmt = item(root, "format");
+    if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "xmc-model") != 0) {
+        rc = XMC_ERR(err, XMC_ECORRUPT, path, 0, "not an xmc model config (format)");
+        goto done;
+    }
+    if ((rc = need_num(root, "version", path, &v, err)))
+        goto done;
+    if ((int)v != XMC_MODEL_FORMAT_VERSION) {
+        rc = XMC_ERR(err, XMC_ECORRUPT, path, 0, "model format version %d, expected %d", (int)v,
+                     XMC_MODEL_FORMAT_VERSION);
+        goto done;
+    }
+    const cJSON *e = item(root, "encoder"), *h = item(root, "head"), *hp = item(root, "hparams"),
+                *d = item(root, "data"), *st = item(root, "state"), *fl = item(root, "files");
+    if (!cJSON_IsObject(e) || !cJSON_IsObject(h) || !cJSON_IsObject(hp) || !cJSON_IsObject(d) ||
+        !cJSON_IsObject(st) || !cJSON_IsObject(fl)) {
+        rc = XMC_ERR(err, XMC_ECORRUPT, path, 0,
+                     "missing section (encoder, head, hparams, data, state, files)");
+        goto done;
+    }
+    if ((rc = need_str(root, "recipe", path, c->recipe, sizeof c->recipe, err)) ||
+        (rc = need_str(e, "kind", path, c->encoder, sizeof c->encoder, err)))
+        goto done;
+#define NUM(obj, key, dst, type)                                  \
+    do {                                                          \
+        if ((rc = need_num(obj, key, path, &v, err)) != XMC_OK)   \
+            goto done;                                            \
+        dst = (type)v;                                            \
+    } while (0)
+    NUM(e, "dim", c->dim, int);
+    NUM(e, "layers", c->layers, int);
+    NUM(e, "bottleneck", c->bottleneck, int);
+    NUM(e, "dropout", c->dropout, float);
+    NUM(e, "buckets", c->buckets, int64_t);
+    if ((rc = need_str(e, "activation", path, s, sizeof s, err)))
+        goto done;
+    c->act = !strcmp(s, "gelu") ? XMC_ACT_GELU : XMC_ACT_RELU;
+    NUM(h, "n_labels", m->n_labels, int64_t);
+    if ((rc = need_str(h, "dtype", path, s, sizeof s, err)))
+        goto done;
+    c->bf16 = !strcmp(s, "bf16");
+    if ((rc = need_str(h, "optimizer", path, s, sizeof s, err)))
+        goto done;
+    c->head_opt = !strcmp(s, "adam") ? XMC_HEAD_ADAM : XMC_HEAD_SGDM;
+    if ((rc = need_str(h, "loss", path, s, sizeof s, err)))
+        goto done;
+    c->loss = !strcmp(s, "sqhinge") ? XMC_LOSS_SQHINGE : XMC_LOSS_BCE;
+    NUM(hp, "epochs", c->epochs, int);
+    NUM(hp, "batch", c->batch, int);
+    NUM(hp, "lr1", c->lr1, float);
+    NUM(hp, "lr2", c->lr2, float);
+    NUM(hp, "wd1", c->wd1, float);
+    NUM(hp, "wd2", c->wd2, float);
+    NUM(hp, "momentum", c->momentum, float);
+    NUM(hp, "warmup", c->warmup, float);
+    NUM(hp, "loss_every", c->loss_every, int);
+    NUM(hp, "eval_every", c->eval_every, int);
+    NUM(hp, "max_steps", c->max_steps, int64_t);
+    const cJSON *seed = item(root, "seed");
+    if (cJSON_IsString(seed))
+        c->seed = strtoull(seed->valuestring, NULL, 10);
+    else
+        NUM(root, "seed", c->seed, uint64_t);
+    if ((rc = need_str(d, "train", path, c->train_spec, sizeof c->train_spec, err)) ||
+        (rc = need_str(d, "test", path, c->test_spec, sizeof c->test_spec, err)))
+        goto done;
+    NUM(d, "n_train", m->n_train, int64_t);
+    NUM(st, "epochs_done", m->epochs_done, int);
+    NUM(st, "step", m->step, int64_t);
+    NUM(st, "total_steps", m->total_steps, int64_t);
+#undef NUM
+    if ((rc = need_str(fl, "encoder", path, m->files[0], sizeof m->files[0], err)) ||
+        (rc = need_str(fl, "head", path, m->files[1], sizeof m->files[1], err)))
+        goto done;
+    if (cJSON_IsString(item(fl, "optim")))
+        rc = need_str(fl, "optim", path, m->files[2], sizeof m->files[2], err);
+    for (int i = 0; i < 3 && !rc; i++)
+        if (strchr(m->files[i], '/'))
+            rc = XMC_ERR(err, XMC_ECORRUPT, path, 0, "file name '%s' must not contain '/'",
+                         m->files[i]);
+done:
+    cJSON_Delete(root);
+    return rc;
+}
+
+static int open_in(const char *dir, const char *name, char *path, size_t n, FILE **f,
+                   xmc_error *err)
+{
+    join(path, n, dir, name);
+    *f = fopen(path, "rb");
+    if (!*f)
+        return XMC_ERR(err, XMC_EIO, path, 0, "cannot open (incomplete model directory?)");
+    return XMC_OK;
+}
+
+int xmc_model_load(const char *dir, int with_state, xmc_model **out, xmc_error *err)
+{
+    *out = NULL;
+    char *text = NULL;
+    char path[4096], cpath[4096];
+    FILE *f = NULL;
+    int rc = xmc_model_read_config_text(dir, &text, err);
+    if (rc)
+        return rc;
+    xmc_model *m = xmc_calloc(1, sizeof *m);
+    if (!m) {
+        xmc_free(text);
+        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (model)");
+    }
+    join(cpath, sizeof cpath, dir, XMC_MODEL_CONFIG);
+    rc = parse_config(text, cpath, m, err);
+    cJSON *root = rc ? NULL : cJSON_Parse(text);
+    int has_labels = root && cJSON_IsString(item(root, "labels"));
+    cJSON_Delete(root);
+    xmc_free(text);
+    if (rc)
+        goto fail;
+    if ((rc = open_in(dir, m->files[0], path, sizeof path, &f, err)) ||
+        (rc = xmc_encoder_load(f, path, &m->enc, err)))
+        goto fail;
+    fclose(f);
+    if ((rc = open_in(dir, m->files[1], path, sizeof path, &f, err)) ||
+        (rc = xmc_ova_load(f, path, &m->head, err)))
+        goto fail;
+    fclose(f);
+    f = NULL;
+    if (xmc_ova_get_config(m->head)->n_labels != m->n_labels ||
+        xmc_ova_get_config(m->head)->dim != m->enc->dim) {
+        rc = XMC_ERR(err, XMC_ECORRUPT, cpath, 0,
+                     "head has %lld labels x %d dims, config says %lld x %d",
+                     (long long)xmc_ova_get_config(m->head)->n_labels,
+                     xmc_ova_get_config(m->head)->dim, (long long)m->n_labels, m->enc->dim);
+        goto fail;
+    }
+    m->max_batch = m->cfg.batch;
+    if (m->enc->cfg.max_batch < m->max_batch)
+        m->max_batch = m->enc->cfg.max_batch;
+    if (with_state && !m->files[2][0]) {
+        rc = XMC_ERR(err, XMC_ESTATE, cpath, 0, "model has no optimizer state to resume from");
+        goto fail;
+    }
+    if ((rc = model_alloc_scratch(m, with_state, err)))
+        goto fail;
+    if (with_state) {
+        if ((rc = open_in(dir, m->files[2], path, sizeof path, &f, err)) ||
+            (rc = xmc_enc_optim_load(m->opt, f, path, err)))
+            goto fail;
+        fclose(f);
+        f = NULL;
+    }
+    if (has_labels) {
+        join(path, sizeof path, dir, "labels.txt");
+        if ((rc = xmc_texts_read(path, &m->label_names, err)))
+            goto fail;
+        if (m->label_names->n != m->n_labels) {
+            rc = XMC_ERR(err, XMC_ECORRUPT, path, 0, "%lld label names for %lld labels",
+                         (long long)m->label_names->n, (long long)m->n_labels);
+            goto fail;
+        }
+    }
+    *out = m;
+    return XMC_OK;
+fail:
+    if (f)
+        fclose(f);
+    xmc_model_free(m);
+    return rc;
+}

@@ -1,0 +1,366 @@
+/* Model object: creation (encoder auto-pick, dims), the Renee training step
+ * and exact top-k prediction.
+ *
+ * Step (Renee, Jain et al. MLSys 2023, sec. 3): E = enc(x) -> fused OvA pass
+ * over all labels (head.h: updates W chunk by chunk, returns dE without ever
+ * forming B x L logits) -> encoder backward -> AdamW on the dense encoder
+ * tensors + lazy Adam on the embedding-table rows the batch touched.
+ * The classifier loss/gradient is a SUM over batch and labels (head.h), so
+ * dE rows are per-example gradients and lr1 is per summed step.
+ *
+ * Memory: E and dE (max_batch x d) and a row buffer, allocated at create;
+ * a step allocates nothing (head and encoder scratch are sized at their
+ * create / prepare). Threading: inside the encoder and head (OpenMP).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+void xmc_train_config_default(xmc_train_config *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->recipe, sizeof c->recipe, "renee");
+    c->dim = XMC_ENC_DEFAULT_HIDDEN;
+    c->bottleneck = 0;
+    c->layers = 1;
+    c->act = XMC_ACT_GELU; /* +1.5 P@1 over ReLU on bibtex (docs/renee.md) */
+    c->dropout = XMC_TRAIN_DEFAULT_DROPOUT;
+    c->buckets = XMC_ENC_DEFAULT_BUCKETS;
+    c->epochs = XMC_TRAIN_DEFAULT_EPOCHS;
+    c->batch = XMC_TRAIN_DEFAULT_BATCH;
+    c->lr1 = XMC_TRAIN_DEFAULT_LR1;
+    c->lr2 = XMC_TRAIN_DEFAULT_LR2;
+    c->wd1 = XMC_TRAIN_DEFAULT_WD1;
+    c->wd2 = XMC_TRAIN_DEFAULT_WD2;
+    c->momentum = 0.9f;
+    c->head_opt = XMC_HEAD_SGDM;
+    c->loss = XMC_LOSS_BCE;
+    c->warmup = 0.05f;
+    c->seed = 1;
+    c->eval_every = 1;
+    c->loss_every = 10;
+}
+
+int64_t model_plan_steps(const xmc_train_config *c, int64_t n_train)
+{
+    int64_t per_epoch = (n_train + c->batch - 1) / c->batch;
+    int64_t total = per_epoch * c->epochs;
+    if (c->max_steps > 0 && c->max_steps < total)
+        total = c->max_steps;
+    return total > 0 ? total : 1;
+}
+
+static int check_config(const xmc_train_config *c, xmc_error *err)
+{
+    if (strcmp(c->recipe, "renee") != 0)
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "unknown recipe '%s' (expected renee)",
+                       c->recipe);
+    if (c->encoder[0] && !xmc_encoder_find(c->encoder))
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "unknown encoder '%s' (expected sparse or bag)",
+                       c->encoder);
+    if (c->epochs < 1)
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "--epochs %d: expected >= 1", c->epochs);
+    if (c->batch < 1 || c->batch > XMC_TRAIN_MAX_BATCH)
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "--batch %d: expected [1, %d]", c->batch,
+                       XMC_TRAIN_MAX_BATCH);
+    if (!(c->lr1 >= 0) || !(c->lr2 >= 0) || !(c->wd1 >= 0) || !(c->wd2 >= 0) ||
+        !isfinite(c->lr1) || !isfinite(c->lr2))
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0,
+                       "learning rates and weight decays must be finite and >= 0");
+    if (!(c->warmup >= 0 && c->warmup < 1))
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "warm-up fraction %g: expected [0, 1)",
+                       (double)c->warmup);
+    if (c->loss != XMC_LOSS_BCE && c->loss != XMC_LOSS_SQHINGE)
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "unknown loss");
+    if (c->loss_every < 1)
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "loss_every %d: expected >= 1", c->loss_every);
+    return XMC_OK;
+}
+
+int model_alloc_scratch(xmc_model *m, int with_state, xmc_error *err)
+{
+    size_t n = (size_t)m->max_batch * (size_t)m->enc->dim * sizeof(float);
+    m->E = xmc_malloc_aligned(n);
+    m->dE = xmc_malloc_aligned(n);
+    m->rows = xmc_malloc((size_t)m->max_batch * sizeof(int64_t));
+    if (!m->E || !m->dE || !m->rows)
+        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (batch buffers)");
+    if (with_state && !m->opt)
+        return xmc_enc_optim_create(m->enc, &m->opt, err);
+    return XMC_OK;
+}
+
+int xmc_model_create(const xmc_train_config *cfg, const xmc_dataset *train, xmc_model **out,
+                     xmc_error *err)
+{
+    *out = NULL;
+    int rc = check_config(cfg, err);
+    if (rc)
+        return rc;
+    if (!train->Y || train->n_labels < 1)
+        return XMC_ERR(err, XMC_EINVAL, train->spec, 0, "training data has no labels");
+    xmc_model *m = xmc_calloc(1, sizeof *m);
+    if (!m)
+        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (model)");
+    m->cfg = *cfg;
+    if (!m->cfg.encoder[0]) /* auto: features beat hashed text when both exist */
+        snprintf(m->cfg.encoder, sizeof m->cfg.encoder, "%s", train->X ? "sparse" : "bag");
+    if (!strcmp(m->cfg.encoder, "sparse") && !train->X) {
+        rc = XMC_ERR(err, XMC_EINVAL, train->spec, 0,
+                     "--encoder sparse needs features, and this dataset has only texts "
+                     "(use --encoder bag)");
+        goto fail;
+    }
+    if (!strcmp(m->cfg.encoder, "bag") && !train->texts) {
+        rc = XMC_ERR(err, XMC_EINVAL, train->spec, 0,
+                     "--encoder bag needs texts, and this dataset has only features "
+                     "(use --encoder sparse)");
+        goto fail;
+    }
+    m->n_labels = train->n_labels;
+    m->max_batch = cfg->batch;
+    xmc_encoder_config ec;
+    xmc_encoder_config_default(&ec, m->cfg.encoder);
+    ec.n_inputs = !strcmp(m->cfg.encoder, "sparse") ? train->X->ncols : cfg->buckets;
+    ec.hidden = cfg->dim;
+    ec.layers = cfg->layers;
+    ec.bottleneck = cfg->bottleneck;
+    ec.act = cfg->act;
+    ec.dropout = cfg->dropout;
+    ec.max_batch = cfg->batch;
+    ec.seed = cfg->seed;
+    if ((rc = xmc_encoder_create(&ec, &m->enc, err)) != XMC_OK)
+        goto fail;
+    xmc_ova_config hc;
+    memset(&hc, 0, sizeof hc);
+    hc.n_labels = train->n_labels;
+    hc.dim = m->enc->dim;
+    hc.dtype = cfg->bf16 ? XMC_DT_BF16 : XMC_DT_F32;
+    hc.opt = cfg->head_opt;
+    hc.max_batch = cfg->batch;
+    hc.seed = cfg->seed;
+    if ((rc = xmc_ova_create(&hc, &m->head, err)) != XMC_OK)
+        goto fail;
+    if ((rc = model_alloc_scratch(m, 1, err)) != XMC_OK)
+        goto fail;
+    if (train->label_names) {
+        const xmc_texts *t = train->label_names;
+        int64_t *all = xmc_malloc((size_t)(t->n > 0 ? t->n : 1) * sizeof(int64_t));
+        if (!all) {
+            rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (label names)");
+            goto fail;
+        }
+        for (int64_t i = 0; i < t->n; i++)
+            all[i] = i;
+        rc = xmc_texts_select_rows(t, all, t->n, &m->label_names, err);
+        xmc_free(all);
+        if (rc)
+            goto fail;
+    }
+    int64_t used = 0;
+    for (int64_t i = 0; i < train->n; i++)
+        used += train->Y->indptr[i + 1] > train->Y->indptr[i];
+    m->n_train = used;
+    m->total_steps = model_plan_steps(&m->cfg, used);
+    *out = m;
+    return XMC_OK;
+fail:
+    xmc_model_free(m);
+    return rc;
+}
+
+void xmc_model_free(xmc_model *m)
+{
+    if (!m)
+        return;
+    xmc_encoder_free(m->enc);
+    xmc_ova_free(m->head);
+    xmc_texts_free(m->label_names);
+    xmc_enc_optim_free(m->opt);
+    xmc_free_aligned(m->E);
+    xmc_free_aligned(m->dE);
+    xmc_free(m->rows);
+    xmc_free(m);
+}
+
+int xmc_model_prepare(xmc_model *m, const xmc_dataset *ds, xmc_enc_data **out, xmc_error *err)
+{
+    return xmc_encoder_prepare(m->enc, ds, out, err);
+}
+
+int xmc_model_step(xmc_model *m, const xmc_enc_data *d, const xmc_csr *Y, const int64_t *rows,
+                   int B, double *loss_out, xmc_error *err)
+{
+    if (!m->opt)
+        return XMC_ERR(err, XMC_ESTATE, NULL, 0, "model loaded without optimizer state");
+    if (B < 1 || B > m->max_batch)
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "batch %d outside [1, %d]", B, m->max_batch);
+    const int64_t t = m->step + 1;
+    const int64_t warm = (int64_t)((double)m->cfg.warmup * (double)m->total_steps);
+    xmc_schedule s1 = {m->cfg.lr1, warm, m->total_steps, 0.0f};
+    xmc_schedule s2 = {m->cfg.lr2, warm, m->total_steps, 0.0f};
+    int rc = xmc_encoder_forward(m->enc, d, rows, B, 1, m->E, err);
+    if (rc)
+        return rc;
+    xmc_ova_hparams hp;
+    memset(&hp, 0, sizeof hp);
+    hp.lr = xmc_schedule_lr(&s1, t);
+    hp.momentum = m->cfg.momentum;
+    hp.weight_decay = m->cfg.wd1;
+    hp.beta1 = XMC_ADAM_DEFAULT_BETA1;
+    hp.beta2 = XMC_ADAM_DEFAULT_BETA2;
+    hp.eps = XMC_ADAM_DEFAULT_EPS;
+    hp.loss = m->cfg.loss;
+    hp.step = t;
+    if ((rc = xmc_ova_train_step(m->head, m->E, B, Y, rows, &hp, m->dE, loss_out, err)))
+        return rc;
+    xmc_encoder_zero_grad(m->enc);
+    if ((rc = xmc_encoder_backward(m->enc, m->dE, B, err)))
+        return rc;
+    xmc_adam_hparams a = {xmc_schedule_lr(&s2, t), XMC_ADAM_DEFAULT_BETA1,
+                          XMC_ADAM_DEFAULT_BETA2, XMC_ADAM_DEFAULT_EPS, m->cfg.wd2, t};
+    xmc_enc_optim_step(m->opt, m->enc, &a, &a);
+    m->step = t;
+    return XMC_OK;
+}
+
+int xmc_model_topk(xmc_model *m, const xmc_enc_data *d, int k, int32_t *labels, float *scores,
+                   xmc_error *err)
+{
+    if (k < 1)
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "--topk %d: expected >= 1", k);
+    for (int64_t r0 = 0; r0 < d->n; r0 += m->max_batch) {
+        int B = (int)(d->n - r0 < m->max_batch ? d->n - r0 : m->max_batch);
+        for (int i = 0; i < B; i++)
+            m->rows[i] = r0 + i;
+        int rc = xmc_encoder_forward(m->enc, d, m->rows, B, 0, m->E, err);
+        if (!rc)
+            rc = xmc_ova_topk(m->head, m->E, B, k, labels + (size_t)r0 * (size_t)k,
+                              scores + (size_t)r0 * (size_t)k, err);
+        if (rc)
+            return rc;
+    }
+    return XMC_OK;
+}
+
+typedef struct lab_score {
+    int32_t l;
+    float s;
+} lab_score;
+
+static int cmp_lab(const void *a, const void *b)
+{
+    int32_t x = ((const lab_score *)a)->l, y = ((const lab_score *)b)->l;
+    return (x > y) - (x < y);
+}
+
+int xmc_model_predict(xmc_model *m, const xmc_dataset *ds, int k, xmc_csr **out,
+                      xmc_error *err)
+{
+    *out = NULL;
+    xmc_enc_data *d = NULL;
+    int rc = xmc_model_prepare(m, ds, &d, err);
+    if (!rc)
+        rc = model_predict_data(m, d, k, out, err);
+    xmc_enc_data_free(d);
+    return rc;
+}
+
+int model_predict_data(xmc_model *m, const xmc_enc_data *d, int k, xmc_csr **out,
+                       xmc_error *err)
+{
+    *out = NULL;
+    if (k < 1)
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "--topk %d: expected >= 1", k);
+    if (k > m->n_labels)
+        k = (int)m->n_labels;
+    int32_t *labels = NULL;
+    float *scores = NULL;
+    xmc_csr *P = NULL;
+    int rc = XMC_OK;
+    size_t n = (size_t)(d->n > 0 ? d->n : 1) * (size_t)k;
+    labels = xmc_malloc(n * sizeof(int32_t));
+    scores = xmc_malloc(n * sizeof(float));
+    if (!labels || !scores) {
+        rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (%lld x %d predictions)",
+                     (long long)d->n, k);
+        goto done;
+    }
+    if ((rc = xmc_model_topk(m, d, k, labels, scores, err)))
+        goto done;
+    if ((rc = xmc_csr_create(&P, d->n, m->n_labels, d->n * k, 1, err)))
+        goto done;
+    int64_t q = 0;
+    lab_score tmp[256];
+    for (int64_t i = 0; i < d->n; i++) {
+        int c = 0;
+        for (int j = 0; j < k; j++) {
+            int32_t l = labels[(size_t)i * k + j];
+            if (l < 0)
+                continue;
+            if (c < 256) {
+                tmp[c].l = l;
+                tmp[c].s = scores[(size_t)i * k + j];
+            }
+            c++;
+        }
+        if (c <= 256) {
+            qsort(tmp, (size_t)c, sizeof tmp[0], cmp_lab);
+            for (int j = 0; j < c; j++, q++) {
+                P->indices[q] = tmp[j].l;
+                P->values[q] = tmp[j].s;
+            }
+        } else {
+            /* Large k: sort in place inside the output arrays. */
+            lab_score *big = xmc_malloc((size_t)c * sizeof *big);
+            if (!big) {
+                rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory");
+                goto done;
+            }
+            int cc = 0;
+            for (int j = 0; j < k; j++) {
+                int32_t l = labels[(size_t)i * k + j];
+                if (l >= 0)
+                    big[cc++] = (lab_score){l, scores[(size_t)i * k + j]};
+            }
+            qsort(big, (size_t)cc, sizeof *big, cmp_lab);
+            for (int j = 0; j < cc; j++, q++) {
+                P->indices[q] = big[j].l;
+                P->values[q] = big[j].s;
+            }
+            xmc_free(big);
+        }
+        P->indptr[i + 1] = q;
+    }
+    *out = P;
+    P = NULL;
+done:
+    xmc_csr_free(P);
+    xmc_free(labels);
+    xmc_free(scores);
+    return rc;
+}
+
+void xmc_model_get_stats(const xmc_model *m, xmc_model_stats *s)
+{
+    memset(s, 0, sizeof *s);
+    s->n_labels = m->n_labels;
+    s->n_inputs = m->enc->cfg.n_inputs;
+    s->dim = m->enc->dim;
+    s->encoder_params = xmc_encoder_param_count(m->enc);
+    s->head_params = m->n_labels * (int64_t)m->enc->dim;
+    s->encoder_bytes = (size_t)s->encoder_params * sizeof(float);
+    s->head_bytes = xmc_ova_param_bytes(m->head);
+    s->optim_bytes = (m->opt ? xmc_enc_optim_bytes(m->opt) : 0) + xmc_ova_state_bytes(m->head);
+    s->scratch_bytes = xmc_encoder_bytes(m->enc) - s->encoder_bytes + xmc_ova_scratch_bytes(m->head) +
+                       2 * (size_t)m->max_batch * (size_t)m->enc->dim * sizeof(float);
+    s->epochs_done = m->epochs_done;
+    s->steps_done = m->step;
+}
+
+const xmc_train_config *xmc_model_config(const xmc_model *m) { return &m->cfg; }
+const xmc_texts *xmc_model_label_names(const xmc_model *m) { return m->label_names; }
+const xmc_encoder *xmc_model_encoder(const xmc_model *m) { return m->enc; }
+const xmc_ova *xmc_model_head(const xmc_model *m) { return m->head; }

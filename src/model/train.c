@@ -1,0 +1,250 @@
+/* The training loop and `xmc train` as one library call.
+ *
+ * Epoch e visits the labelled training rows in a permutation drawn from the
+ * stream (seed, 1000 + e): it depends only on the seed and the epoch, so a
+ * run resumed from an epoch checkpoint sees the same batches as an
+ * uninterrupted one. Rows without any label are skipped (they carry only
+ * negatives and Renee's data has none). The loss is computed every
+ * loss_every steps only (it costs an extra pass over the logits in the head)
+ * and reported as the mean over sampled batches of (summed loss / B).
+ * Test metrics (P@1/3/5, PSP@5 with A=0.55, B=1.5) come from exact top-5 via
+ * the head and the metrics module.
+ *
+ * Memory: the prepared training/test inputs, a permutation (n int64) and
+ * the top-k buffers for the test set (n_test x 5); the step itself
+ * allocates nothing.
+ */
+#include <string.h>
+
+#include "internal.h"
+#include "xmc/metrics.h"
+
+#define MB(x) ((double)(x) / 1048576.0)
+
+static int eval_test(xmc_model *m, const xmc_enc_data *dt, const xmc_dataset *test,
+                     const double *inv_prop, xmc_metrics_result *res, xmc_error *err)
+{
+    xmc_csr *P = NULL;
+    int rc = model_predict_data(m, dt, 5, &P, err);
+    if (rc)
+        return rc;
+    static const int ks[3] = {1, 3, 5};
+    xmc_metrics_opts mo = {ks, 3, inv_prop, test->filter};
+    /* Labels beyond the training label space cannot be predicted; they still
+     * count as misses (the truth keeps its width). */
+    rc = xmc_metrics_eval(test->Y, P, &mo, res, err);
+    xmc_csr_free(P);
+    return rc;
+}
+
+int xmc_model_train(xmc_model *m, const xmc_dataset *train, const xmc_dataset *test,
+                    const char *dir, xmc_error *err)
+{
+    const xmc_train_config *c = &m->cfg;
+    xmc_enc_data *dtr = NULL, *dte = NULL;
+    int64_t *order = NULL, *perm = NULL;
+    double *inv_prop = NULL;
+    int rc;
+    if (!m->opt)
+        return XMC_ERR(err, XMC_ESTATE, NULL, 0, "model loaded without optimizer state");
+    if (train->n_labels > m->n_labels)
+        return XMC_ERR(err, XMC_EINVAL, train->spec, 0,
+                       "training data has %lld labels, the model %lld",
+                       (long long)train->n_labels, (long long)m->n_labels);
+    double t0 = xmc_now();
+    if ((rc = xmc_model_prepare(m, train, &dtr, err)))
+        goto done;
+    if (test && (rc = xmc_model_prepare(m, test, &dte, err)))
+        goto done;
+    double t_prep = xmc_now() - t0;
+    order = xmc_malloc((size_t)(train->n > 0 ? train->n : 1) * sizeof(int64_t));
+    perm = xmc_malloc((size_t)(train->n > 0 ? train->n : 1) * sizeof(int64_t));
+    if (!order || !perm) {
+        rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (permutation)");
+        goto done;
+    }
+    int64_t n = 0;
+    for (int64_t i = 0; i < train->n; i++)
+        if (train->Y->indptr[i + 1] > train->Y->indptr[i])
+            order[n++] = i;
+    if (n == 0) {
+        rc = XMC_ERR(err, XMC_EINVAL, train->spec, 0, "no training row has a label");
+        goto done;
+    }
+    if (test) {
+        inv_prop = xmc_malloc((size_t)test->Y->ncols * sizeof(double));
+        if (!inv_prop) {
+            rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (propensities)");
+            goto done;
+        }
+        /* Propensities from the training labels, over the test's width. */
+        xmc_csr Yw = *train->Y;
+        Yw.ncols = test->Y->ncols > train->Y->ncols ? test->Y->ncols : train->Y->ncols;
+        if (Yw.ncols != test->Y->ncols) {
+            xmc_free(inv_prop);
+            inv_prop = NULL; /* widths disagree: report P@k only */
+        } else if ((rc = xmc_metrics_inv_propensity(&Yw, 0.55, 1.5, inv_prop, err))) {
+            goto done;
+        }
+    }
+
+    xmc_model_stats st;
+    xmc_model_get_stats(m, &st);
+    size_t data_b = xmc_dataset_bytes(train) + (test ? xmc_dataset_bytes(test) : 0) +
+                    xmc_enc_data_bytes(dtr) + xmc_enc_data_bytes(dte);
+    char dims[48];
+    if (c->bottleneck)
+        snprintf(dims, sizeof dims, "%d -> bottleneck %d", c->dim, c->bottleneck);
+    else
+        snprintf(dims, sizeof dims, "%d", c->dim);
+    xmc_log(XMC_LOG_INFO,
+            "model: %s encoder %lld inputs -> %s, %lld labels; %lld train rows "
+            "(%lld labelled), batch %d, %lld steps planned; inputs prepared in %.2fs",
+            c->encoder, (long long)st.n_inputs, dims, (long long)m->n_labels,
+            (long long)train->n, (long long)n, c->batch, (long long)m->total_steps, t_prep);
+    xmc_log(XMC_LOG_INFO,
+            "memory: parameters %.1f MB (encoder %.1f, classifier %.1f), optimizer %.1f MB, "
+            "activations/scratch %.1f MB, data %.1f MB; total %.1f MB",
+            MB(st.encoder_bytes + st.head_bytes), MB(st.encoder_bytes), MB(st.head_bytes),
+            MB(st.optim_bytes), MB(st.scratch_bytes), MB(data_b),
+            MB(st.encoder_bytes + st.head_bytes + st.optim_bytes + st.scratch_bytes + data_b));
+
+    int64_t saved_step = m->step;
+    int ran = 0;
+    for (int e = m->epochs_done; e < c->epochs; e++) {
+        if (c->stop_after > 0 && ran >= c->stop_after)
+            break;
+        if (c->max_steps > 0 && m->step >= c->max_steps)
+            break;
+        memcpy(perm, order, (size_t)n * sizeof(int64_t));
+        xmc_rng r;
+        xmc_rng_seed(&r, c->seed, 1000 + (uint64_t)e);
+        xmc_rng_shuffle_i64(&r, perm, n);
+        char what[48], extra[64] = "";
+        snprintf(what, sizeof what, "epoch %d/%d", e + 1, c->epochs);
+        xmc_progress pg;
+        xmc_progress_start(&pg, what, "ex", n);
+        double te = xmc_now(), loss_sum = 0;
+        int loss_n = 0, partial = 0;
+        int64_t seen = 0;
+        for (int64_t s0 = 0; s0 < n; s0 += c->batch) {
+            if (c->max_steps > 0 && m->step >= c->max_steps) {
+                partial = 1;
+                break;
+            }
+            int B = (int)(n - s0 < c->batch ? n - s0 : c->batch);
+            double loss = 0;
+            int want_loss = (m->step + 1) % c->loss_every == 0 || s0 == 0;
+            if ((rc = xmc_model_step(m, dtr, train->Y, perm + s0, B, want_loss ? &loss : NULL,
+                                     err)))
+                goto done;
+            if (want_loss) {
+                loss_sum += loss / B;
+                loss_n++;
+                snprintf(extra, sizeof extra, "loss %.4f", loss / B);
+            }
+            seen = s0 + B;
+            xmc_progress_update(&pg, seen, extra);
+        }
+        double dt = xmc_now() - te;
+        snprintf(extra, sizeof extra, "loss %.4f", loss_n ? loss_sum / loss_n : 0.0);
+        xmc_progress_finish(&pg, extra);
+        if (partial) {
+            xmc_log(XMC_LOG_INFO, "stopped after %lld steps (max_steps): %lld examples in %.1fs "
+                    "(%.1f ex/s), sampled loss %.4f", (long long)m->step, (long long)seen, dt,
+                    (double)seen / (dt > 0 ? dt : 1e-9), loss_n ? loss_sum / loss_n : 0.0);
+            break;
+        }
+        m->epochs_done = e + 1;
+        ran++;
+        int last = m->epochs_done == c->epochs;
+        if (test && (last || (c->eval_every > 0 && m->epochs_done % c->eval_every == 0))) {
+            double tv = xmc_now();
+            xmc_metrics_result res;
+            if ((rc = eval_test(m, dte, test, inv_prop, &res, err)))
+                goto done;
+            char ps[48] = "";
+            if (res.has_ps)
+                snprintf(ps, sizeof ps, " PSP@5 %.2f", 100 * res.psp[2]);
+            xmc_log(XMC_LOG_INFO,
+                    "epoch %d/%d: loss %.4f, %.1fs (%.0f ex/s); test P@1 %.2f P@3 %.2f "
+                    "P@5 %.2f%s (%.1fs)",
+                    m->epochs_done, c->epochs, loss_n ? loss_sum / loss_n : 0.0, dt,
+                    (double)n / (dt > 0 ? dt : 1e-9), 100 * res.p[0], 100 * res.p[1],
+                    100 * res.p[2], ps, xmc_now() - tv);
+        } else {
+            xmc_log(XMC_LOG_INFO, "epoch %d/%d: loss %.4f, %.1fs (%.0f ex/s)", m->epochs_done,
+                    c->epochs, loss_n ? loss_sum / loss_n : 0.0, dt,
+                    (double)n / (dt > 0 ? dt : 1e-9));
+        }
+        if (dir) {
+            if ((rc = xmc_model_save(m, dir, err)))
+                goto done;
+            saved_step = m->step;
+        }
+    }
+    if (dir && m->step != saved_step && (rc = xmc_model_save(m, dir, err)))
+        goto done;
+    xmc_log(XMC_LOG_INFO, "trained %lld steps in %.1fs; peak RSS %.1f MB", (long long)m->step,
+            xmc_now() - t0, MB(xmc_peak_rss()));
+    rc = XMC_OK;
+done:
+    xmc_enc_data_free(dtr);
+    xmc_enc_data_free(dte);
+    xmc_free(order);
+    xmc_free(perm);
+    xmc_free(inv_prop);
+    return rc;
+}
+
+int xmc_train_run(const xmc_train_config *cfg, const char *dir, int resume, xmc_error *err)
+{
+    xmc_model *m = NULL;
+    xmc_dataset *train = NULL, *test = NULL;
+    int rc;
+    if (cfg->threads > 0)
+        xmc_set_threads(cfg->threads);
+    if (resume) {
+        if ((rc = xmc_model_load(dir, 1, &m, err)))
+            return rc;
+        /* Only settings that do not change the maths may differ on resume. */
+        m->cfg.stop_after = cfg->stop_after;
+        m->cfg.eval_every = cfg->eval_every;
+        m->cfg.threads = cfg->threads;
+        if (m->epochs_done >= m->cfg.epochs) {
+            xmc_log(XMC_LOG_INFO, "%s: all %d epochs done already", dir, m->cfg.epochs);
+            xmc_model_free(m);
+            return XMC_OK;
+        }
+        xmc_log(XMC_LOG_INFO, "resuming %s after epoch %d (step %lld)", dir, m->epochs_done,
+                (long long)m->step);
+    }
+    const xmc_train_config *c = m ? &m->cfg : cfg;
+    if (!c->train_spec[0])
+        return xmc_model_free(m), XMC_ERR(err, XMC_EINVAL, NULL, 0, "no training data (--train)");
+    double t0 = xmc_now();
+    xmc_load_opts lo;
+    memset(&lo, 0, sizeof lo);
+    lo.label_vocab = m ? xmc_model_label_names(m) : NULL;
+    if ((rc = xmc_dataset_load(c->train_spec, &lo, &train, err)))
+        goto done;
+    if (c->test_spec[0]) {
+        /* The test split maps label names with the TRAINING vocabulary. */
+        lo.label_vocab = m ? xmc_model_label_names(m) : train->label_names;
+        if ((rc = xmc_dataset_load(c->test_spec, &lo, &test, err)))
+            goto done;
+        if (test->n_unknown_labels > 0)
+            xmc_log(XMC_LOG_WARN, "%s: %lld label names not in the training vocabulary (ignored)",
+                    c->test_spec, (long long)test->n_unknown_labels);
+    }
+    xmc_log(XMC_LOG_INFO, "data: %lld train rows%s in %.1fs", (long long)train->n,
+            test ? " + test split" : "", xmc_now() - t0);
+    if (!m && (rc = xmc_model_create(cfg, train, &m, err)))
+        goto done;
+    rc = xmc_model_train(m, train, test, dir, err);
+done:
+    xmc_model_free(m);
+    xmc_dataset_free(train);
+    xmc_dataset_free(test);
+    return rc;
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# xmc train / predict / info end to end on a small synthetic dataset:
+# exit codes, files, messages, --config, --resume bit-identity, --text.
+set -euo pipefail
+XMC=${XMC:?XMC must point at the xmc binary}
+T=${XMC_TMP:-$(mktemp -d)}/train_basic
+rm -rf "$T"
+mkdir -p "$T"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+"$XMC" synth --out "$T/data" --points 600 --labels 40 --seed 3 >/dev/null 2>&1
+small=(--dim 32 --batch 32 --threads 2 --seed 5)
+
+# Train with a test split: per-epoch metrics, a model directory.
+"$XMC" train --train "$T/data/trn" --test "$T/data/tst" --model "$T/m" --epochs 2 "${small[@]}" \
+  2> "$T/train.log" || fail "train exited non-zero: $(tail -3 "$T/train.log")"
+grep -q "test P@1" "$T/train.log" || fail "no test metrics in the log"
+grep -q "^memory: parameters" "$T/train.log" || fail "no memory accounting"
+grep -q "peak RSS" "$T/train.log" || fail "no peak RSS"
+[ -f "$T/m/config.json" ] || fail "no config.json"
+grep -q '"recipe":[[:space:]]*"renee"' "$T/m/config.json" || fail "config lacks the recipe"
+grep -q '"epochs_done":[[:space:]]*2' "$T/m/config.json" || fail "config lacks epochs_done 2"
+
+# info: config + tensors + counts.
+"$XMC" info "$T/m" > "$T/info.txt" || fail "info failed"
+for w in sparse.W1 sparse.b1 classifier.W "parameters: encoder"; do
+  grep -q "$w" "$T/info.txt" || fail "info lacks '$w'"
+done
+
+# predict: score-matrix file with the right header and k entries per row.
+"$XMC" predict --model "$T/m" --input "$T/data/tst" --out "$T/pred.txt" --topk 3 2>/dev/null ||
+  fail "predict failed"
+read -r n l < "$T/pred.txt"
+[ "$n" = 120 ] && [ "$l" = 40 ] || fail "pred header '$n $l', expected '120 40'"
+awk 'NR > 1 && NF != 3 { bad = 1 } END { exit bad }' "$T/pred.txt" || fail "rows without 3 labels"
+
+# Errors: clear message, non-zero exit.
+if "$XMC" predict --model "$T/m" --input "$T/data/tst" --out "$T/p2.txt" --ann 2> "$T/err"; then
+  fail "--ann should fail"; fi
+grep -q "ann" "$T/err" || fail "--ann message: $(cat "$T/err")"
+if "$XMC" predict --model "$T/nowhere" --input "$T/data/tst" --out "$T/p3.txt" 2> "$T/err"; then
+  fail "missing model should fail"; fi
+grep -q "nowhere/config.json" "$T/err" || fail "missing model message: $(cat "$T/err")"
+set +e
+"$XMC" train --model "$T/x" 2> "$T/err"; rc=$?
+set -e
+[ $rc = 2 ] || fail "missing --train: exit $rc, expected 2"
+if "$XMC" train --train "$T/none.txt" --model "$T/x" 2> "$T/err"; then fail "bad spec should fail"; fi
+grep -q "^xmc: .*none.txt" "$T/err" || fail "bad spec message: $(cat "$T/err")"
+if "$XMC" train --train "$T/data/trn" --model "$T/x" --encoder conv 2> "$T/err"; then
+  fail "bad encoder should fail"; fi
+grep -q "conv" "$T/err" || fail "bad encoder message: $(cat "$T/err")"
+
+# --config: values from the file, flags override.
+printf 'epochs 1\ndim 24  # comment\nbatch = 16\n' > "$T/cfg.txt"
+"$XMC" train --train "$T/data/trn" --model "$T/c" --config "$T/cfg.txt" --batch 20 --threads 2 \
+  2>/dev/null || fail "train --config failed"
+grep -q '"dim":[[:space:]]*24' "$T/c/config.json" || fail "--config dim not applied"
+grep -q '"batch":[[:space:]]*20' "$T/c/config.json" || fail "flag did not override --config"
+
+# --resume: 1 epoch + resume == 3 epochs straight, byte for byte.
+"$XMC" train --train "$T/data/trn" --model "$T/a" --epochs 3 "${small[@]}" 2>/dev/null
+"$XMC" train --train "$T/data/trn" --model "$T/b" --epochs 3 --stop-after 1 "${small[@]}" 2>/dev/null
+grep -q '"epochs_done":[[:space:]]*1' "$T/b/config.json" || fail "--stop-after 1 did not stop"
+"$XMC" train --train "$T/data/trn" --model "$T/b" --resume "${small[@]}" 2> "$T/resume.log" ||
+  fail "resume failed: $(tail -3 "$T/resume.log")"
+grep -q "resuming" "$T/resume.log" || fail "resume did not say so"
+for f in "$T"/a/*.bin; do
+  cmp -s "$f" "$T/b/$(basename "$f")" || fail "resume differs in $(basename "$f")"
+done
+
+# Texts + label names: bag encoder auto-picked, --text prints names.
+: > "$T/texts.txt"
+: > "$T/labels.txt"
+for i in $(seq 1 60); do
+  echo "wheat grain harvest report $i" >> "$T/texts.txt"; echo "grain" >> "$T/labels.txt"
+  echo "crude oil barrel output $i" >> "$T/texts.txt"; echo "crude" >> "$T/labels.txt"
+done
+"$XMC" train --train "$T/texts.txt+$T/labels.txt" --model "$T/bag" --epochs 4 --dim 16 --batch 16 \
+  --buckets 4096 --threads 2 2>/dev/null || fail "bag train failed"
+grep -q '"kind":[[:space:]]*"bag"' "$T/bag/config.json" || fail "bag not auto-picked"
+[ -f "$T/bag/labels.txt" ] || fail "labels.txt not stored"
+printf 'the oil barrel\nharvest of wheat\n' | "$XMC" predict --model "$T/bag" --text --topk 1 \
+  > "$T/text.out" || fail "predict --text failed"
+grep -qP "^1\t1\t\d+\t[0-9.]+\tcrude$" "$T/text.out" || fail "--text line 1: $(cat "$T/text.out")"
+grep -qP "^2\t1\t\d+\t[0-9.]+\tgrain$" "$T/text.out" || fail "--text line 2: $(cat "$T/text.out")"
+# A feature model refuses --text with a hint.
+if echo "x" | "$XMC" predict --model "$T/m" --text 2> "$T/err"; then fail "--text on sparse"; fi
+grep -q "bag" "$T/err" || fail "--text on sparse message: $(cat "$T/err")"
+echo "ok"

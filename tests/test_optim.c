@@ -1,0 +1,189 @@
+/* Optimizers: AdamW against a double-precision reference written from the
+ * paper's update (Loshchilov & Hutter, Alg. 2), no decay on no_decay
+ * tensors, lazy sparse-row Adam semantics (untouched rows and their moments
+ * do not move; touched rows use the global step), the warm-up + cosine
+ * schedule, and the moments' save/load round trip. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "xmc/optim.h"
+
+static void ref_adamw(double *w, const double *g, double *m, double *v, int n, double lr,
+                      double b1, double b2, double eps, double wd, int t)
+{
+    for (int i = 0; i < n; i++) {
+        m[i] = b1 * m[i] + (1 - b1) * g[i];
+        v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
+        double mh = m[i] / (1 - pow(b1, t)), vh = v[i] / (1 - pow(b2, t));
+        w[i] = w[i] - lr * wd * w[i] - lr * mh / (sqrt(vh) + eps);
+    }
+}
+
+static void test_adamw_matches_reference(void **state)
+{
+    (void)state;
+    enum { N = 257 };
+    float w[N], g[N], m[N] = {0}, v[N] = {0};
+    double rw[N], rg[N], rm[N] = {0}, rv[N] = {0};
+    xmc_rng r;
+    xmc_rng_seed(&r, 3, 0);
+    for (int i = 0; i < N; i++)
+        rw[i] = w[i] = xmc_rng_normal(&r);
+    for (int t = 1; t <= 10; t++) {
+        for (int i = 0; i < N; i++)
+            rg[i] = g[i] = xmc_rng_normal(&r) * (float)(1 + i % 3);
+        xmc_adam_hparams hp = {0.01f, 0.9f, 0.999f, 1e-8f, 0.1f, t};
+        xmc_adamw_update(w, g, m, v, N, &hp, 1);
+        ref_adamw(rw, rg, rm, rv, N, 0.01, 0.9, 0.999, 1e-8, 0.1, t);
+    }
+    for (int i = 0; i < N; i++)
+        assert_true(fabs(w[i] - rw[i]) <= 1e-5 + 1e-5 * fabs(rw[i]));
+    /* decay = 0: no weight decay term. */
+    float w1[1] = {2.0f}, g1[1] = {0.0f}, m1[1] = {0}, v1[1] = {0};
+    xmc_adam_hparams hp = {0.1f, 0.9f, 0.999f, 1e-8f, 0.5f, 1};
+    xmc_adamw_update(w1, g1, m1, v1, 1, &hp, 0);
+    assert_true(w1[0] == 2.0f);
+    xmc_adamw_update(w1, g1, m1, v1, 1, &hp, 1);
+    assert_true(fabsf(w1[0] - 2.0f * (1 - 0.05f)) < 1e-6f);
+}
+
+static void test_sparse_adam_lazy(void **state)
+{
+    (void)state;
+    enum { ROWS = 6, COLS = 3 };
+    float w[ROWS * COLS], m[ROWS * COLS] = {0}, v[ROWS * COLS] = {0};
+    double rw[ROWS * COLS], rm[ROWS * COLS] = {0}, rv[ROWS * COLS] = {0};
+    for (int i = 0; i < ROWS * COLS; i++)
+        rw[i] = w[i] = 0.1f * (float)i;
+    int32_t touched[ROWS];
+    float grad[ROWS * COLS];
+    xmc_sparse_table t = {0};
+    t.w = w;
+    t.rows = ROWS;
+    t.cols = COLS;
+    t.max_touched = ROWS;
+    t.touched = touched;
+    t.grad = grad;
+    /* Step 1 touches rows 1, 4; step 2 touches row 4 only; step 3 row 1. */
+    const int plan[3][2] = {{1, 4}, {4, -1}, {1, -1}};
+    for (int s = 0; s < 3; s++) {
+        t.n_touched = 0;
+        for (int k = 0; k < 2; k++)
+            if (plan[s][k] >= 0)
+                touched[t.n_touched++] = plan[s][k];
+        for (int q = 0; q < t.n_touched; q++)
+            for (int c = 0; c < COLS; c++)
+                grad[q * COLS + c] = (float)(s + 1) * (c - 1.0f) + 0.5f;
+        float before_m0 = m[0];
+        xmc_adam_hparams hp = {0.05f, 0.9f, 0.999f, 1e-8f, 0.01f, s + 1};
+        xmc_sparse_adam_step(&t, m, v, &hp);
+        for (int q = 0; q < t.n_touched; q++) {
+            int row = touched[q];
+            double gg[COLS];
+            for (int c = 0; c < COLS; c++)
+                gg[c] = grad[q * COLS + c];
+            ref_adamw(rw + row * COLS, gg, rm + row * COLS, rv + row * COLS, COLS, 0.05, 0.9,
+                      0.999, 1e-8, 0.01, s + 1);
+        }
+        assert_true(m[0] == before_m0);
+    }
+    for (int i = 0; i < ROWS * COLS; i++) {
+        assert_true(fabs(w[i] - rw[i]) <= 1e-6 + 1e-5 * fabs(rw[i]));
+        assert_true(fabs(m[i] - rm[i]) <= 1e-6);
+    }
+    /* Rows 0, 2, 3, 5 never touched: weights exactly as initialised. */
+    const int untouched[4] = {0, 2, 3, 5};
+    for (int k = 0; k < 4; k++)
+        for (int c = 0; c < COLS; c++) {
+            assert_true(w[untouched[k] * COLS + c] == 0.1f * (float)(untouched[k] * COLS + c));
+            assert_true(v[untouched[k] * COLS + c] == 0.0f);
+        }
+}
+
+static void test_schedule(void **state)
+{
+    (void)state;
+    xmc_schedule s = {1.0f, 10, 110, 0.0f};
+    assert_true(fabsf(xmc_schedule_lr(&s, 1) - 0.1f) < 1e-7f);
+    assert_true(fabsf(xmc_schedule_lr(&s, 5) - 0.5f) < 1e-7f);
+    assert_true(fabsf(xmc_schedule_lr(&s, 10) - 1.0f) < 1e-7f);
+    assert_true(fabsf(xmc_schedule_lr(&s, 60) - 0.5f) < 1e-6f); /* half way: cos = 0 */
+    assert_true(fabsf(xmc_schedule_lr(&s, 110)) < 1e-7f);
+    assert_true(fabsf(xmc_schedule_lr(&s, 500)) < 1e-7f); /* clamps past the end */
+    s.min_ratio = 0.1f;
+    assert_true(fabsf(xmc_schedule_lr(&s, 110) - 0.1f) < 1e-7f);
+    /* Monotone non-increasing after warm-up. */
+    float prev = xmc_schedule_lr(&s, 10);
+    for (int t = 11; t <= 110; t++) {
+        float x = xmc_schedule_lr(&s, t);
+        assert_true(x <= prev + 1e-7f);
+        prev = x;
+    }
+    xmc_schedule nw = {0.3f, 0, 5, 0.0f};
+    assert_true(fabsf(xmc_schedule_lr(&nw, 1) - 0.3f * 0.5f * (1 + cosf(3.14159265f / 5))) <
+                1e-6f);
+}
+
+static void test_enc_optim_step_and_io(void **state)
+{
+    (void)state;
+    xmc_error err = {0};
+    xmc_encoder_config c;
+    xmc_encoder_config_default(&c, "sparse");
+    c.n_inputs = 20;
+    c.hidden = 4;
+    c.layers = 2;
+    c.max_batch = 2;
+    xmc_encoder *e = NULL;
+    assert_int_equal(xmc_encoder_create(&c, &e, &err), XMC_OK);
+    xmc_enc_optim *o = NULL;
+    assert_int_equal(xmc_enc_optim_create(e, &o, &err), XMC_OK);
+    assert_int_equal(xmc_enc_optim_bytes(o), (size_t)2 * 4 * (4 + 16 + 4 + 80));
+    /* A bias (no_decay) with zero grad stays put; a weight decays. */
+    for (int64_t i = 0; i < e->n_params; i++)
+        e->params[i] = 1.0f, e->grads[i] = 0.0f;
+    e->tables[0].n_touched = 0;
+    xmc_adam_hparams hp = {0.1f, 0.9f, 0.999f, 1e-8f, 0.5f, 1};
+    xmc_enc_optim_step(o, e, &hp, &hp);
+    for (int t = 0; t < e->n_tensors; t++) {
+        float want = e->tensors[t].no_decay ? 1.0f : 0.95f;
+        assert_true(fabsf(xmc_encoder_dense(e, t)[0] - want) < 1e-6f);
+    }
+    for (int64_t i = 0; i < o->n_params; i++)
+        o->m[i] = (float)i, o->v[i] = (float)(2 * i);
+    o->tm[0][7] = 3.5f;
+    const char *p = tu_path("opt.bin");
+    FILE *f = fopen(p, "wb");
+    assert_int_equal(xmc_enc_optim_save(o, f, p, &err), XMC_OK);
+    fclose(f);
+    xmc_enc_optim *o2 = NULL;
+    assert_int_equal(xmc_enc_optim_create(e, &o2, &err), XMC_OK);
+    f = fopen(p, "rb");
+    assert_int_equal(xmc_enc_optim_load(o2, f, p, &err), XMC_OK);
+    fclose(f);
+    assert_memory_equal(o->m, o2->m, (size_t)o->n_params * 4);
+    assert_memory_equal(o->v, o2->v, (size_t)o->n_params * 4);
+    assert_true(o2->tm[0][7] == 3.5f);
+    /* Truncated: ECORRUPT with the path. */
+    assert_int_equal(tu_system("truncate -s 60 '%s'", p), 0);
+    f = fopen(p, "rb");
+    xmc_error_clear(&err);
+    tu_assert_error(xmc_enc_optim_load(o2, f, p, &err), &err, XMC_ECORRUPT, "opt.bin", 0);
+    fclose(f);
+    xmc_enc_optim_free(o);
+    xmc_enc_optim_free(o2);
+    xmc_encoder_free(e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_adamw_matches_reference),
+        cmocka_unit_test(test_sparse_adam_lazy),
+        cmocka_unit_test(test_schedule),
+        cmocka_unit_test(test_enc_optim_step_and_io),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
