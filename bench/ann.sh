@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Side-by-side ANN benchmark: xmc's HNSW vs hnswlib on the same synthetic
-# vectors, parameters and threads. `xmc bench ann --dump` generates the data,
-# builds, measures and writes the vectors + exact ground truth; the hnswlib
-# shim (bench/hnswlib_shim.cpp, built when libhnswlib-dev is installed) reads
-# them; the table joins both runs.
+# vectors, parameters and threads. `xmc bench ann --dump --save` generates
+# the data, builds (build time), measures, and writes the vectors, exact
+# ground truth and its index; the hnswlib shim (bench/hnswlib_shim.cpp, built
+# when libhnswlib-dev is installed) builds hnswlib on the same vectors, loads
+# the xmc index, and times both searches interleaved (fair on a shared
+# machine); the table joins both.
 #
 #   bash bench/ann.sh                       # 1M random + 1M clustered, d=64
 #   N=100000 EF=10,40,160 bash bench/ann.sh # quicker
@@ -28,20 +30,27 @@ trap 'rm -rf "$dir"' EXIT
 for d in ${DATA//,/ }; do
     "$xmc" bench ann --n "$N" --dim "$DIM" --data "$d" --metric "$METRIC" --M "$M" \
         --ef-construction "$EFC" --ef "$EF" --k "$K" --queries "$Q" --latency "$LAT" \
-        --reps "$REPS" --threads "$THREADS" --seed "$SEED" --dump "$dir" | tee -a "$dir/xmc.txt"
+        --reps "$REPS" --threads "$THREADS" --seed "$SEED" --dump "$dir" --save "$dir/idx" \
+        | tee -a "$dir/xmc.txt"
     if [ -x "$shim" ]; then
         "$shim" --dir "$dir" --data "$d" --n "$N" --dim "$DIM" --queries "$Q" --k "$K" \
             --metric "$METRIC" --M "$M" --ef-construction "$EFC" --ef "$EF" --latency "$LAT" \
-            --reps "$REPS" --threads "$THREADS" --seed "$SEED" | tee -a "$dir/hnswlib.txt"
+            --reps "$REPS" --threads "$THREADS" --seed "$SEED" --xmc-index "$dir/idx.$d.hnsw" \
+            | tee -a "$dir/hnswlib.txt"
     else
         echo "ann.sh: $shim not built (apt-get install libhnswlib-dev); xmc only" >&2
     fi
-    rm -f "$dir/$d".*.f32 "$dir/$d".gt.i32
+    rm -f "$dir/$d".*.f32 "$dir/$d".gt.i32 "$dir/idx.$d.hnsw"
 done
 
 echo
 echo "n=$N d=$DIM metric=$METRIC M=$M efC=$EFC k=$K queries=$Q threads=$THREADS"
-cat "$dir/xmc.txt" "$dir/hnswlib.txt" | awk '
+# Search rows: the shim's interleaved ones when it ran, else xmc's own.
+if [ -s "$dir/hnswlib.txt" ]; then
+    { grep '^BUILD' "$dir/xmc.txt"; cat "$dir/hnswlib.txt"; }
+else
+    cat "$dir/xmc.txt"
+fi | awk '
 $1 == "BUILD" { b[$2 "," $3] = $4; ds[$3] = 1 }
 $1 == "RESULT" { r[$2 "," $3 "," $4] = $5; q[$2 "," $3 "," $4] = $6;
                  l[$2 "," $3 "," $4] = sprintf("%.0f/%.0f", $7, $8);

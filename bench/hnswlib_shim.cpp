@@ -4,6 +4,12 @@
 // same threading (OpenMP: parallel addPoint, batch queries split over
 // threads), and prints the same RESULT / BUILD lines as xmc for the table.
 // Cosine runs as inner product on normalised copies (hnswlib's own advice).
+//
+// --xmc-index FILE (an index saved by `xmc bench ann --save`, same data and
+// parameters) makes the comparison fair on a shared machine: xmc's searches
+// (through libxmc's C API) and hnswlib's run interleaved in this process —
+// batch A, batch B, A, B, ... and single queries alternating — and both
+// get RESULT lines, so load spikes hit both sides alike.
 #include <hnswlib/hnswlib.h>
 #include <omp.h>
 
@@ -15,6 +21,8 @@
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include "xmc/hnsw.h"
 
 static double now()
 {
@@ -45,7 +53,7 @@ static void normalise(std::vector<float> &x, size_t d)
 
 int main(int argc, char **argv)
 {
-    std::string dir = ".", data = "random", metric = "l2", efs = "10,20,40,80,160,320";
+    std::string dir = ".", data = "random", metric = "l2", efs = "10,20,40,80,160,320", xmcidx;
     size_t n = 0, nq = 1000, d = 64, M = 16, efc = 200, k = 10;
     int lat = 1000, reps = 5, seed = 1;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -63,7 +71,8 @@ int main(int argc, char **argv)
         else if (a == "--latency") lat = std::atoi(v.c_str());
         else if (a == "--reps") reps = std::atoi(v.c_str());
         else if (a == "--seed") seed = std::atoi(v.c_str());
-        else if (a == "--threads") omp_set_num_threads(std::atoi(v.c_str()));
+        else if (a == "--threads") xmc_set_threads(std::atoi(v.c_str()));
+        else if (a == "--xmc-index") xmcidx = v;
         else {
             std::fprintf(stderr, "hnswlib_shim: unknown option %s\n", a.c_str());
             return 2;
@@ -94,6 +103,16 @@ int main(int argc, char **argv)
         }
         space = new hnswlib::InnerProductSpace(d);
     }
+    xmc_hnsw *xi = nullptr;
+    if (!xmcidx.empty()) {
+        xmc_error err = {};
+        if (xmc_hnsw_load(&xi, xmcidx.c_str(), XMC_HNSW_LOAD_MMAP, &err) != XMC_OK ||
+            xmc_hnsw_size(xi) != (int64_t)n || xmc_hnsw_dim(xi) != (int64_t)d) {
+            std::fprintf(stderr, "hnswlib_shim: %s: %s\n", xmcidx.c_str(),
+                         err.code ? err.msg : "size or dimension differs from --n/--dim");
+            return 1;
+        }
+    }
     auto *index = new hnswlib::HierarchicalNSW<float>(space, n, M, efc, seed);
     double t0 = now();
     index->addPoint(x.data(), 0);
@@ -105,7 +124,6 @@ int main(int argc, char **argv)
                 n / t_build, omp_get_max_threads());
     std::printf("BUILD hnswlib %s %.2f\n", data.c_str(), t_build);
     std::vector<int64_t> ids(nq * k);
-    std::vector<double> t(std::max(lat, reps));
     size_t pos = 0;
     while (pos < efs.size()) {
         size_t c = efs.find(',', pos);
@@ -115,47 +133,70 @@ int main(int argc, char **argv)
         pos = c + 1;
         ef = std::max(ef, k);
         index->setEf(ef);
-        for (int r = 0; r < reps; r++) {
-            t0 = now();
-#pragma omp parallel for schedule(dynamic, 4)
-            for (size_t i = 0; i < nq; i++) {
-                auto res = index->searchKnn(q.data() + i * d, k);
-                size_t j = res.size();
-                for (size_t m = j; m < k; m++)
-                    ids[i * k + m] = -1;
-                while (!res.empty()) { // max-heap: farthest first
-                    ids[i * k + --j] = (int64_t)res.top().second;
-                    res.pop();
-                }
-            }
-            t[r] = now() - t0;
-        }
-        std::sort(t.begin(), t.begin() + reps);
-        double qps = nq / t[0]; // best of reps, as xmc bench ann
-        size_t hit = 0;
-        for (size_t i = 0; i < nq; i++)
-            for (size_t a = 0; a < k; a++)
-                for (size_t b = 0; b < k; b++)
-                    if (ids[i * k + a] == gt[i * k + b]) {
-                        hit++;
-                        break;
-                    }
-        double recall = (double)hit / (double)(nq * k);
-        double p50 = NAN, p99 = NAN;
-        if (lat > 0) {
-            for (int i = 0; i < lat; i++) {
+        // side 0: hnswlib, side 1: xmc (when --xmc-index), interleaved.
+        int sides = xi ? 2 : 1;
+        std::vector<double> tb[2], tl[2];
+        std::vector<int64_t> xids(nq * k);
+        for (int r = 0; r < reps; r++)
+            for (int sd = 0; sd < sides; sd++) {
                 t0 = now();
-                auto res = index->searchKnn(q.data() + (i % nq) * d, k);
-                t[i] = now() - t0;
+                if (sd == 0) {
+#pragma omp parallel for schedule(dynamic, 4)
+                    for (size_t i = 0; i < nq; i++) {
+                        auto res = index->searchKnn(q.data() + i * d, k);
+                        size_t j = res.size();
+                        for (size_t m = j; m < k; m++)
+                            ids[i * k + m] = -1;
+                        while (!res.empty()) { // max-heap: farthest first
+                            ids[i * k + --j] = (int64_t)res.top().second;
+                            res.pop();
+                        }
+                    }
+                } else {
+                    xmc_error err = {};
+                    xmc_hnsw_search(xi, q.data(), (int64_t)nq, (int64_t)d, (int)k, (int)ef,
+                                    xids.data(), nullptr, &err);
+                }
+                tb[sd].push_back(now() - t0);
             }
-            std::sort(t.begin(), t.begin() + lat);
-            p50 = 1e6 * t[lat / 2];
-            p99 = 1e6 * t[(size_t)((lat - 1) * 0.99)];
+        for (int i = 0; i < lat; i++)
+            for (int sd = 0; sd < sides; sd++) {
+                const float *qi = q.data() + (i % nq) * d;
+                t0 = now();
+                if (sd == 0) {
+                    auto res = index->searchKnn(qi, k);
+                } else {
+                    int64_t one[1024];
+                    xmc_error err = {};
+                    xmc_hnsw_search(xi, qi, 1, (int64_t)d, (int)k, (int)ef, one, nullptr, &err);
+                }
+                tl[sd].push_back(now() - t0);
+            }
+        for (int sd = 0; sd < sides; sd++) {
+            const int64_t *got = sd == 0 ? ids.data() : xids.data();
+            std::sort(tb[sd].begin(), tb[sd].end());
+            double qps = nq / tb[sd][0]; // best of reps, as xmc bench ann
+            size_t hit = 0;
+            for (size_t i = 0; i < nq; i++)
+                for (size_t a = 0; a < k; a++)
+                    for (size_t b = 0; b < k; b++)
+                        if (got[i * k + a] == gt[i * k + b]) {
+                            hit++;
+                            break;
+                        }
+            double recall = (double)hit / (double)(nq * k);
+            double p50 = NAN, p99 = NAN;
+            if (lat > 0) {
+                std::sort(tl[sd].begin(), tl[sd].end());
+                p50 = 1e6 * tl[sd][lat / 2];
+                p99 = 1e6 * tl[sd][(size_t)((lat - 1) * 0.99)];
+            }
+            std::printf("RESULT %s %s %zu %.4f %.0f %.1f %.1f\n", sd == 0 ? "hnswlib" : "xmc",
+                        data.c_str(), ef, recall, qps, p50, p99);
         }
-        std::printf("RESULT hnswlib %s %zu %.4f %.0f %.1f %.1f\n", data.c_str(), ef, recall, qps,
-                    p50, p99);
         std::fflush(stdout);
     }
+    xmc_hnsw_free(xi);
     delete index;
     delete space;
     return 0;

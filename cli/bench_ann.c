@@ -10,6 +10,10 @@
  * same data (bench/ann.sh prints both side by side). Lines starting with
  * "RESULT" / "BUILD" are for scripts.
  *
+ * --cluster LEAF: balanced hierarchical k-means of the generated base
+ * vectors instead (time, and mean cosine of points to their cluster's mean
+ * direction against a random balanced assignment of the same sizes).
+ *
  * --model DIR --input SPEC: ANN inference on a trained model instead: the
  * exact top-k (xmc_model_topk) against xmc_ann_topk at each ef, with
  * recall@k of the ANN lists against the exact ones, end-to-end queries/s
@@ -22,6 +26,7 @@
 #include "bench.h"
 #include "cli.h"
 #include "xmc/ann.h"
+#include "xmc/cluster.h"
 #include "xmc/hnsw.h"
 #include "xmc/kernels.h"
 #include "xmc/metrics.h"
@@ -81,6 +86,73 @@ static int dump(const char *dir, const char *name, const char *ext, const void *
     if (fwrite(p, 1, bytes, o.fp) != bytes)
         o.failed = 1;
     return xmc_outfile_commit(&o, err);
+}
+
+/* Mean cosine of each point to its cluster's mean direction. */
+static double intra_cos(const float *x, int64_t n, int64_t d, const int64_t *perm,
+                        const int64_t *off, int64_t nc)
+{
+    double total = 0;
+#pragma omp parallel for schedule(dynamic, 16) reduction(+ : total)
+    for (int64_t c = 0; c < nc; c++) {
+        double m[1024] = {0}, mn = 0;
+        for (int64_t i = off[c]; i < off[c + 1]; i++) {
+            const float *xi = x + perm[i] * d;
+            double nr = 0;
+            for (int64_t j = 0; j < d; j++)
+                nr += (double)xi[j] * xi[j];
+            nr = nr > 0 ? 1.0 / sqrt(nr) : 0;
+            for (int64_t j = 0; j < d; j++)
+                m[j] += xi[j] * nr;
+        }
+        for (int64_t j = 0; j < d; j++)
+            mn += m[j] * m[j];
+        mn = sqrt(mn);
+        for (int64_t i = off[c]; i < off[c + 1]; i++) {
+            const float *xi = x + perm[i] * d;
+            double dot = 0, nr = 0;
+            for (int64_t j = 0; j < d; j++) {
+                dot += xi[j] * m[j];
+                nr += (double)xi[j] * xi[j];
+            }
+            total += nr > 0 && mn > 0 ? dot / (sqrt(nr) * mn) : 0;
+        }
+    }
+    return total / (double)n;
+}
+
+static int bench_cluster(const char *name, const float *x, int64_t n, int64_t d, int64_t leaf,
+                         int64_t seed, xmc_error *err)
+{
+    xmc_cluster_params p;
+    xmc_cluster_params_default(&p);
+    p.max_leaf = leaf;
+    p.seed = (uint64_t)seed;
+    xmc_clusters *c;
+    double t0 = xmc_now();
+    int rc = xmc_cluster_balanced(x, n, d, &p, &c, err);
+    if (rc)
+        return rc;
+    double t = xmc_now() - t0;
+    int64_t *rp = xmc_malloc(sizeof(int64_t) * (size_t)n);
+    if (!rp) {
+        xmc_clusters_free(c);
+        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "bench ann: out of memory");
+    }
+    for (int64_t i = 0; i < n; i++)
+        rp[i] = i;
+    xmc_rng r;
+    xmc_rng_seed(&r, (uint64_t)seed, 77);
+    xmc_rng_shuffle_i64(&r, rp, n);
+    double ours = intra_cos(x, n, d, c->perm, c->offsets, c->n_clusters);
+    double rnd = intra_cos(x, n, d, rp, c->offsets, c->n_clusters);
+    printf("[%s] balanced k-means: %lld points -> %lld clusters of <= %lld (depth %d) in %.2f s; "
+           "mean cosine to cluster mean %.4f vs random balanced %.4f\n",
+           name, (long long)n, (long long)c->n_clusters, (long long)leaf, c->depth, t, ours, rnd);
+    printf("CLUSTER %s %.3f %.4f %.4f\n", name, t, ours, rnd);
+    xmc_free(rp);
+    xmc_clusters_free(c);
+    return XMC_OK;
 }
 
 /* P@1, P@3, P@5 (those <= k) of top-k lists against the truth. */
@@ -212,7 +284,7 @@ int bench_ann(int argc, char **argv)
     int64_t n = 1000000, dim = 64, nq = 1000;
     int M = XMC_HNSW_DEFAULT_M, efc = XMC_HNSW_DEFAULT_EF_CONSTRUCTION, k = 10, threads = 0;
     int lat = 1000, reps = 5, nc = 1000;
-    int64_t seed = 1;
+    int64_t seed = 1, cluster_leaf = 0;
     double sigma = 0.6;
     const char *data = "random,clustered", *metric_s = "l2", *efs = "10,20,40,80,160,320";
     const char *storage_s = "f32", *dump_dir = NULL, *save = NULL, *model = NULL, *input = NULL;
@@ -235,6 +307,7 @@ int bench_ann(int argc, char **argv)
         {"seed", CLI_I64, &seed, "data and index seed (default 1)", 0},
         {"dump", CLI_STR, &dump_dir, "write base/query/ground truth to DIR for hnswlib_shim", 0},
         {"save", CLI_STR, &save, "save each index to PATH.<data>.hnsw", 0},
+        {"cluster", CLI_I64, &cluster_leaf, "balanced k-means into clusters of <= N instead", 0},
         {"model", CLI_STR, &model, "trained model DIR: ANN vs exact inference (with --input)", 0},
         {"input", CLI_STR, &input, "test data spec for --model", 0},
         {NULL, CLI_END, NULL, NULL, 0},
@@ -305,6 +378,13 @@ int bench_ann(int argc, char **argv)
         if (!x || !q || !gt || !ids || !t || !gt32) {
             XMC_ERR(&err, XMC_ENOMEM, NULL, 0, "bench ann: out of memory for %lld x %lld vectors",
                     (long long)n, (long long)dim);
+            goto next;
+        }
+        if (cluster_leaf > 0) {
+            if (dim > 1024)
+                XMC_ERR(&err, XMC_EINVAL, NULL, 0, "--cluster: --dim at most 1024");
+            else
+                bench_cluster(tok, x, n, dim, cluster_leaf, seed, &err);
             goto next;
         }
         printf("\n[%s] generating done; exact top-%d by OpenBLAS GEMM...\n", tok, k);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bench.h"
 #include "cli.h"
@@ -32,6 +33,16 @@ typedef struct dense {
     int d, B;
     float *W, *m, *Z, *gW;
 } dense;
+
+/* Process CPU seconds (all threads): on a shared machine flops per CPU-second
+ * show the per-core efficiency that wall time hides (OpenMP spin-waiting
+ * counts as CPU; OMP_WAIT_POLICY=passive avoids it). */
+static double cpu_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -136,8 +147,10 @@ int bench_ffi(int argc, char **argv)
     float *E = malloc((size_t)B * d * 4), *dE = malloc((size_t)B * d * 4);
     int64_t *indptr = malloc((size_t)(B + 1) * 8);
     int32_t *indices = malloc((size_t)B * (labels_per_row + 1) * 4);
-    double *t_dense = calloc((size_t)reps * 2, sizeof(double)); /* ova, blas */
-    double *t_ffi = calloc((size_t)reps * (nF + 1), sizeof(double));
+    /* wall then CPU seconds: t_dense [2][2][reps] (ova, blas), t_ffi [2][nF + 1][reps] */
+    double *t_dense = calloc((size_t)reps * 4, sizeof(double));
+    double *t_ffi = calloc((size_t)reps * (nF + 1) * 2, sizeof(double));
+    const size_t cd = (size_t)reps * 2, cf = (size_t)reps * (nF + 1);
     if (!E || !dE || !indptr || !indices || !t_dense || !t_ffi) {
         rc = cli_failf("out of memory");
         goto done;
@@ -228,32 +241,36 @@ int bench_ffi(int argc, char **argv)
     for (int rep = 0; rep < reps; rep++) {
         hp.step = rep + 2;
         if (ova) {
-            double s = xmc_now();
+            double s = xmc_now(), cs = cpu_now();
             if (xmc_ova_train_step(ova, E, B, &Y, NULL, &hp, dE, NULL, &err)) {
                 rc = cli_fail(&err);
                 goto done;
             }
             t_dense[rep] = xmc_now() - s;
+            t_dense[cd + rep] = cpu_now() - cs;
         }
         if (use_blas) {
-            double s = xmc_now();
+            double s = xmc_now(), cs = cpu_now();
             dense_step(&dh, E, &Y, hp.lr, hp.momentum, dE);
             t_dense[reps + rep] = xmc_now() - s;
+            t_dense[cd + reps + rep] = cpu_now() - cs;
         }
         for (int i = 0; i < nF; i++) {
-            double s = xmc_now();
+            double s = xmc_now(), cs = cpu_now();
             if (xmc_ffi_train_step(heads[i], E, B, &Y, NULL, &hp, dE, NULL, &err)) {
                 rc = cli_fail(&err);
                 goto done;
             }
             t_ffi[(size_t)i * reps + rep] = xmc_now() - s;
+            t_ffi[cf + (size_t)i * reps + rep] = cpu_now() - cs;
         }
         if (refh) {
             setenv("XMC_KERNEL", "ref", 1);
             xmc_cpu_refresh();
-            double s = xmc_now();
+            double s = xmc_now(), cs = cpu_now();
             int e2 = xmc_ffi_train_step(refh, E, B, &Y, NULL, &hp, dE, NULL, &err);
             t_ffi[(size_t)nF * reps + rep] = xmc_now() - s;
+            t_ffi[cf + (size_t)nF * reps + rep] = cpu_now() - cs;
             unsetenv("XMC_KERNEL");
             xmc_cpu_refresh();
             if (e2) {
@@ -263,13 +280,14 @@ int bench_ffi(int argc, char **argv)
         }
     }
 
-    printf("%-12s %6s %10s %10s %9s %12s %9s %9s\n", "head", "F", "ms/step", "ex/s", "GFLOP/s",
-           "bytes/label", "sparsity", "speedup");
+    printf("%-12s %6s %10s %10s %9s %9s %12s %9s %9s\n", "head", "F", "ms/step", "ex/s", "GFLOP/s",
+           "GF/cpu-s", "bytes/label", "sparsity", "speedup");
     double md = 0;
     for (int k = 0; k < 2; k++) {
         if (!(k ? use_blas : use_ova))
             continue;
         double t = median(t_dense + (size_t)k * reps, reps);
+        double c = median(t_dense + cd + (size_t)k * reps, reps);
         char sp[32] = "1.00";
         if (md > 0)
             snprintf(sp, sizeof sp, "%.2f", md / t);
@@ -277,20 +295,23 @@ int bench_ffi(int argc, char **argv)
             md = t;
         size_t bpl = k ? (size_t)8 * d
                        : (xmc_ova_param_bytes(ova) + xmc_ova_state_bytes(ova)) / (size_t)L;
-        printf("%-12s %6d %10.1f %10.0f %9.1f %12zu %8.1f%% %9s\n", k ? "dense-blas" : "dense-ova",
-               d, 1e3 * t, B / t, 6.0 * B * (double)L * d / t / 1e9, bpl, 0.0, sp);
+        double fl = 6.0 * B * (double)L * d / 1e9;
+        printf("%-12s %6d %10.1f %10.0f %9.1f %9.1f %12zu %8.1f%% %9s\n",
+               k ? "dense-blas" : "dense-ova", d, 1e3 * t, B / t, fl / t, fl / c, bpl, 0.0, sp);
     }
     for (int i = 0; i <= nF; i++) {
         if (i == nF && !refh)
             break;
         int F = i < nF ? Fs[i] : Fs[0];
         double mf = median(t_ffi + (size_t)i * reps, reps);
+        double cf_ = median(t_ffi + cf + (size_t)i * reps, reps);
         char sp[32] = "-";
         if (!no_dense)
             snprintf(sp, sizeof sp, "%.2f", md / mf);
         const xmc_ffi *h = i < nF ? heads[i] : refh;
-        printf("%-12s %6d %10.1f %10.0f %9.1f %12zu %8.1f%% %9s\n",
-               i < nF ? "ffi" : "ffi-ref", F, 1e3 * mf, B / mf, 6.0 * B * (double)L * F / mf / 1e9,
+        double fl = 6.0 * B * (double)L * F / 1e9;
+        printf("%-12s %6d %10.1f %10.0f %9.1f %9.1f %12zu %8.1f%% %9s\n",
+               i < nF ? "ffi" : "ffi-ref", F, 1e3 * mf, B / mf, fl / mf, fl / cf_,
                xmc_ffi_bytes_per_label(xmc_ffi_get_config(h)), 100.0 * (1.0 - (double)F / d), sp);
     }
     /* Accounting: (4 + 4) F + optimizer state per label, as allocated. */
@@ -301,7 +322,8 @@ int bench_ffi(int argc, char **argv)
         size_t got = xmc_ffi_bytes(heads[i]) - xmc_ffi_scratch_bytes(heads[i]);
         printf("F=%d: bytes/label (4+4)*F + state = %zu; xmc_ffi_bytes - scratch = %zu = L * %zu "
                "%s; scratch %.1f MiB; dense W+momentum %.1f MiB vs ffi %.1f MiB (%.1fx less)\n",
-               c->fan_in, want, got, got / (size_t)L, got == want * (size_t)L ? "(match)" : "(MISMATCH)",
+               c->fan_in, want, got, got / (size_t)L,
+               got == want * (size_t)L ? "(match)" : "(MISMATCH)",
                xmc_ffi_scratch_bytes(heads[i]) / 1048576.0, 8.0 * d * (double)L / 1048576.0,
                got / 1048576.0, 8.0 * d * (double)L / (double)got);
         if (got != want * (size_t)L)

@@ -19,12 +19,14 @@ static const char vocab[] =
     "\xe6\x88\x91\n\xc3\xa9\n##\xc3\xa9\ne\n##e\nhello\n##llo\nhe\n";
 
 static xmc_tokenizer *toks[8];
+static char path[256];
+
+static void cleanup(void) { unlink(path); }
 
 static xmc_tokenizer *get(int opt)
 {
     if (toks[opt])
         return toks[opt];
-    static char path[256];
     if (!path[0]) {
         snprintf(path, sizeof path, "/tmp/xmc_fuzz_vocab_%ld.txt", (long)getpid());
         FILE *f = fopen(path, "wb");
@@ -32,6 +34,7 @@ static xmc_tokenizer *get(int opt)
             abort();
         fputs(vocab, f);
         fclose(f);
+        atexit(cleanup);
     }
     xmc_tokenizer_opts o = {opt & 1, (opt >> 1) & 1, (opt >> 2) & 1};
     xmc_error err = {0};

@@ -24,15 +24,14 @@ static const char *texts[6] = {"tok1 tok2 tok3", "tok50 tok7",      "tok9",
                                "tok3 tok3 tok3 tok3 tok3 tok3 tok3 tok3 tok3 tok3 tok3 tok3 x",
                                "",               "tok90, tok91!"};
 
-static void test_matches_direct_model(void **state)
+static void matches_direct_model(const char *opt)
 {
-    (void)state;
     xmc_error e = {0};
     assert_int_equal(xmc_bert_encoder_register(&e), XMC_OK);
     assert_int_equal(xmc_bert_encoder_register(&e), XMC_OK); /* idempotent */
     xmc_encoder_config cfg;
     xmc_encoder_config_default(&cfg, "bert");
-    snprintf(cfg.extra, sizeof cfg.extra, "%s,max_len=12", model_dir());
+    snprintf(cfg.extra, sizeof cfg.extra, "%s,max_len=12%s", model_dir(), opt);
     cfg.max_batch = 4;
     cfg.dropout = 0.0f;
     cfg.seed = 3;
@@ -100,6 +99,13 @@ static void test_matches_direct_model(void **state)
     ds.n = 1;
     assert_int_equal(xmc_encoder_prepare(enc, &ds, &d, &e), XMC_EINVAL);
     xmc_encoder_free(enc);
+}
+
+static void test_matches_direct_model(void **state)
+{
+    (void)state;
+    matches_direct_model("");
+    matches_direct_model(",recompute,pool=mean");
 }
 
 static void test_bad_config(void **state)

@@ -158,6 +158,20 @@ static void test_xc_valid(void **state)
     assert_non_null(ds->label_names);
     assert_string_equal(xmc_texts_get(ds->label_names, 1), "beta");
     xmc_dataset_free(ds);
+    /* a long, unsorted label list (the qsort path) */
+    {
+        char big[4096];
+        size_t k = (size_t)snprintf(big, sizeof big, "1 1 100\n");
+        for (int i = 99; i >= 0; i -= 2)
+            k += (size_t)snprintf(big + k, sizeof big - k, i == 99 ? "%d" : ",%d", i);
+        snprintf(big + k, sizeof big - k, " 0:1\n");
+        tu_write(p, big);
+        ds = load_ok(p, NULL);
+        assert_int_equal(xmc_csr_nnz(ds->Y), 50);
+        assert_int_equal(xmc_csr_check(ds->Y, "Y", NULL), XMC_OK);
+        assert_int_equal(ds->Y->indices[49], 99);
+        xmc_dataset_free(ds);
+    }
     /* no trailing newline; a first token with ':' is a feature (no labels);
      * label_names.txt of the wrong length is not used */
     tu_write(p, "2 2 3\n1 1:3\n0:2 1:1");
@@ -664,6 +678,12 @@ static void test_roundtrips(void **state)
     assert_int_equal((uintptr_t)b->X->indices % 64, 0);
     assert_int_equal((uintptr_t)b->Y->values % 64, 0);
     assert_ds_equal(a, b, 0);
+    /* copy-on-write: normalising a mapped X works and leaves the file alone */
+    xmc_csr_normalize_rows(b->X);
+    assert_float_equal(b->X->values[1], 1 / sqrtf(5), 1e-6);
+    xmc_dataset *again = load_ok(out, NULL);
+    assert_true(xmc_csr_equal(a->X, again->X));
+    xmc_dataset_free(again);
     /* parts outlive the dataset struct through the mapping's refcount */
     xmc_csr *keep = b->Y;
     b->Y = NULL;
@@ -755,6 +775,111 @@ static void test_binary_corrupt(void **state)
     xmc_dataset *ds = NULL;
     xmc_error_clear(&e);
     tu_assert_error(xmc_dataset_map_binary(bad, &ds, &e), &e, XMC_ECORRUPT, "bad.xmcb", 0);
+}
+
+/* A crafted cache with valid checksums must still be refused: the
+ * structural checks behind the CRCs (found by fuzz_binary). */
+static void fix_crcs(unsigned char *d)
+{
+    uint32_t nsec;
+    memcpy(&nsec, d + 12, 4);
+    for (uint32_t i = 0; i < nsec; i++) {
+        unsigned char *s = d + 64 + i * 32;
+        uint32_t es, c;
+        uint64_t off, cnt;
+        memcpy(&es, s + 4, 4);
+        memcpy(&off, s + 8, 8);
+        memcpy(&cnt, s + 16, 8);
+        c = xmc_crc32(0, d + off, (size_t)(cnt * es));
+        memcpy(s + 24, &c, 4);
+    }
+    uint32_t c = xmc_crc32(xmc_crc32(0, d, 60), d + 64, (size_t)nsec * 32);
+    memcpy(d + 60, &c, 4);
+}
+
+static unsigned char *section(unsigned char *d, uint32_t id)
+{
+    uint32_t nsec;
+    memcpy(&nsec, d + 12, 4);
+    for (uint32_t i = 0; i < nsec; i++) {
+        uint32_t sid;
+        uint64_t off;
+        memcpy(&sid, d + 64 + i * 32, 4);
+        memcpy(&off, d + 64 + i * 32 + 8, 8);
+        if (sid == id)
+            return d + off;
+    }
+    fail_msg("no section %u", id);
+    return NULL;
+}
+
+static void test_binary_crafted(void **state)
+{
+    (void)state;
+    char dir[1200], spec[1300], out[1300], bad[1300];
+    snprintf(dir, sizeof dir, "%s", tu_path("cr"));
+    write_lf(dir, 0);
+    snprintf(spec, sizeof spec, "%s/trn", dir);
+    snprintf(out, sizeof out, "%s/c.xmcb", dir);
+    snprintf(bad, sizeof bad, "%s/bad.xmcb", dir);
+    xmc_dataset *a = load_ok(spec, NULL);
+    xmc_error e = {0};
+    assert_int_equal(xmc_dataset_write_binary(a, out, &e), XMC_OK);
+    xmc_dataset_free(a);
+    char *orig;
+    size_t n;
+    assert_int_equal(xmc_read_file(out, &orig, &n, &e), XMC_OK);
+    /* section ids as in src/data/binary.c: 1-3 X, 4-6 Y, 10-11 texts */
+    struct {
+        uint32_t id;
+        size_t at;
+        int64_t v;
+        int width;
+    } edits[] = {
+        {10, 8, INT64_C(1) << 35, 8}, /* text offset overshoots, comes back later */
+        {10, 8, 0, 8},                /* empty text: no NUL of its own */
+        {11, 0, 'x', 1},              /* where a NUL was... (byte 0 is text) */
+        {11, 9, 'x', 1},              /* a NUL replaced by text */
+        {4, 8, INT64_C(1) << 35, 8},  /* Y indptr overshoots */
+        {4, 16, 0, 8},                /* Y indptr decreases */
+        {5, 0, 4, 4},                 /* label id = L */
+        {5, 0, -1, 4},                /* negative label id */
+        {2, 0, 3, 4},                 /* X row 0 column order: 4 -> 3 fine, */
+        {2, 8, 0, 4},                 /* but row 1 [0,1] -> [0,0] duplicate */
+        {6, 0, 0x7f800000, 4},        /* Y value +inf */
+    };
+    int refused = 0;
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+        unsigned char *d = malloc(n);
+        memcpy(d, orig, n);
+        unsigned char *sp = section(d, edits[i].id) + edits[i].at;
+        if (edits[i].width == 8)
+            memcpy(sp, &edits[i].v, 8);
+        else if (edits[i].width == 4) {
+            int32_t v = (int32_t)edits[i].v;
+            memcpy(sp, &v, 4);
+        } else {
+            *sp = (unsigned char)edits[i].v;
+        }
+        fix_crcs(d);
+        FILE *f = fopen(bad, "wb");
+        fwrite(d, 1, n, f);
+        fclose(f);
+        free(d);
+        xmc_dataset *ds = NULL;
+        xmc_error_clear(&e);
+        int rc = xmc_dataset_map_binary(bad, &ds, &e);
+        if (rc == XMC_OK) { /* only harmless edits may pass: a text byte, a valid order */
+            if (i != 2 && i != 8)
+                fail_msg("crafted edit %zu accepted", i);
+            xmc_dataset_free(ds);
+        } else {
+            tu_assert_error(rc, &e, XMC_ECORRUPT, "bad.xmcb", 0);
+            refused++;
+        }
+    }
+    assert_int_equal(refused, (int)(sizeof edits / sizeof edits[0]) - 2);
+    xmc_free(orig);
 }
 
 /* Sections above the 8 MiB CRC block are checksummed in parallel pieces:
@@ -853,6 +978,93 @@ static void test_shared_datasets(void **state)
     }
 }
 
+/* Against an independent reader (tests/ref/data_ref.py, plain Python): the
+ * shapes, entry counts, value sums and position checksums recorded in
+ * tests/data/data/shared_ref.txt. */
+static void ds_stats(const xmc_dataset *ds, double *sx, uint64_t *ckx, uint64_t *cky)
+{
+    *sx = 0;
+    *ckx = *cky = 0;
+    for (int64_t r = 0; r < ds->n; r++) {
+        for (int64_t k = ds->Y->indptr[r]; k < ds->Y->indptr[r + 1]; k++)
+            *cky += (uint64_t)(r + 1) * (uint64_t)(ds->Y->indices[k] + 1);
+        if (ds->X)
+            for (int64_t k = ds->X->indptr[r]; k < ds->X->indptr[r + 1]; k++) {
+                *ckx += (uint64_t)(r + 1) * (uint64_t)(ds->X->indices[k] + 1);
+                *sx += ds->X->values[k];
+            }
+    }
+}
+
+static void test_shared_vs_reference(void **state)
+{
+    (void)state;
+    const char *root = tu_shared("data");
+    const char *src = getenv("XMC_SOURCE_DIR");
+    if (!root || !src)
+        skip();
+    char refp[1200];
+    snprintf(refp, sizeof refp, "%s/tests/data/data/shared_ref.txt", src);
+    FILE *f = fopen(refp, "r");
+    assert_non_null(f);
+    char d[1100];
+    snprintf(d, sizeof d, "%s", root);
+    char trl[2600];
+    snprintf(trl, sizeof trl, "%s/reuters21578/train_texts.txt+%s/reuters21578/train_labels.txt",
+             d, d);
+    xmc_dataset *vocab_ds = load_ok(trl, NULL);
+    char line[512];
+    int checked = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#')
+            continue;
+        char name[64];
+        long long n, F, L, nx, ny;
+        double sx;
+        unsigned long long ckx, cky;
+        assert_int_equal(sscanf(line, "%63s %lld %lld %lld %lld %lld %lf %llu %llu", name, &n,
+                                &F, &L, &nx, &ny, &sx, &ckx, &cky), 9);
+        char spec[2600];
+        xmc_load_opts o = {0};
+        if (!strcmp(name, "bibtex_train"))
+            snprintf(spec, sizeof spec, "%s/bibtex/bibtex_train.txt", d);
+        else if (!strcmp(name, "delicious_test"))
+            snprintf(spec, sizeof spec, "%s/delicious/delicious_test.txt", d);
+        else if (!strcmp(name, "rcv1sub1_tst"))
+            snprintf(spec, sizeof spec,
+                     "%s/rcv1sub1/rcv1subset1_data.txt@%s/rcv1sub1/rcv1subset1_tstSplit.txt", d, d);
+        else if (!strcmp(name, "cooking_tr"))
+            snprintf(spec, sizeof spec,
+                     "%s/stackex_cooking/cooking_data.txt@%s/stackex_cooking/cooking_trSplit.txt",
+                     d, d);
+        else if (!strcmp(name, "reuters_train"))
+            snprintf(spec, sizeof spec, "%s", trl);
+        else if (!strcmp(name, "reuters_test")) {
+            snprintf(spec, sizeof spec,
+                     "%s/reuters21578/test_texts.txt+%s/reuters21578/test_labels.txt", d, d);
+            o.label_vocab = vocab_ds->label_names;
+        } else
+            fail_msg("unknown reference entry %s", name);
+        xmc_dataset *ds = load_ok(spec, &o);
+        double csx;
+        uint64_t cx, cy;
+        ds_stats(ds, &csx, &cx, &cy);
+        assert_int_equal(ds->n, n);
+        assert_int_equal(ds->n_features, F);
+        assert_int_equal(ds->n_labels, L);
+        assert_int_equal(ds->X ? xmc_csr_nnz(ds->X) : 0, nx);
+        assert_int_equal(xmc_csr_nnz(ds->Y), ny);
+        assert_true(fabs(csx - sx) <= 1e-6 * (fabs(sx) + 1));
+        assert_true(cx == ckx);
+        assert_true(cy == cky);
+        xmc_dataset_free(ds);
+        checked++;
+    }
+    fclose(f);
+    xmc_dataset_free(vocab_ds);
+    assert_int_equal(checked, 6);
+}
+
 /* ------------------------------------------------------------ faults */
 
 /* Every allocation of a load, failed in turn: XMC_ENOMEM, nothing leaked
@@ -925,8 +1137,9 @@ int main(void)
         cmocka_unit_test(test_texts),           cmocka_unit_test(test_lf_layout),
         cmocka_unit_test(test_jsonl),           cmocka_unit_test(test_texts_labels),
         cmocka_unit_test(test_roundtrips),      cmocka_unit_test(test_binary_corrupt),
-        cmocka_unit_test(test_binary_large),
-        cmocka_unit_test(test_shared_datasets), cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_binary_large),    cmocka_unit_test(test_binary_crafted),
+        cmocka_unit_test(test_shared_datasets), cmocka_unit_test(test_shared_vs_reference),
+        cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -683,7 +683,11 @@ static void test_topk(void **state)
     xmc_ffi_set_rows(h, 3, 4, W, idx, NULL, &e);
     xmc_ffi_set_rows(h, 100, 101, W, idx, NULL, &e);
     assert_int_equal(xmc_ffi_logits(h, E, B, 0, L, lg, &e), XMC_OK);
+    uint64_t n0 = xmc_mem_alloc_count();
     assert_int_equal(xmc_ffi_topk(h, E, B, K, lab, sc, &e), XMC_OK);
+    assert_int_equal(xmc_mem_alloc_count(), n0); /* step scratch only */
+    assert_int_equal(xmc_ffi_topk(h, E, B + 1, K, lab, sc, NULL), XMC_EINVAL);
+    assert_int_equal(xmc_ffi_topk(h, E, B, 0, lab, sc, NULL), XMC_EINVAL);
     for (int b = 0; b < B; b++) {
         char taken[203] = {0};
         for (int q = 0; q < K; q++) {
@@ -722,7 +726,8 @@ static void test_bytes(void **state)
     size_t before = xmc_mem_current();
     xmc_ffi *h = make_head(&c);
     size_t held = xmc_mem_current() - before;
-    assert_int_equal(xmc_ffi_bytes(h), 1000 * xmc_ffi_bytes_per_label(&c) + xmc_ffi_scratch_bytes(h));
+    assert_int_equal(xmc_ffi_bytes(h),
+                     1000 * xmc_ffi_bytes_per_label(&c) + xmc_ffi_scratch_bytes(h));
     assert_int_equal(xmc_ffi_param_bytes(h), 1000 * (8 * 64 + 4));
     assert_int_equal(xmc_ffi_param_bytes(h) + xmc_ffi_state_bytes(h) + xmc_ffi_scratch_bytes(h),
                      xmc_ffi_bytes(h));
@@ -877,6 +882,44 @@ static void test_reserve_and_steps(void **state)
     xmc_ffi_free(b);
 }
 
+/* `xmc bench classifier --head ffi` end to end (small): runs, prints both
+ * heads and the dense baselines, and its byte accounting matches. */
+static void test_bench_cli(void **state)
+{
+    (void)state;
+    const char *bin = tu_xmc_bin();
+    if (!getenv("XMC_BIN") || !xmc_file_exists(bin))
+        skip();
+    const char *out = tu_path("bench.txt");
+    assert_int_equal(tu_system("OMP_WAIT_POLICY=passive '%s' bench classifier --head ffi "
+                               "--fan-in 8,4 --labels 500 --dim 32 --batch 16 --reps 1 "
+                               "--dense both --with-ref > '%s' 2>&1",
+                               bin, out),
+                     0);
+    char *text;
+    size_t n;
+    xmc_error e = {0};
+    assert_int_equal(xmc_read_file(out, &text, &n, &e), XMC_OK);
+    assert_non_null(strstr(text, "dense-ova"));
+    assert_non_null(strstr(text, "dense-blas"));
+    assert_non_null(strstr(text, "ffi-ref"));
+    const char *m = strstr(text, "F=8: bytes/label (4+4)*F + state = 96;");
+    assert_non_null(m);
+    assert_non_null(strstr(m, "(match)"));
+    assert_non_null(strstr(text, "F=4: bytes/label (4+4)*F + state = 48;"));
+    assert_null(strstr(text, "MISMATCH"));
+    xmc_free(text);
+    /* F > dim: the library's XMC_EINVAL, exit 1; a bad flag: usage, exit 2. */
+    assert_int_equal(tu_system("'%s' bench classifier --head ffi --fan-in 64 --dim 32 "
+                               "--labels 10 --reps 1 --dense none > /dev/null 2>&1",
+                               bin),
+                     1);
+    assert_int_equal(tu_system("'%s' bench classifier --head ffi --fan-in 8 --bogus > /dev/null "
+                               "2>&1",
+                               bin),
+                     2);
+}
+
 int main(void)
 {
     /* Sleep, not spin, at OpenMP barriers: on a shared, oversubscribed machine
@@ -900,6 +943,7 @@ int main(void)
         cmocka_unit_test(test_bad_step_args),
         cmocka_unit_test(test_alloc_failures_and_no_alloc_in_step),
         cmocka_unit_test(test_reserve_and_steps),
+        cmocka_unit_test(test_bench_cli),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -305,7 +305,8 @@ static void test_schedule(void **state)
     assert_true(xmc_ffi_schedule_due(&s, 600));
     assert_false(xmc_ffi_schedule_due(&s, 700));
     assert_true(fabsf(xmc_ffi_schedule_threshold(&s, 0) - 0.1f) < 1e-7f);
-    assert_true(fabsf(xmc_ffi_schedule_threshold(&s, 330) - (1e-4f + 0.5f * (0.1f - 1e-4f))) < 1e-6f);
+    float mid = 1e-4f + 0.5f * (0.1f - 1e-4f);
+    assert_true(fabsf(xmc_ffi_schedule_threshold(&s, 330) - mid) < 1e-6f);
     assert_true(fabsf(xmc_ffi_schedule_threshold(&s, 660) - 1e-4f) < 1e-9f);
     assert_true(fabsf(xmc_ffi_schedule_threshold(&s, 900) - 1e-4f) < 1e-9f);
     assert_true(xmc_ffi_schedule_threshold(&s, 100) > xmc_ffi_schedule_threshold(&s, 200));
@@ -376,6 +377,81 @@ static void test_aux_alpha(void **state)
     }
 }
 
+/* SPARTEX's objective (1 - alpha) L_main + alpha L_meta with an FFI main
+ * head and a dense meta head (an xmc_ffi with fan_in = d) over clusters:
+ * targets from xmc_ffi_aux_targets, gradients through loss_scale; the summed
+ * dE matches finite differences of the combined loss. */
+static double combined(xmc_ffi *main_h, xmc_ffi *meta, const float *E, int B, const xmc_csr *Y,
+                       const xmc_csr *Yc, double alpha, float *dE)
+{
+    xmc_ova_hparams hp = {0}; /* lr 0: weights stay */
+    hp.loss = XMC_LOSS_BCE;
+    float dE2[64];
+    double l1, l2;
+    assert_int_equal(xmc_ffi_train_step_ex(main_h, E, B, Y, NULL, &hp, (float)(1 - alpha), dE,
+                                           &l1, NULL),
+                     XMC_OK);
+    assert_int_equal(xmc_ffi_train_step_ex(meta, E, B, Yc, NULL, &hp, (float)alpha, dE2, &l2, NULL),
+                     XMC_OK);
+    for (int i = 0; i < B * meta->cfg.d_in; i++)
+        dE[i] += dE2[i];
+    return (1 - alpha) * l1 + alpha * l2;
+}
+
+static void test_aux_composition(void **state)
+{
+    (void)state;
+    enum { NL = 12, NC = 4, DD = 10, NB = 5 };
+    int32_t cl[NL];
+    for (int u = 0; u < NL; u++)
+        cl[u] = (int32_t)((u * 7) % NC);
+    int64_t ip[NB + 1] = {0, 2, 3, 3, 6, 8};
+    int32_t ind[8] = {1, 5, 11, /* empty */ 0, 4, 8, 2, 6};
+    xmc_csr Y = {NB, NL, ip, ind, NULL, NULL};
+    int64_t cip[NB + 1];
+    int32_t cind[NB * NC];
+    assert_int_equal(xmc_ffi_aux_targets(&Y, NULL, NB, cl, NL, NC, cip, cind, NB * NC, NULL),
+                     XMC_OK);
+    /* Brute force: cluster c of row b is positive iff a label of b is in c. */
+    for (int b = 0; b < NB; b++) {
+        int want[NC] = {0}, got[NC] = {0};
+        for (int64_t p = ip[b]; p < ip[b + 1]; p++)
+            want[cl[ind[p]]] = 1;
+        for (int64_t p = cip[b]; p < cip[b + 1]; p++)
+            got[cind[p]] = 1;
+        assert_memory_equal(want, got, sizeof want);
+    }
+    xmc_csr Yc = {NB, NC, cip, cind, NULL, NULL};
+    xmc_ffi_config c = {0};
+    c.n_labels = NL, c.d_in = DD, c.fan_in = 3, c.max_batch = NB, c.seed = 3, c.init_std = 0.5f;
+    xmc_ffi *main_h = NULL, *meta = NULL;
+    assert_int_equal(xmc_ffi_create(&c, &main_h, NULL), XMC_OK);
+    c.n_labels = NC, c.fan_in = DD, c.bias = 1;
+    assert_int_equal(xmc_ffi_create(&c, &meta, NULL), XMC_OK);
+    float E[NB * DD], dE[NB * DD], tmp[NB * DD];
+    xmc_rng r;
+    xmc_rng_seed(&r, 4, 0);
+    for (int i = 0; i < NB * DD; i++)
+        E[i] = xmc_rng_normal(&r);
+    const double alpha = xmc_ffi_aux_alpha(XMC_FFI_DEFAULT_AUX_SCALE, 1.0, 4.0);
+    assert_true(alpha > 0.3 && alpha < 0.4);
+    combined(main_h, meta, E, NB, &Y, &Yc, alpha, dE);
+    const float hstep = 1e-2f;
+    for (int i = 0; i < NB * DD; i++) {
+        float keep = E[i];
+        E[i] = keep + hstep;
+        double lp = combined(main_h, meta, E, NB, &Y, &Yc, alpha, tmp);
+        E[i] = keep - hstep;
+        double lm = combined(main_h, meta, E, NB, &Y, &Yc, alpha, tmp);
+        E[i] = keep;
+        double fd = (lp - lm) / (2.0 * hstep);
+        if (!(fabs(fd - dE[i]) <= 2e-3 + 1e-2 * fabs(fd)))
+            fail_msg("dE[%d]: analytic %.6g, finite difference %.6g", i, dE[i], fd);
+    }
+    xmc_ffi_free(main_h);
+    xmc_ffi_free(meta);
+}
+
 int main(void)
 {
     /* Sleep, not spin, at OpenMP barriers: on a shared, oversubscribed machine
@@ -393,6 +469,7 @@ int main(void)
         cmocka_unit_test(test_schedule),
         cmocka_unit_test(test_aux_targets),
         cmocka_unit_test(test_aux_alpha),
+        cmocka_unit_test(test_aux_composition),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

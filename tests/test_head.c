@@ -642,6 +642,10 @@ static void test_bad_config(void **state)
     /* reserve grows the batch */
     assert_int_equal(xmc_ova_reserve(h, 3, &e), XMC_OK);
     assert_int_equal(xmc_ova_get_config(h)->max_batch, 3);
+    xmc_csr *Y3 = random_targets(3, 10, 2, 2);
+    hp.beta2 = 0.999f;
+    assert_int_equal(xmc_ova_train_step(h, E, 3, Y3, NULL, &hp, dE, NULL, &e), XMC_OK);
+    xmc_csr_free(Y3);
     xmc_ova_free(h);
     xmc_csr_free(Y);
 }

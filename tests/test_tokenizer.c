@@ -208,6 +208,36 @@ static void test_config_options(void **state)
     xmc_tokenizer_free(t);
 }
 
+/* A fast-tokenizer-only directory: the vocabulary and the normalizer
+ * options come from tokenizer.json. */
+static void test_tokenizer_json_only(void **state)
+{
+    (void)state;
+    tu_system("rm -rf '%s' && mkdir -p '%s'", tu_path("tj"), tu_path("tj"));
+    tu_write(tu_path("tj/tokenizer.json"),
+             "{\"normalizer\": {\"type\": \"BertNormalizer\", \"lowercase\": false, "
+             "\"strip_accents\": null, \"handle_chinese_chars\": true, \"clean_text\": true},"
+             " \"model\": {\"type\": \"WordPiece\", \"unk_token\": \"[UNK]\", \"vocab\": "
+             "{\"[PAD]\": 0, \"[UNK]\": 1, \"[CLS]\": 2, \"[SEP]\": 3, \"Hello\": 5, "
+             "\"[MASK]\": 4, \"##s\": 6}}}");
+    xmc_tokenizer *t;
+    xmc_error e = {0};
+    assert_int_equal(xmc_tokenizer_load(tu_path("tj"), NULL, &t, &e), XMC_OK);
+    assert_int_equal(xmc_tokenizer_vocab_size(t), 7);
+    expect_ids(t, "Hellos hello", (int32_t[]){5, 6, 1}, 3); /* cased: lowercase off */
+    xmc_tokenizer_free(t);
+    tu_write(tu_path("tj/tokenizer.json"),
+             "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}}");
+    xmc_error_clear(&e);
+    int rc = xmc_tokenizer_load(tu_path("tj"), NULL, &t, &e);
+    tu_assert_error(rc, &e, XMC_EUNSUPPORTED, "tokenizer.json", 0);
+    tu_write(tu_path("tj/tokenizer.json"),
+             "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0, \"b\": 5}}}");
+    xmc_error_clear(&e);
+    rc = xmc_tokenizer_load(tu_path("tj"), NULL, &t, &e);
+    tu_assert_error(rc, &e, XMC_EFORMAT, "tokenizer.json", 0);
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -340,7 +370,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hf_parity),       cmocka_unit_test(test_rules_small_vocab),
-        cmocka_unit_test(test_config_options),  cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_config_options),  cmocka_unit_test(test_tokenizer_json_only),
+        cmocka_unit_test(test_errors),
         cmocka_unit_test(test_batch_and_cache), cmocka_unit_test(test_speed_real),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

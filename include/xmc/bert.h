@@ -16,7 +16,7 @@
  * adjacent, so they form one fused (3H x H) GEMM); the gradient and AdamW
  * moment buffers share that layout. Activations for (max_batch, max_len)
  * are allocated at create (per layer when training, one shared set for
- * inference): forward/backward never allocate. Rows past a batch's longest
+ * inference or with opts.recompute): forward/backward never allocate. Rows past a batch's longest
  * sequence are skipped, and rows past a sequence's own length do not
  * influence real rows (their hidden states are not defined).
  *
@@ -63,6 +63,9 @@ typedef struct xmc_bert_opts {
     xmc_bert_pool pooling;
     int train;             /* allocate grads, backward activations, AdamW moments */
     int no_moments;        /* with train: skip AdamW moments (an outside optimizer) */
+    int recompute;         /* with train: keep only layer inputs, recompute each
+                            * layer's activations in backward (~1/3 more compute,
+                            * activation memory / n_layers) */
     float hidden_dropout;  /* < 0: from the config */
     float attn_dropout;    /* < 0: from the config */
     uint64_t seed;         /* random init (create) and dropout masks */
@@ -146,8 +149,10 @@ int xmc_bert_adamw_step(xmc_bert *m, const xmc_bert_adamw *hp, xmc_error *err);
 
 /* ------------------------------------------------------------------------
  * Fused element kernels (src/encoder/bert_kernels.c), exposed for tests.
- * Each has a plain reference (_ref) and the variant the model uses; both
- * compute the same thing. Rows are contiguous with the given width.
+ * LayerNorm, GELU and softmax have a plain reference (_ref) beside the
+ * variant the model uses (AVX-512 where the CPU has it); softmax_bwd and
+ * colsum are simple loops checked by finite differences and the model
+ * tests. Rows are contiguous with the given width.
  */
 /* out = (x - mean) * rstd * w + b per row of C; mean, rstd (N) kept. */
 void xmc_bert_layernorm_fwd(float *out, float *mean, float *rstd, const float *x,
@@ -182,7 +187,7 @@ void xmc_bert_colsum_add(float *out, const float *x, int64_t N, int C, float *sc
 /* ------------------------------------------------------------------------
  * The "bert" kind of the encoder framework (include/xmc/encoder.h), in
  * src/encoder/bert_adapter.c. xmc_encoder_config.extra holds
- * "MODEL_DIR[,max_len=N][,pool=mean|cls]"; prepare tokenises the dataset's
+ * "MODEL_DIR[,max_len=N][,pool=mean|cls][,recompute]"; prepare tokenises the dataset's
  * texts with MODEL_DIR's WordPiece vocabulary. Call the register function
  * once before creating encoders (not thread-safe, like
  * xmc_encoder_register). */

@@ -36,8 +36,10 @@ extern "C" {
 
 /* Compressed sparse rows. indptr has nrows+1 entries (int64: nnz may exceed
  * 2^31 at scale); indices are sorted and unique within a row. values may be
- * NULL for a pattern-only matrix (all ones). When `owner` is non-NULL the
- * arrays live inside a memory mapping (binary cache) and are read-only. */
+ * NULL for a pattern-only matrix (all ones); the readers always fill values.
+ * When `owner` is non-NULL the arrays live inside a memory mapping (binary
+ * cache, private copy-on-write: writes stay in memory, the file never
+ * changes) and must not be xmc_free'd or realloc'ed; xmc_csr_free handles it. */
 typedef struct xmc_csr {
     int64_t nrows, ncols;
     int64_t *indptr;  /* (nrows + 1) */

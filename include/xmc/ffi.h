@@ -27,9 +27,10 @@
  * exact dense head (usable as the small meta-classifier head).
  *
  * Threading: OpenMP with the thread count set at create or xmc_ffi_reserve
- * (xmc_set_threads before); results are bit-identical run to run and for any chunk
- * size, and equal up to float rounding for other thread counts. A head is
- * not safe for concurrent calls that modify it.
+ * (xmc_set_threads before); results are bit-identical run to run and for any
+ * chunk size; W is bit-identical for any thread count too, dE and the loss
+ * equal up to float rounding. A head is not safe for concurrent calls that
+ * modify it.
  */
 #ifndef XMC_FFI_H
 #define XMC_FFI_H
@@ -50,7 +51,7 @@ extern "C" {
  * training; the magnitude threshold decays by cosine to 1e-4. */
 #define XMC_FFI_DEFAULT_REWIRE_END_FRAC 0.66
 #define XMC_FFI_REWIRE_THRESHOLD_FINAL 1e-4f
-/* Auxiliary meta-classifier defaults (SPARTEX section 3.3). */
+/* Auxiliary meta-classifier default (SPARTEX): alpha starts at 0.4. */
 #define XMC_FFI_DEFAULT_AUX_SCALE 0.4
 
 typedef struct xmc_ffi_config {
@@ -102,8 +103,12 @@ int xmc_ffi_train_step_ex(xmc_ffi *h, const float *E, int B, const xmc_csr *Y,
 int xmc_ffi_logits(const xmc_ffi *h, const float *E, int B, int64_t l0, int64_t l1,
                    float *out, xmc_error *err);
 /* Exact top-k logits per row: labels (B x k, global ids, -1 when fewer than k
- * labels) and scores (B x k), best first, ties to the smaller label id.
- * Allocates O(B d + threads B k) scratch. */
+ * labels) and scores (B x k, -inf in unfilled slots), best first, ties to the
+ * smaller label id (as xmc_ova_topk; to merge shards, concatenate the lists
+ * and keep the k best by that order). B <= max_batch (xmc_ffi_reserve to
+ * grow it). Uses the head's step scratch, no allocation; threads split the
+ * rows (B >= 16 threads to use them all). Not concurrently with another call
+ * on the same head. */
 int xmc_ffi_topk(const xmc_ffi *h, const float *E, int B, int k, int32_t *labels,
                  float *scores, xmc_error *err);
 
@@ -145,7 +150,7 @@ int xmc_ffi_load(FILE *f, const char *path, xmc_ffi **out, xmc_error *err);
 /* ------------------------------------------------ dynamic sparse training */
 
 /* Prune by magnitude and regrow (SET-style random regrowth under the fixed
- * fan-in constraint, SPARTEX section 3.1):
+ * fan-in constraint, as SPARTEX):
  *  - fraction > 0: prune exactly round(fraction * n_labels * F) weights with
  *    the globally (within this head) smallest |W|, ties in label order;
  *  - fraction == 0: prune every weight with |W| < threshold.

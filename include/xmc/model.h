@@ -54,12 +54,12 @@ extern "C" {
 typedef struct xmc_train_config {
     char recipe[16];     /* "renee" */
     char encoder[16];    /* "sparse", "bag", or "" = auto (sparse with features) */
-    int dim;             /* encoder width h */
+    int dim;             /* encoder width h (0 = auto: 512 sparse, 256 bag) */
     int bottleneck;      /* b (0 = none) */
     int layers;          /* encoder dense layers (1 or 2) */
     xmc_act act;
     float dropout;
-    int64_t buckets;     /* bag: hash buckets */
+    int64_t buckets;     /* bag: hash buckets (0 = auto from distinct n-grams) */
     int epochs;
     int batch;
     float lr1, lr2;      /* classifier / encoder peak learning rates */

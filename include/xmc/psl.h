@@ -216,7 +216,8 @@ size_t xmc_psl_head_bytes(const xmc_psl_head *h);
 
 /* Y (B x d_out) = head(H (B x d_in)). train = 1 applies dropout (mask from
  * (seed, step, slot, row): thread-count independent) and caches what
- * backward needs in `slot`; train = 0 is deterministic (no dropout). */
+ * backward needs in `slot` (B <= max_batch); train = 0 is deterministic (no
+ * dropout), takes any B and leaves the caches alone. Does not allocate. */
 int xmc_psl_head_forward(xmc_psl_head *h, int slot, const float *H, int B, int train,
                          uint64_t step, float *Y, xmc_error *err);
 /* Back-propagate dY (B x d_out) through the last train forward of `slot`;
@@ -282,6 +283,75 @@ int xmc_psl_table_update(xmc_psl_table *t, const int32_t *ids, int n, const floa
 int xmc_psl_mine(const float *E, int64_t L, const float *Q, int64_t N, int d, const xmc_csr *Y,
                  int k, const xmc_hnsw *index, int ef, int32_t *ids, float *sims,
                  xmc_error *err);
+
+/* ------------------------------------------------------------- recipe */
+
+/* UniDEC / DEPSL end to end over a label-feature dataset (point texts and
+ * label texts), with the `bag` text encoder as the shared Φ (src/model/
+ * unidec.c; docs/unidec.md). One step on a batch Q_B:
+ *   pool = sampler(Q_B, H); H_all = Φ([x_i ; z_l]) in ONE encoder pass;
+ *   DE:  S_DE = Φ_D(x) Φ_D(z)^T, loss_DE = psl_loss(S_DE, t_DE, λ)
+ *   CLF: S_CLF = Φ_C(x) Ψ_{L_B}^T, loss_CLF = psl_loss(S_CLF, t_CLF, λ) (+ BCE)
+ *   loss = λ_h loss_DE + (1 - λ_h) loss_CLF     (DEPSL: loss_DE only)
+ * then backward through heads and encoder, AdamW (encoder, heads), lazy
+ * row updates of Ψ. Every τ epochs from `mine_start`: embed labels and
+ * queries with Φ_D, mine n·τ hard negatives per query (HNSW over the labels
+ * when L >= hnsw_min_labels, else exact) and, with `cluster`, group queries
+ * into batches by balanced clustering of Φ_D(x). */
+typedef struct xmc_unidec_config {
+    int depsl;            /* 1: DEPSL (DE head only); 0: UniDEC */
+    int hidden;           /* encoder width h */
+    int dim;              /* head output d */
+    int64_t buckets;      /* bag hash buckets */
+    int epochs, batch;
+    int beta, n_neg, tau;
+    int mine_start;       /* first epoch (0-based) that mines / clusters */
+    int cluster;          /* 1: clustered batches after mining */
+    int64_t hnsw_min_labels; /* mine through HNSW from this many labels */
+    float temperature;    /* t for S_DE */
+    float temperature_clf;/* t for S_CLF (unnormalised scores; 0.1) */
+    float lambda;         /* query->label vs label->query */
+    float lambda_head;    /* DE vs CLF */
+    float bce;            /* weight of the auxiliary BCE on S_CLF (0 = off) */
+    int kind;             /* xmc_psl_kind */
+    float lr_enc, lr_head, lr_psi, wd, warmup;
+    float dropout_enc, dropout_head;
+    uint64_t seed;
+} xmc_unidec_config;
+
+void xmc_unidec_config_default(xmc_unidec_config *c, int depsl);
+
+typedef struct xmc_unidec xmc_unidec;
+
+typedef struct xmc_unidec_stats {
+    double loss_first, loss_last; /* mean loss of the first / last epoch */
+    double train_s, mine_s;       /* seconds in steps / in mining + clustering */
+    int64_t steps, planned_steps; /* taken / planned (the lr schedule's length) */
+    size_t encoder_bytes, heads_bytes, psi_bytes, optim_bytes, step_bytes, negs_bytes;
+    size_t index_bytes;           /* largest HNSW built while mining */
+    uint64_t step_allocs;         /* xmc_malloc calls inside steps (must be 0) */
+} xmc_unidec_stats;
+
+/* Train on `train` (needs point texts and label texts, or label names).
+ * Free with xmc_unidec_free. Progress goes to xmc_log. */
+int xmc_unidec_train(const xmc_unidec_config *cfg, const xmc_dataset *train, xmc_unidec **out,
+                     xmc_error *err);
+void xmc_unidec_free(xmc_unidec *u);
+void xmc_unidec_get_stats(const xmc_unidec *u, xmc_unidec_stats *s);
+
+enum { XMC_UNIDEC_SCORE_DE = 1, XMC_UNIDEC_SCORE_CLF = 2, XMC_UNIDEC_SCORE_BOTH = 3 };
+/* Exact top-k of every row of ds (point texts) over all labels, scored by
+ * <[Φ_D(x) ; normalize(Φ_C(x))], [Φ_D(z_l) ; normalize(Ψ_l)]> (or one half,
+ * `which`; DEPSL has only the DE half). As an N x L' CSR (free with
+ * xmc_csr_free). label_texts NULL: the training labels (L' = L). Otherwise
+ * L' = label_texts->n >= L labels embedded from these texts, the first L
+ * being the training labels: labels l >= L were never trained (zero-shot)
+ * and have no Ψ row, so only their DE half scores them (their CLF half is
+ * 0). ef <= 0: exact search (the reference); ef > 0: an HNSW (IP metric)
+ * over the label vectors, searched with candidate list ef (scores are then
+ * the same inner products, recall is the index's). */
+int xmc_unidec_predict(xmc_unidec *u, const xmc_dataset *ds, const xmc_texts *label_texts,
+                       int k, int which, int ef, xmc_csr **out, xmc_error *err);
 
 #ifdef __cplusplus
 }

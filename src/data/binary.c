@@ -15,9 +15,9 @@
  * XMC_ECORRUPT. The checks read the file once (CRC-32 at GB/s), so "map" is
  * I/O-bound on a cold cache and fast on a warm one.
  *
- * Memory: the mapping (page cache, shared) + small structs. Arrays are
- * read-only: xmc_csr_normalize_rows on a mapped matrix does nothing, so
- * callers that scale must copy (select_rows copies).
+ * Memory: the mapping (page cache, shared) + small structs. The mapping is
+ * private copy-on-write, so in-place changes (xmc_csr_normalize_rows) work
+ * and cost only the pages they touch; the file is never modified.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -274,7 +274,10 @@ int xmc_dataset_map_binary(const char *path, xmc_dataset **out, xmc_error *err)
         close(fd);
         return CORRUPT("truncated binary cache (%zu bytes, header needs 64)", len);
     }
-    void *base = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    /* Private and writable: pages stay shared with the page cache until
+     * someone writes (e.g. xmc_csr_normalize_rows), who then gets a private
+     * copy of that page; the file never changes. */
+    void *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     close(fd);
     if (base == MAP_FAILED)
         return XMC_ERR(err, XMC_EIO, path, 0, "cannot map: %s", strerror(errno));

@@ -126,8 +126,8 @@ int xmc_csr_transpose(const xmc_csr *m, xmc_csr **out, xmc_error *err)
 
 void xmc_csr_normalize_rows(xmc_csr *m)
 {
-    if (!m->values || m->owner)
-        return; /* pattern-only: no values to scale; mapped: read-only */
+    if (!m->values)
+        return; /* pattern-only: no values to scale */
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < m->nrows; r++) {
         double s = 0;

@@ -121,6 +121,9 @@ typedef struct xmc_inbuf {
 } xmc_inbuf;
 
 int xmc_inbuf_open(xmc_inbuf *b, const char *path, xmc_error *err);
+/* heap = 1: always an exact-size heap buffer with one spare byte (b->heap),
+ * which the caller may take over (set b->heap = NULL before closing). */
+int xmc_inbuf_open_ex(xmc_inbuf *b, const char *path, int heap, xmc_error *err);
 void xmc_inbuf_close(xmc_inbuf *b);
 
 /* Path that exists among "base" and "base.gz" (static per-thread buffer), or

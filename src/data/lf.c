@@ -153,6 +153,46 @@ static void grow_free(grow *g)
     memset(g, 0, sizeof *g);
 }
 
+typedef struct lpair {
+    int32_t i;
+    float v;
+} lpair;
+
+static int lpair_cmp(const void *a, const void *b)
+{
+    int32_t x = ((const lpair *)a)->i, y = ((const lpair *)b)->i;
+    return (x > y) - (x < y);
+}
+
+/* Sort one row's (label, value) pairs by label (qsort: O(n log n) even for a
+ * crafted row). 1 = done, 0 = duplicate (*dup set), -1 = out of memory. */
+static int sort_row_pairs(int32_t *idx, float *val, int64_t n, int32_t *dup)
+{
+    int sorted = 1;
+    for (int64_t k = 1; k < n && sorted; k++)
+        sorted = idx[k] > idx[k - 1];
+    if (sorted)
+        return 1;
+    lpair *t = xmc_malloc((size_t)n * sizeof *t);
+    if (!t)
+        return -1;
+    for (int64_t k = 0; k < n; k++)
+        t[k] = (lpair){idx[k], val[k]};
+    qsort(t, (size_t)n, sizeof *t, lpair_cmp);
+    int ok = 1;
+    for (int64_t k = 0; k < n; k++) {
+        if (k > 0 && t[k].i == t[k - 1].i) {
+            *dup = t[k].i;
+            ok = 0;
+            break;
+        }
+        idx[k] = t[k].i;
+        val[k] = t[k].v;
+    }
+    xmc_free(t);
+    return ok;
+}
+
 static const char *jstr(const cJSON *o, const char *k)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -219,20 +259,15 @@ static int read_jsonl(const char *path, int want_targets, int64_t nlabels, xmc_t
                         JFAIL(XMC_EFORMAT, "target_rel: expected finite numbers");
                     v = (float)rt->valuedouble;
                 }
-                /* insertion keeps the row sorted; rows are short */
                 if (grow_entry(&g, (int32_t)d, v))
                     JFAIL(XMC_ENOMEM, "out of memory");
-                for (int64_t k = g.nnz - 1; k > e0 && g.idx[k - 1] >= g.idx[k]; k--) {
-                    if (g.idx[k - 1] == g.idx[k])
-                        JFAIL(XMC_EFORMAT, "target_ind: duplicate label id %d", g.idx[k]);
-                    int32_t ti2 = g.idx[k];
-                    g.idx[k] = g.idx[k - 1];
-                    g.idx[k - 1] = ti2;
-                    float tv = g.val[k];
-                    g.val[k] = g.val[k - 1];
-                    g.val[k - 1] = tv;
-                }
             }
+            int32_t dup = -1;
+            int srt = sort_row_pairs(g.idx + e0, g.val + e0, g.nnz - e0, &dup);
+            if (srt < 0)
+                JFAIL(XMC_ENOMEM, "out of memory");
+            if (srt == 0)
+                JFAIL(XMC_EFORMAT, "target_ind: duplicate label id %d", dup);
             g.indptr[g.n] = g.nnz - e0;
         }
         cJSON_Delete(j);

@@ -115,6 +115,11 @@ const char *xmc_excerpt(const char *p, const char *e)
 
 int xmc_inbuf_open(xmc_inbuf *b, const char *path, xmc_error *err)
 {
+    return xmc_inbuf_open_ex(b, path, 0, err);
+}
+
+int xmc_inbuf_open_ex(xmc_inbuf *b, const char *path, int heap, xmc_error *err)
+{
     memset(b, 0, sizeof *b);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -132,7 +137,7 @@ int xmc_inbuf_open(xmc_inbuf *b, const char *path, xmc_error *err)
     }
     if (!S_ISREG(st.st_mode) || pread(fd, magic, 2, 0) != 2 || magic[0] != 0x1f ||
         magic[1] != 0x8b) {
-        if (S_ISREG(st.st_mode) && (size_t)st.st_size >= SMALL_FILE) {
+        if (S_ISREG(st.st_mode) && (size_t)st.st_size >= SMALL_FILE && !heap) {
             void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
             if (p == MAP_FAILED) {
                 rc = XMC_ERR(err, XMC_EIO, path, 0, "cannot map: %s", strerror(errno));

@@ -35,10 +35,42 @@ typedef struct chunk {
 
 static inline int is_ws(char c) { return c == ' ' || c == '\t'; }
 
+/* Pass 1 counts '\n', ':' and ',' with 16-byte vector compares (GCC/clang
+ * vector extensions: SSE2 on any x86-64, NEON on arm64, no ISA dispatch
+ * needed), accumulating per-lane byte counters for up to 255 steps. gcc -O2
+ * does not vectorise the plain byte loop, which made this pass a quarter
+ * of the parse time. */
+typedef unsigned char v16u8 __attribute__((vector_size(16)));
+
+static int64_t hsum(v16u8 v)
+{
+    int64_t s = 0;
+    for (int i = 0; i < 16; i++)
+        s += v[i];
+    return s;
+}
+
 static void count_chunk(chunk *c)
 {
     int64_t nl = 0, co = 0, cm = 0;
-    for (const char *p = c->b; p < c->e; p++) {
+    const char *p = c->b;
+    const v16u8 vn = {'\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n',
+                      '\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n'};
+    const v16u8 vc = vn - '\n' + ':', vm = vn - '\n' + ',';
+    while (p + 16 <= c->e) {
+        v16u8 an = {0}, ac = {0}, am = {0};
+        for (int k = 0; k < 255 && p + 16 <= c->e; k++, p += 16) {
+            v16u8 w;
+            memcpy(&w, p, 16);
+            an -= (v16u8)(w == vn); /* a match is 0xff: subtracting adds 1 */
+            ac -= (v16u8)(w == vc);
+            am -= (v16u8)(w == vm);
+        }
+        nl += hsum(an);
+        co += hsum(ac);
+        cm += hsum(am);
+    }
+    for (; p < c->e; p++) {
         nl += *p == '\n';
         co += *p == ':';
         cm += *p == ',';
@@ -61,8 +93,18 @@ static int pair_cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static int cmp_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
 static void sort_i32(int32_t *a, int64_t n)
 {
+    if (n > 32) { /* a crafted or transposed file: stay O(n log n) */
+        qsort(a, (size_t)n, sizeof *a, cmp_i32);
+        return;
+    }
     for (int64_t i = 1; i < n; i++) { /* label lists are short */
         int32_t v = a[i];
         int64_t j = i - 1;

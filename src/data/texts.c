@@ -99,11 +99,16 @@ int xmc_texts_from_buffer(const char *path, char *buf, size_t len, xmc_texts **o
 int xmc_texts_read(const char *path, xmc_texts **out, xmc_error *err)
 {
     *out = NULL;
-    char *d;
-    size_t n;
-    int rc = xmc_read_file(path, &d, &n, err); /* NUL-terminated: one spare byte */
+    /* Exact-size buffer for plain files (xmc_read_file grows by doubling:
+     * up to 2x the file, kept for the texts' lifetime); one spare byte. */
+    xmc_inbuf b;
+    int rc = xmc_inbuf_open_ex(&b, path, 1, err);
     if (rc)
         return rc;
+    char *d = b.heap;
+    size_t n = b.len;
+    b.heap = NULL;
+    xmc_inbuf_close(&b);
     return xmc_texts_from_buffer(path, d, n, out, err);
 }
 

@@ -7,7 +7,9 @@
  * when training every layer keeps x, qkv, P, attention output, r1, h1, the
  * FFN pre-activation f, r2 and the LayerNorm statistics (the GELU output is
  * recomputed in backward instead of stored: it is the largest tensor and
- * costs one cheap pass); for inference all layers share one set.
+ * costs one cheap pass); for inference all layers share one set, and with
+ * opts.recompute training shares it too, keeping only each layer's input
+ * and re-running the layer (same step, same dropout masks) in backward.
  * Sequence rows are packed with stride T = max(lens) of the batch, so short
  * batches cost less.
  *
@@ -17,7 +19,8 @@
  * (OpenBLAS detects the parallel region): no barrier between operations,
  * which matters on a loaded machine where a barrier waits for a descheduled
  * thread. Backward does the same per layer for the input-gradient chain,
- * then the weight gradients (sums over all rows) as multi-threaded GEMMs.
+ * then the weight gradients (sums over all rows) as one loop over 64-row
+ * blocks of the four weight matrices, again single-threaded GEMMs.
  * Per-thread scratch (dropped-out P, dP) is sized from
  * omp_get_max_threads() at create; the loops cap their team to that.
  * Chunking depends on T only, so results do not depend on the thread
@@ -374,7 +377,9 @@ static int alloc_acts(xmc_bert *m, xmc_error *err)
     int64_t Bm = m->o.max_batch, Tm = m->o.max_len, BT = Bm * Tm;
     int train = m->o.train;
     int64_t per_layer = BT * H * 5 + BT * 3 * H + Bm * NH * Tm * Tm + BT * I + BT * 4;
-    int64_t nsets = train ? L : 1;
+    /* recompute: one shared set of layer activations, rebuilt per layer in
+     * backward from the stored layer inputs xs[l] */
+    int64_t nsets = train && !m->o.recompute ? L : 1;
     int64_t nx = train ? L + 1 : 2;
     m->nthr = omp_get_max_threads();
     int64_t nblk = (BT + 63) / 64;
@@ -420,8 +425,8 @@ static int alloc_acts(xmc_bert *m, xmc_error *err)
         a->s2 = TAKE(BT);
     }
     for (int64_t l = 0; l < L; l++) {
-        if (!train)
-            m->A[l] = m->A[0];
+        if (nsets == 1)
+            m->A[l] = m->A[0]; /* shared set (inference or recompute) */
         m->A[l].x = m->xs[l];
     }
     m->gbuf = TAKE(BT * I);
@@ -744,10 +749,13 @@ static void add_rows(float *y, const float *x, int64_t n)
 
 /* The whole forward of sequences [b0, b1): every operation is row-wise or
  * per sequence, so chunks need no synchronisation at all. */
+static void layer_chunk(xmc_bert *m, int l, int b0, int b1, int train);
+static void pool_chunk(const xmc_bert *m, int b0, int b1, float *pooled);
+
 static void forward_chunk(xmc_bert *m, int b0, int b1, int train, float *pooled)
 {
     const xmc_bert_config *c = &m->c;
-    const int T = m->T, H = c->hidden, I = c->intermediate, L = c->n_layers;
+    const int T = m->T, H = c->hidden, L = c->n_layers;
     const int64_t r0 = (int64_t)b0 * T, R = (int64_t)(b1 - b0) * T;
     for (int64_t i = r0; i < r0 + R; i++) {
         int t = (int)(i % T);
@@ -762,7 +770,19 @@ static void forward_chunk(xmc_bert *m, int b0, int b1, int train, float *pooled)
                            m->E.lnb, R, H, c->ln_eps);
     if (train)
         dropout_apply(m->xs[0] + r0 * H, R * H, m->p_hidden, site_key(m, SITE_EMB), r0 * H);
-    for (int l = 0; l < L; l++) {
+    for (int l = 0; l < L; l++)
+        layer_chunk(m, l, b0, b1, train);
+    pool_chunk(m, b0, b1, pooled);
+}
+
+/* Layer l for sequences [b0, b1): xs[l] -> xs[l + 1], keeping what
+ * backward needs in A[l] (also used to recompute it in backward). */
+static void layer_chunk(xmc_bert *m, int l, int b0, int b1, int train)
+{
+    const xmc_bert_config *c = &m->c;
+    const int T = m->T, H = c->hidden, I = c->intermediate;
+    const int64_t r0 = (int64_t)b0 * T, R = (int64_t)(b1 - b0) * T;
+    {
         const layer_p *p = &m->P[l];
         layer_a *a = &m->A[l];
         float *x = a->x + r0 * H, *r1 = a->r1 + r0 * H, *h1 = a->h1 + r0 * H;
@@ -783,7 +803,12 @@ static void forward_chunk(xmc_bert *m, int b0, int b1, int train, float *pooled)
         xmc_bert_layernorm_fwd(m->xs[l + 1] + r0 * H, a->m2 + r0, a->s2 + r0, r2, p->ln2w,
                                p->ln2b, R, H, c->ln_eps);
     }
-    const float *x = m->xs[L];
+}
+
+static void pool_chunk(const xmc_bert *m, int b0, int b1, float *pooled)
+{
+    const int T = m->T, H = m->c.hidden;
+    const float *x = m->xs[m->c.n_layers];
     for (int b = b0; b < b1; b++) {
         float *o = pooled + (int64_t)b * H;
         const float *xb = x + (int64_t)b * T * H;
@@ -937,6 +962,8 @@ static void backward_chunk(xmc_bert *m, int l, int ch, int b0, int b1)
     const xmc_bert_config *c = &m->c;
     const int T = m->T, H = c->hidden, I = c->intermediate;
     const int64_t r0 = (int64_t)b0 * T, R = (int64_t)(b1 - b0) * T;
+    if (m->o.recompute) /* same inputs, same step: the same activations */
+        layer_chunk(m, l, b0, b1, 1);
     const layer_p *p = &m->P[l];
     const layer_a *a = &m->A[l];
     float *part = m->part + (int64_t)ch * 4 * H; /* ln2w, ln2b, ln1w, ln1b */
@@ -968,14 +995,44 @@ static void backward_chunk(xmc_bert *m, int l, int ch, int b0, int b1)
                 m->dqkv + r0 * 3 * H, 3 * H, p->qkvw, H, 1.0f, dx, H);
 }
 
-/* dW (out x in) += dY^T X over all BT rows: one multi-threaded GEMM;
- * db += column sums of dY. */
-static void weight_grads(float *dW, float *db, const float *dY, const float *X, int64_t N, int in,
-                         int outd, float *red)
+/* Weight gradients of one layer: dW (out x in) += dY^T X over all BT rows
+ * and db += column sums of dY, for the four linear maps at once. The output
+ * rows of all four are cut into 64-row blocks handed out dynamically, each
+ * block one single-threaded GEMM: a single parallel region per layer (no
+ * barrier between the GEMMs), and each gradient element is computed by one
+ * thread in a fixed order whatever the thread count. */
+typedef struct wg_job {
+    float *dW, *db;
+    const float *dY, *X;
+    int in, outd;
+} wg_job;
+
+static void weight_grads(const xmc_bert *m, const wg_job *jobs, int nj, int64_t N)
 {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, outd, in, (int)N, 1.0f, dY, outd, X, in,
-                1.0f, dW, in);
-    xmc_bert_colsum_add(db, dY, N, outd, red);
+    int first[8], total = 0;
+    for (int j = 0; j < nj; j++) {
+        first[j] = total;
+        total += (jobs[j].outd + 63) / 64;
+    }
+    first[nj] = total;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(m->nthr)
+    for (int t = 0; t < total; t++) {
+        int j = 0;
+        while (t >= first[j + 1])
+            j++;
+        const wg_job *w = &jobs[j];
+        int o0 = (t - first[j]) * 64, o1 = o0 + 64 < w->outd ? o0 + 64 : w->outd;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o1 - o0, w->in, (int)N, 1.0f,
+                    w->dY + o0, w->outd, w->X, w->in, 1.0f, w->dW + (int64_t)o0 * w->in, w->in);
+        float acc[64] = {0};
+        for (int64_t i = 0; i < N; i++) {
+            const float *r = w->dY + i * w->outd + o0;
+            for (int o = 0; o < o1 - o0; o++)
+                acc[o] += r[o];
+        }
+        for (int o = 0; o < o1 - o0; o++)
+            w->db[o0 + o] += acc[o];
+    }
 }
 
 int xmc_bert_backward(xmc_bert *m, const float *dpooled, xmc_error *err)
@@ -1015,10 +1072,11 @@ int xmc_bert_backward(xmc_bert *m, const float *dpooled, xmc_error *err)
                 g->ln1b[k] += part[3 * H + k];
             }
         }
-        weight_grads(g->f2w, g->f2b, m->d3, m->gbuf, BT, I, H, m->red);
-        weight_grads(g->fw, g->fb, m->dI, a->h1, BT, H, I, m->red);
-        weight_grads(g->ow, g->ob, m->d5, a->atty, BT, H, H, m->red);
-        weight_grads(g->qkvw, g->qkvb, m->dqkv, a->x, BT, H, 3 * H, m->red);
+        const wg_job jobs[4] = {{g->f2w, g->f2b, m->d3, m->gbuf, I, H},
+                                {g->fw, g->fb, m->dI, a->h1, H, I},
+                                {g->ow, g->ob, m->d5, a->atty, H, H},
+                                {g->qkvw, g->qkvb, m->dqkv, a->x, H, 3 * H}};
+        weight_grads(m, jobs, 4, BT);
     }
     dropout_apply(dx, BT * H, m->p_hidden, site_key(m, SITE_EMB), 0);
     xmc_bert_layernorm_bwd(m->d1, m->GE.lnw, m->GE.lnb, dx, m->emb, m->E.lnw, m->em, m->es, BT, H,

@@ -2,8 +2,10 @@
  * framework (include/xmc/encoder.h), so every recipe can train a BERT /
  * MiniLM / DistilBERT encoder end to end.
  *
- * config.extra = "MODEL_DIR[,max_len=N][,pool=mean|cls]" (max_len defaults
- * to 128, capped by the model's positions). declare loads the model and
+ * config.extra = "MODEL_DIR[,max_len=N][,pool=mean|cls][,recompute]"
+ * (max_len defaults to 128, capped by the model's positions; recompute
+ * trades ~1/3 more compute for activation memory / n_layers: activations
+ * grow with max_batch x max_len, ~20 MB per 1000 tokens per MiniLM layer). declare loads the model and
  * registers its tensors in the framework's table in the model's own order,
  * so the framework's flat buffer has the model's layout; init moves the
  * weights into it (xmc_bert_bind_buffers), after which the framework's
@@ -34,7 +36,7 @@ typedef struct bert_kind {
 } bert_kind;
 
 static int parse_extra(const char *extra, char *dir, size_t ndir, int *max_len, int *pool,
-                       xmc_error *err)
+                       int *recompute, xmc_error *err)
 {
     char buf[sizeof((xmc_encoder_config *)0)->extra];
     snprintf(buf, sizeof buf, "%s", extra);
@@ -53,13 +55,17 @@ static int parse_extra(const char *extra, char *dir, size_t ndir, int *max_len, 
                 return XMC_ERR(err, XMC_EINVAL, NULL, 0, "max_len '%s': expected 2..65536",
                                tok + 8);
             *max_len = (int)v;
+        } else if (!strcmp(tok, "recompute")) {
+            *recompute = 1;
         } else if (!strcmp(tok, "pool=mean")) {
             *pool = XMC_BERT_POOL_MEAN;
         } else if (!strcmp(tok, "pool=cls")) {
             *pool = XMC_BERT_POOL_CLS;
         } else {
             return XMC_ERR(err, XMC_EINVAL, NULL, 0,
-                           "encoder bert option '%s': expected max_len=N or pool=mean|cls", tok);
+                           "encoder bert option '%s': expected max_len=N, pool=mean|cls or "
+                           "recompute",
+                           tok);
         }
     }
     return XMC_OK;
@@ -81,8 +87,8 @@ static void bert_destroy(xmc_encoder *e)
 static int bert_declare(xmc_encoder *e, xmc_error *err)
 {
     char dir[sizeof e->cfg.extra];
-    int max_len = 0, pool = 0;
-    int rc = parse_extra(e->cfg.extra, dir, sizeof dir, &max_len, &pool, err);
+    int max_len = 0, pool = 0, recompute = 0;
+    int rc = parse_extra(e->cfg.extra, dir, sizeof dir, &max_len, &pool, &recompute, err);
     if (rc != XMC_OK)
         return rc;
     bert_kind *k = xmc_calloc(1, sizeof *k);
@@ -103,6 +109,7 @@ static int bert_declare(xmc_encoder *e, xmc_error *err)
     o.pooling = (xmc_bert_pool)pool;
     o.train = 1;
     o.no_moments = 1; /* the framework's optimizer owns the moments */
+    o.recompute = recompute;
     o.seed = e->cfg.seed;
     if ((rc = xmc_bert_load(dir, &o, &k->m, err)) != XMC_OK)
         return rc;

@@ -279,6 +279,12 @@ size_t xmc_enc_data_bytes(const xmc_enc_data *d)
     return d ? sizeof *d + (d->ids ? xmc_csr_bytes(d->ids) : 0) : 0;
 }
 
+static int cmp_i64_desc(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x < y) - (x > y);
+}
+
 static int grow_table(xmc_sparse_table *t, int64_t need, xmc_error *err)
 {
     if (need > t->rows)
@@ -311,18 +317,25 @@ int xmc_encoder_prepare(xmc_encoder *e, const xmc_dataset *ds, xmc_enc_data **ou
     if (rc)
         return rc;
     const xmc_csr *ids = (*out)->ids;
-    if (ids) {
-        int64_t longest = 0;
-        for (int64_t i = 0; i < ids->nrows; i++) {
-            int64_t k = ids->indptr[i + 1] - ids->indptr[i];
-            if (k > longest)
-                longest = k;
+    if (ids && ids->nrows > 0) {
+        /* A batch touches at most the sum of its B longest rows: reserve
+         * exactly that (capped at the table's rows), so no step can run out
+         * and none allocates. */
+        int64_t *len = xmc_malloc((size_t)ids->nrows * sizeof(int64_t));
+        if (!len) {
+            xmc_enc_data_free(*out);
+            *out = NULL;
+            return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (row lengths)");
         }
-        size_t need;
-        if (!xmc_mul_ok((size_t)longest, (size_t)e->cfg.max_batch, &need))
-            need = (size_t)INT32_MAX;
+        for (int64_t i = 0; i < ids->nrows; i++)
+            len[i] = ids->indptr[i + 1] - ids->indptr[i];
+        qsort(len, (size_t)ids->nrows, sizeof(int64_t), cmp_i64_desc);
+        int64_t need = 0;
+        for (int64_t i = 0; i < ids->nrows && i < e->cfg.max_batch; i++)
+            need += len[i];
+        xmc_free(len);
         for (int i = 0; i < e->n_tables; i++)
-            if ((rc = grow_table(&e->tables[i], (int64_t)need, err)) != XMC_OK) {
+            if ((rc = grow_table(&e->tables[i], need, err)) != XMC_OK) {
                 xmc_enc_data_free(*out);
                 *out = NULL;
                 return rc;

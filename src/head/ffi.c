@@ -428,7 +428,8 @@ static int wr(io *s, const void *p, size_t n, xmc_error *err)
 static int rd(io *s, void *p, size_t n, xmc_error *err)
 {
     if (n && fread(p, 1, n, s->f) != n)
-        return XMC_ERR(err, XMC_ECORRUPT, s->path, 0, "ffi: truncated head (expected %zu more bytes)", n);
+        return XMC_ERR(err, XMC_ECORRUPT, s->path, 0,
+                       "ffi: truncated head (expected %zu more bytes)", n);
     s->crc = xmc_crc32(s->crc, p, n);
     return XMC_OK;
 }

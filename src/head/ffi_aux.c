@@ -1,7 +1,7 @@
-/* SPARTEX's auxiliary meta-classifier (Ullah et al. NeurIPS 2024, section
- * 3.3): labels are partitioned into C clusters; a dense head over the
- * clusters learns multi-hot targets (a cluster is positive when it holds a
- * positive label), and the training loss is
+/* SPARTEX's auxiliary meta-classifier (Ullah et al. NeurIPS 2024): labels
+ * are partitioned into C clusters; a dense head over the clusters learns
+ * multi-hot targets (a cluster is positive when it holds a positive label),
+ * and the training loss is
  *     (1 - alpha_t) L_main + alpha_t L_meta,
  * alpha_t cosine-decayed from aux_scale (0.4) to 0 at meta_cutoff_epoch,
  * after which the meta head is dropped. It gives the encoder a dense,

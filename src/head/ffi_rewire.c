@@ -138,11 +138,11 @@ int xmc_ffi_rewire(xmc_ffi *h, double fraction, float threshold, int64_t *n_prun
         int64_t cum = 0;
         uint32_t hbin = 0, lbin = 0;
         for (int pass = 0; pass < 2; pass++) {
+            memset(hist, 0, (size_t)T * NBINS * 8);
 #pragma omp parallel num_threads(T)
             {
                 int t = THREAD_ID(), nt = THREAD_COUNT();
                 uint64_t *hh = hist + (size_t)t * NBINS;
-                memset(hh, 0, NBINS * 8);
                 int64_t lo = LF * t / nt, hi = LF * (t + 1) / nt;
                 if (!pass)
                     for (int64_t q = lo; q < hi; q++)
@@ -154,8 +154,8 @@ int xmc_ffi_rewire(xmc_ffi *h, double fraction, float threshold, int64_t *n_prun
                             hh[key & 0xffff]++;
                     }
             }
-            /* Sum into thread 0's bins (histograms of threads the runtime did
-             * not start are still the calloc'd zeros). */
+            /* Sum into thread 0's bins (threads the runtime did not start
+             * left zeros). */
             for (int t = 1; t < T; t++)
                 for (int i = 0; i < NBINS; i++)
                     hist[i] += hist[(size_t)t * NBINS + i];
@@ -180,7 +180,8 @@ int xmc_ffi_rewire(xmc_ffi *h, double fraction, float threshold, int64_t *n_prun
     unsigned char *scr = xmc_malloc_aligned(per * (size_t)T);
     if (!scr)
         return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "ffi: out of memory for rewiring");
-    const uint64_t seed = h->cfg.seed ^ REWIRE_TAG ^ ((uint64_t)(h->rounds + 1) * 0x9e3779b97f4a7c15ull);
+    const uint64_t seed =
+        h->cfg.seed ^ REWIRE_TAG ^ ((uint64_t)(h->rounds + 1) * 0x9e3779b97f4a7c15ull);
     int used_T = 1;
 #pragma omp parallel num_threads(T)
     {

@@ -12,7 +12,7 @@
  *     gW[u,k] += ET[idx[u,k], :] . G[u, :];  D_t[idx[u,k], :] += W[u,k] G[u, :]
  *   then the chunk's W, bias and optimizer state are updated at once.
  *   dE = sum_t D_t^T, threads summed in order.
- * Extra memory: O(T (d B + chunk (Bt + F)))) from the arena; no B x L buffer,
+ * Extra memory: O(T (d B + chunk (Bt + F))) from the arena; no B x L buffer,
  * no allocation. Every (label, k) and every D_t element sees its additions in
  * the same order whatever the chunk size, so results are bit-identical
  * across chunk sizes; the thread count changes only the order of the final
@@ -368,67 +368,53 @@ static inline void list_insert(float *ls, int32_t *ll, int *cnt, int k, float s,
 int xmc_ffi_topk(const xmc_ffi *h, const float *E, int B, int k, int32_t *labels,
                  float *scores, xmc_error *err)
 {
-    int rc;
     if (!h || !labels || !scores)
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "ffi: NULL head or output");
-    if (B < 1 || !E || k < 1)
-        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "ffi: batch %d and k %d must be >= 1", B, k);
+    if (!E || k < 1 || B < 1 || B > h->cfg.max_batch)
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0,
+                       "ffi: top-k needs k >= 1 and batch in [1, max_batch = %d] (grow it with "
+                       "xmc_ffi_reserve); got k %d, batch %d",
+                       h->cfg.max_batch, k, B);
     const ffi_kernels *K = ffi_kernels_best();
-    const int d = h->cfg.d_in, F = h->cfg.fan_in, bt = h->btile, T = h->threads;
+    const int d = h->cfg.d_in, F = h->cfg.fan_in, T = h->threads;
     const int64_t L = h->cfg.n_labels, off = h->cfg.label_offset;
-    size_t nk = (size_t)T * B * k;
-    float *ET = xmc_malloc_aligned((size_t)d * B * 4);
-    float *z = xmc_malloc_aligned((size_t)T * bt * 4);
-    float *ls = xmc_malloc(nk * 4);
-    int32_t *ll = xmc_malloc(nk * 4);
-    int *cnt = xmc_calloc((size_t)T * B, sizeof *cnt);
-    if (!ET || !z || !ls || !ll || !cnt) {
-        rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "ffi: out of memory for top-k scratch");
-        goto done;
-    }
-    transpose_tiles(E, B, d, bt, ET, T);
-    int used_T = 1;
-#pragma omp parallel num_threads(T)
-    {
-        const int t = THREAD_ID(), nt = THREAD_COUNT();
-        if (t == 0)
-            used_T = nt;
-        float *zt = z + (size_t)t * bt;
-        const int64_t lo = L * t / nt, hi = L * (t + 1) / nt;
-        for (int64_t u = lo; u < hi; u++)
-            for (int b0 = 0; b0 < B; b0 += bt) {
-                int n = B - b0 < bt ? B - b0 : bt;
-                K->fwd(ET + (size_t)d * b0, n, h->idx + u * F, h->W + u * F, F,
-                       h->bias ? h->bias[u] : 0.0f, n, zt);
-                for (int i = 0; i < n; i++) {
-                    size_t row = (size_t)t * B + b0 + i;
-                    list_insert(ls + row * k, ll + row * k, cnt + row, k, zt[i],
-                                (int32_t)(off + u));
-                }
+    /* Threads split the rows (tiles of rt rows), each scanning all labels, so
+     * a row's list lives in its output slots and needs no merge. The step
+     * scratch is reused: ET (d x B), then T tiles of z and B counts. */
+    int rt = (B + T - 1) / T;
+    rt = (rt + 15) / 16 * 16;
+    if (rt > h->btile)
+        rt = h->btile;
+    xmc_arena *a = h->arena; /* scratch only: the weights are not touched */
+    xmc_arena_reset(a);
+    float *ET = xmc_arena_alloc(a, (size_t)d * B * 4);
+    float *z = xmc_arena_alloc(a, (size_t)T * rt * 4);
+    int *cnt = xmc_arena_alloc(a, (size_t)B * sizeof *cnt);
+    if (!ET || !z || !cnt) /* a sizing bug of ours (ffi.c scratch_size) */
+        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "ffi: top-k scratch exceeds the arena (%zu bytes)",
+                       xmc_arena_capacity(a));
+    transpose_tiles(E, B, d, rt, ET, T);
+    const int ntiles = (B + rt - 1) / rt;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(T)
+    for (int t = 0; t < ntiles; t++) {
+        const int b0 = t * rt, n = B - b0 < rt ? B - b0 : rt;
+        float *zt = z + (size_t)THREAD_ID() * rt;
+        for (int i = 0; i < n; i++)
+            cnt[b0 + i] = 0;
+        for (int64_t u = 0; u < L; u++) {
+            K->fwd(ET + (size_t)d * b0, n, h->idx + u * F, h->W + u * F, F,
+                   h->bias ? h->bias[u] : 0.0f, n, zt);
+            for (int i = 0; i < n; i++) {
+                size_t row = (size_t)(b0 + i) * k;
+                list_insert(scores + row, labels + row, cnt + b0 + i, k, zt[i],
+                            (int32_t)(off + u));
+            }
+        }
+        for (int i = 0; i < n; i++)
+            for (int q = cnt[b0 + i]; q < k; q++) {
+                scores[(size_t)(b0 + i) * k + q] = -INFINITY;
+                labels[(size_t)(b0 + i) * k + q] = -1;
             }
     }
-    /* Merge the threads' lists per row. */
-#pragma omp parallel for schedule(static) num_threads(T)
-    for (int b = 0; b < B; b++) {
-        float *os = scores + (size_t)b * k;
-        int32_t *ol = labels + (size_t)b * k;
-        int c = 0;
-        for (int t = 0; t < used_T; t++) {
-            size_t row = (size_t)t * B + b;
-            for (int q = 0; q < cnt[row]; q++)
-                list_insert(os, ol, &c, k, ls[row * k + q], ll[row * k + q]);
-        }
-        for (int q = c; q < k; q++) {
-            os[q] = -INFINITY;
-            ol[q] = -1;
-        }
-    }
-    rc = XMC_OK;
-done:
-    xmc_free_aligned(ET);
-    xmc_free_aligned(z);
-    xmc_free(ls);
-    xmc_free(ll);
-    xmc_free(cnt);
-    return rc;
+    return XMC_OK;
 }

@@ -8,7 +8,8 @@
  * packs when W is bf16. Init W ~ N(0, init_std^2) draws row l from the
  * stream (seed, label_offset + l), so label shards of one seed reproduce the
  * full head's weights exactly.
- * Threading: create/free/get/set/save/load are not thread-safe on one head.
+ * Threading: create initialises rows in parallel (OpenMP); none of these
+ * calls may run concurrently with another call on the same head.
  */
 #include <math.h>
 #include <stdint.h>
@@ -194,6 +195,8 @@ int xmc_ova_create(const xmc_ova_config *cfg, xmc_ova **out, xmc_error *err)
         return rc;
     int d = h->d;
     float std = h->cfg.init_std;
+    /* rows draw from their own streams: parallel and still reproducible */
+#pragma omp parallel for schedule(static)
     for (int64_t l = 0; l < h->L; l++) {
         xmc_rng r;
         xmc_rng_seed(&r, h->cfg.seed, (uint64_t)(h->cfg.label_offset + l));

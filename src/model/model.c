@@ -22,12 +22,12 @@ void xmc_train_config_default(xmc_train_config *c)
 {
     memset(c, 0, sizeof *c);
     snprintf(c->recipe, sizeof c->recipe, "renee");
-    c->dim = XMC_ENC_DEFAULT_HIDDEN;
+    c->dim = 0;     /* auto: 512 sparse, 256 bag */
+    c->buckets = 0; /* auto: from the distinct n-grams of the training texts */
     c->bottleneck = 0;
     c->layers = 1;
     c->act = XMC_ACT_GELU; /* +1.5 P@1 over ReLU on bibtex (docs/renee.md) */
     c->dropout = XMC_TRAIN_DEFAULT_DROPOUT;
-    c->buckets = XMC_ENC_DEFAULT_BUCKETS;
     c->epochs = XMC_TRAIN_DEFAULT_EPOCHS;
     c->batch = XMC_TRAIN_DEFAULT_BATCH;
     c->lr1 = XMC_TRAIN_DEFAULT_LR1;
@@ -92,6 +92,54 @@ int model_alloc_scratch(xmc_model *m, int with_state, xmc_error *err)
     return XMC_OK;
 }
 
+/* Buckets for the bag encoder: the distinct unigrams + bigrams of the
+ * training texts, counted by hashing into 2^24 bits, rounded to a power of
+ * two and halved (a few collisions cost little, as fastText's fixed -bucket
+ * shows), clamped to [2^12, 2^20]. Reuters-21578 (336k distinct n-grams):
+ * 2^18 buckets. */
+static int auto_buckets(const xmc_texts *t, int64_t *out, xmc_error *err)
+{
+    const int64_t nbits = 1 << 24;
+    uint64_t *bits = xmc_calloc((size_t)nbits / 64, sizeof(uint64_t));
+    int64_t cap = 4096;
+    int32_t *ids = xmc_malloc((size_t)cap * sizeof(int32_t));
+    if (!bits || !ids) {
+        xmc_free(bits);
+        xmc_free(ids);
+        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (counting n-grams)");
+    }
+    int64_t distinct = 0;
+    for (int64_t i = 0; i < t->n; i++) {
+        int64_t k = xmc_bag_hash_text(xmc_texts_get(t, i), nbits, ids, cap);
+        if (k > cap) {
+            int32_t *n2 = xmc_realloc(ids, (size_t)k * sizeof(int32_t));
+            if (!n2) {
+                xmc_free(bits);
+                xmc_free(ids);
+                return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (counting n-grams)");
+            }
+            ids = n2;
+            cap = k;
+            k = xmc_bag_hash_text(xmc_texts_get(t, i), nbits, ids, cap);
+        }
+        for (int64_t j = 0; j < k; j++) {
+            uint64_t m = 1ull << (ids[j] & 63);
+            if (!(bits[ids[j] >> 6] & m)) {
+                bits[ids[j] >> 6] |= m;
+                distinct++;
+            }
+        }
+    }
+    xmc_free(bits);
+    xmc_free(ids);
+    int64_t b = 1;
+    while (b < distinct)
+        b <<= 1;
+    b /= 2;
+    *out = b < (1 << 12) ? (1 << 12) : b > (1 << 20) ? (1 << 20) : b;
+    return XMC_OK;
+}
+
 int xmc_model_create(const xmc_train_config *cfg, const xmc_dataset *train, xmc_model **out,
                      xmc_error *err)
 {
@@ -119,12 +167,19 @@ int xmc_model_create(const xmc_train_config *cfg, const xmc_dataset *train, xmc_
                      "(use --encoder sparse)");
         goto fail;
     }
+    int is_bag = !strcmp(m->cfg.encoder, "bag");
+    if (m->cfg.dim <= 0)
+        m->cfg.dim = is_bag ? 256 : XMC_ENC_DEFAULT_HIDDEN;
+    if (is_bag && m->cfg.buckets <= 0 &&
+        (rc = auto_buckets(train->texts, &m->cfg.buckets, err)) != XMC_OK)
+        goto fail;
     m->n_labels = train->n_labels;
     m->max_batch = cfg->batch;
     xmc_encoder_config ec;
     xmc_encoder_config_default(&ec, m->cfg.encoder);
-    ec.n_inputs = !strcmp(m->cfg.encoder, "sparse") ? train->X->ncols : cfg->buckets;
-    ec.hidden = cfg->dim;
+    /* Other registered kinds (e.g. a transformer) size their own inputs. */
+    ec.n_inputs = is_bag ? m->cfg.buckets : !strcmp(m->cfg.encoder, "sparse") ? train->X->ncols : 0;
+    ec.hidden = m->cfg.dim;
     ec.layers = cfg->layers;
     ec.bottleneck = cfg->bottleneck;
     ec.act = cfg->act;

@@ -187,11 +187,73 @@ static int read_config(const char *dir, int *lower, int *strip, int *cjk, int *m
 
 /* ------------------------------------------------------------ load */
 
+/* tokenizer.json's WordPiece vocabulary {token: id} as vocab.txt text (one
+ * token per line, in id order), so both sources share one parser. */
+static int vocab_from_tokenizer_json(const char *path, char **pool, size_t *len,
+                                     xmc_error *err)
+{
+    *pool = NULL;
+    *len = 0;
+    cJSON *j;
+    int rc = read_json(path, &j, err);
+    if (rc != XMC_OK)
+        return rc;
+    if (!j)
+        return XMC_ERR(err, XMC_EIO, path, 0, "cannot open");
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(j, "model");
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(model, "type");
+    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
+    const char **by_id = NULL;
+    int n = cJSON_GetArraySize(vocab);
+    if (!cJSON_IsString(type) || strcmp(type->valuestring, "WordPiece") ||
+        !cJSON_IsObject(vocab) || n < 1) {
+        rc = XMC_ERR(err, XMC_EUNSUPPORTED, path, 0,
+                     "model is not a WordPiece vocabulary (type %.32s)",
+                     cJSON_IsString(type) ? type->valuestring : "?");
+        goto out;
+    }
+    by_id = xmc_calloc((size_t)n, sizeof *by_id);
+    if (!by_id) {
+        rc = XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory");
+        goto out;
+    }
+    size_t total = 0;
+    for (const cJSON *e = vocab->child; e; e = e->next) {
+        double id = cJSON_IsNumber(e) ? e->valuedouble : -1;
+        if (!(id >= 0 && id < n) || id != (int)id || by_id[(int)id] || strchr(e->string, '\n')) {
+            rc = XMC_ERR(err, XMC_EFORMAT, path, 0,
+                         "vocab entry '%.40s': ids must be 0..%d, each once", e->string, n - 1);
+            goto out;
+        }
+        by_id[(int)id] = e->string;
+        total += strlen(e->string) + 1;
+    }
+    char *p = xmc_malloc(total + 1);
+    if (!p) {
+        rc = XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory");
+        goto out;
+    }
+    size_t k = 0;
+    for (int i = 0; i < n; i++) {
+        size_t l = strlen(by_id[i]);
+        memcpy(p + k, by_id[i], l);
+        p[k + l] = '\n';
+        k += l + 1;
+    }
+    p[k] = 0;
+    *pool = p;
+    *len = k;
+out:
+    xmc_free(by_id);
+    cJSON_Delete(j);
+    return rc;
+}
+
 int xmc_tokenizer_load(const char *dir, const xmc_tokenizer_opts *opts, xmc_tokenizer **out,
                        xmc_error *err)
 {
     *out = NULL;
-    char vpath[4096 + 16], cdir[4096];
+    char vpath[4096 + 64], cdir[4096];
     size_t dl = strlen(dir);
     if (dl >= 4000)
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "model path too long (%zu bytes)", dl);
@@ -234,7 +296,21 @@ int xmc_tokenizer_load(const char *dir, const xmc_tokenizer_opts *opts, xmc_toke
     t->strip = strip;
     t->cjk = cjk;
     t->model_max_length = mml;
-    rc = xmc_read_file(vpath, &t->pool, &len, err);
+    size_t vl = strlen(vpath);
+    if (vl >= 10 && !strcmp(vpath + vl - 10, "/vocab.txt") && !xmc_file_exists(vpath)) {
+        /* no vocab.txt: a fast-tokenizer-only directory */
+        char tj[4096 + 32];
+        snprintf(tj, sizeof tj, "%s/tokenizer.json", cdir);
+        if (!xmc_file_exists(tj)) {
+            rc = XMC_ERR(err, XMC_EIO, vpath, 0,
+                         "cannot open: no such file (nor a tokenizer.json beside it)");
+        } else {
+            rc = vocab_from_tokenizer_json(tj, &t->pool, &len, err);
+            snprintf(vpath, sizeof vpath, "%s", tj); /* later errors name it */
+        }
+    } else {
+        rc = xmc_read_file(vpath, &t->pool, &len, err);
+    }
     if (rc != XMC_OK)
         goto fail;
     if (len == 0) {
