@@ -195,6 +195,40 @@ static void run_recipe(int depsl)
                 }
     assert_true((double)same / (double)xmc_csr_nnz(P) > 0.95);
     xmc_csr_free(Pa);
+    /* save / load: the loaded model predicts the same top-k and scores */
+    const char *mp = tu_path(depsl ? "depsl.bin" : "unidec.bin");
+    assert_int_equal(xmc_unidec_save(u, mp, &err), XMC_OK);
+    xmc_unidec *ul;
+    assert_int_equal(xmc_unidec_load(mp, &ul, &err), XMC_OK);
+    xmc_csr *Pl;
+    assert_int_equal(
+        xmc_unidec_predict(ul, &te.ds, te.ltexts, 5, XMC_UNIDEC_SCORE_BOTH, 0, &Pl, &err),
+        XMC_OK);
+    assert_int_equal(xmc_csr_nnz(Pl), xmc_csr_nnz(P));
+    assert_memory_equal(Pl->indices, P->indices, sizeof(int32_t) * (size_t)xmc_csr_nnz(P));
+    assert_memory_equal(Pl->values, P->values, sizeof(float) * (size_t)xmc_csr_nnz(P));
+    xmc_csr_free(Pl);
+    /* without label_texts: the saved training labels (50 of them) */
+    assert_int_equal(xmc_unidec_predict(ul, &tr.ds, NULL, 3, XMC_UNIDEC_SCORE_DE, 0, &Pl, &err),
+                     XMC_OK);
+    assert_int_equal(Pl->ncols, NSEEN);
+    assert_true(p_at_1(Pl, tr.Y, 0) > 0.5);
+    xmc_csr_free(Pl);
+    xmc_unidec_free(ul);
+    /* a flipped byte in the header, a truncated file, a missing file */
+    assert_int_equal(tu_system("cp '%s' '%s.bad' && printf '\\x01' | dd of='%s.bad' bs=1 "
+                               "seek=40 conv=notrunc status=none",
+                               mp, mp, mp),
+                     0);
+    char bad[1100];
+    snprintf(bad, sizeof bad, "%s.bad", mp);
+    tu_assert_error(xmc_unidec_load(bad, &ul, &err), &err, XMC_ECORRUPT, bad, 0);
+    xmc_error_clear(&err);
+    assert_int_equal(tu_system("head -c 3000 '%s' > '%s'", mp, bad), 0);
+    tu_assert_error(xmc_unidec_load(bad, &ul, &err), &err, XMC_ECORRUPT, bad, 0);
+    xmc_error_clear(&err);
+    tu_assert_error(xmc_unidec_load(tu_path("nope.bin"), &ul, &err), &err, XMC_EIO, "nope", 0);
+    xmc_error_clear(&err);
     /* reproducible for a seed (same thread count) */
     assert_int_equal(xmc_unidec_train(&c, &tr.ds, &u2, &err), XMC_OK);
     assert_int_equal(

@@ -267,6 +267,11 @@ int xmc_psl_table_update(xmc_psl_table *t, const int32_t *ids, int n, const floa
                          float momentum, float beta1, float beta2, float eps,
                          float weight_decay, int64_t step, xmc_error *err);
 
+/* Ψ and its optimizer state: magic, version, L, d, opt, values, CRC-32.
+ * Load gives XMC_ECORRUPT on a bad magic, size, checksum or truncation. */
+int xmc_psl_table_save(const xmc_psl_table *t, FILE *f, const char *path, xmc_error *err);
+int xmc_psl_table_load(FILE *f, const char *path, xmc_psl_table **out, xmc_error *err);
+
 /* ------------------------------------------------------------- mining */
 
 /* For each query i (rows of Q, N x d) the top k labels of E (L x d) by inner
@@ -338,6 +343,14 @@ int xmc_unidec_train(const xmc_unidec_config *cfg, const xmc_dataset *train, xmc
                      xmc_error *err);
 void xmc_unidec_free(xmc_unidec *u);
 void xmc_unidec_get_stats(const xmc_unidec *u, xmc_unidec_stats *s);
+
+/* A trained model for prediction, in one file written atomically (temp +
+ * rename): magic, version, config, label texts (the ones trained on), the
+ * encoder (encoder.h format), the heads and Ψ (each with its CRC-32).
+ * Optimizer state, mined lists and clusters are not saved: a loaded model
+ * predicts (and serves zero-shot labels), it does not resume training. */
+int xmc_unidec_save(const xmc_unidec *u, const char *path, xmc_error *err);
+int xmc_unidec_load(const char *path, xmc_unidec **out, xmc_error *err);
 
 enum { XMC_UNIDEC_SCORE_DE = 1, XMC_UNIDEC_SCORE_CLF = 2, XMC_UNIDEC_SCORE_BOTH = 3 };
 /* Exact top-k of every row of ds (point texts) over all labels, scored by

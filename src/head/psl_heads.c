@@ -547,3 +547,55 @@ int xmc_psl_table_update(xmc_psl_table *t, const int32_t *ids, int n, const floa
     }
     return XMC_OK;
 }
+
+#define PSL_TABLE_MAGIC 0x49535350u /* "PSSI" */
+#define PSL_TABLE_VERSION 1u
+
+typedef struct table_hdr {
+    uint32_t magic, version;
+    int64_t L;
+    int32_t d, opt;
+} table_hdr;
+
+int xmc_psl_table_save(const xmc_psl_table *t, FILE *f, const char *path, xmc_error *err)
+{
+    table_hdr hd = {PSL_TABLE_MAGIC, PSL_TABLE_VERSION, t->L, t->d, t->opt};
+    uint32_t crc = 0;
+    size_t n = sizeof(float) * (size_t)t->L * (size_t)t->d;
+    int ok = put(f, &crc, &hd, sizeof hd) && put(f, &crc, t->w, n) && put(f, &crc, t->m, n) &&
+             (!t->v || put(f, &crc, t->v, n));
+    uint32_t c = crc;
+    if (!ok || fwrite(&c, sizeof c, 1, f) != 1)
+        return XMC_ERR(err, XMC_EIO, path, 0, "psl table: write failed");
+    return XMC_OK;
+}
+
+int xmc_psl_table_load(FILE *f, const char *path, xmc_psl_table **out, xmc_error *err)
+{
+    *out = NULL;
+    table_hdr hd;
+    uint32_t crc = 0;
+    if (!get(f, &crc, &hd, sizeof hd))
+        return XMC_ERR(err, XMC_ECORRUPT, path, 0, "psl table: truncated header");
+    if (hd.magic != PSL_TABLE_MAGIC || hd.version != PSL_TABLE_VERSION || hd.L < 1 ||
+        hd.L > INT32_MAX || hd.d < 1 || hd.d > 65536 ||
+        (hd.opt != XMC_PSL_TABLE_SGDM && hd.opt != XMC_PSL_TABLE_ADAM))
+        return XMC_ERR(err, XMC_ECORRUPT, path, 0,
+                       "psl table: bad header (magic %08x version %u, %lld x %d, opt %d)",
+                       hd.magic, hd.version, (long long)hd.L, hd.d, hd.opt);
+    xmc_psl_table *t;
+    int rc = xmc_psl_table_create(hd.L, hd.d, hd.opt, 1.0f, 0, &t, err);
+    if (rc)
+        return rc;
+    size_t n = sizeof(float) * (size_t)t->L * (size_t)t->d;
+    uint32_t want;
+    int ok = get(f, &crc, t->w, n) && get(f, &crc, t->m, n) && (!t->v || get(f, &crc, t->v, n)) &&
+             fread(&want, sizeof want, 1, f) == 1;
+    if (!ok || want != crc) {
+        xmc_psl_table_free(t);
+        return XMC_ERR(err, XMC_ECORRUPT, path, 0,
+                       ok ? "psl table: checksum mismatch" : "psl table: truncated values");
+    }
+    *out = t;
+    return XMC_OK;
+}

@@ -178,7 +178,9 @@ int xmc_model_create(const xmc_train_config *cfg, const xmc_dataset *train, xmc_
     xmc_encoder_config ec;
     xmc_encoder_config_default(&ec, m->cfg.encoder);
     /* Other registered kinds (e.g. a transformer) size their own inputs. */
-    ec.n_inputs = is_bag ? m->cfg.buckets : !strcmp(m->cfg.encoder, "sparse") ? train->X->ncols : 0;
+    ec.n_inputs = is_bag                              ? m->cfg.buckets
+                  : !strcmp(m->cfg.encoder, "sparse") ? train->X->ncols
+                                                      : 0;
     ec.hidden = m->cfg.dim;
     ec.layers = cfg->layers;
     ec.bottleneck = cfg->bottleneck;

@@ -40,7 +40,8 @@ struct xmc_unidec {
     int d;                /* head output */
     xmc_encoder *enc;
     xmc_enc_optim *opt;
-    xmc_enc_data *comb;   /* prepared [point texts ; label texts] */
+    xmc_enc_data *comb;   /* prepared [point texts ; label texts] (loaded: label texts) */
+    xmc_texts *ltexts;    /* the label texts trained on (saved with the model) */
     xmc_psl_head *hd, *hc;
     xmc_psl_table *psi;
     xmc_psl_sampler *smp;
@@ -101,6 +102,7 @@ void xmc_unidec_free(xmc_unidec *u)
     xmc_encoder_free(u->enc);
     xmc_enc_optim_free(u->opt);
     xmc_enc_data_free(u->comb);
+    xmc_texts_free(u->ltexts);
     xmc_psl_head_free(u->hd);
     xmc_psl_head_free(u->hc);
     xmc_psl_table_free(u->psi);
@@ -165,6 +167,8 @@ static int prepare_combined(xmc_unidec *u, const xmc_dataset *ds, xmc_error *err
         strs[ds->n + l] = xmc_texts_get(lt, l);
     xmc_texts *t = NULL;
     int rc = xmc_texts_create(strs, n, &t, err);
+    if (!rc)
+        rc = xmc_texts_create(strs + ds->n, lt->n, &u->ltexts, err);
     xmc_free(strs);
     if (rc)
         return rc;
@@ -698,4 +702,135 @@ done:
     xmc_free(rr);
     xmc_free(cols);
     return rc;
+}
+
+/* ------------------------------------------------------------- save / load */
+
+#define UNIDEC_MAGIC 0x4d445558u /* "XUDM" */
+#define UNIDEC_VERSION 1u
+
+static int wr(FILE *f, uint32_t *crc, const void *p, size_t n)
+{
+    *crc = xmc_crc32(*crc, p, n);
+    return fwrite(p, 1, n, f) == n;
+}
+
+static int rd(FILE *f, uint32_t *crc, void *p, size_t n)
+{
+    if (fread(p, 1, n, f) != n)
+        return 0;
+    *crc = xmc_crc32(*crc, p, n);
+    return 1;
+}
+
+int xmc_unidec_save(const xmc_unidec *u, const char *path, xmc_error *err)
+{
+    xmc_outfile o;
+    int rc = xmc_outfile_open(&o, path, err);
+    if (rc)
+        return rc;
+    FILE *f = o.fp;
+    uint32_t crc = 0, magic = UNIDEC_MAGIC, version = UNIDEC_VERSION;
+    uint32_t cs = (uint32_t)sizeof u->cfg;
+    int64_t L = u->L, step = u->step;
+    int ok = wr(f, &crc, &magic, 4) && wr(f, &crc, &version, 4) && wr(f, &crc, &cs, 4) &&
+             wr(f, &crc, &u->cfg, sizeof u->cfg) && wr(f, &crc, &L, 8) && wr(f, &crc, &step, 8);
+    for (int64_t l = 0; ok && l < L; l++) {
+        const char *t = xmc_texts_get(u->ltexts, l);
+        uint32_t len = (uint32_t)strlen(t);
+        ok = wr(f, &crc, &len, 4) && wr(f, &crc, t, len);
+    }
+    uint32_t c = crc;
+    ok = ok && fwrite(&c, 4, 1, f) == 1;
+    if (!ok) {
+        xmc_outfile_abort(&o);
+        return XMC_ERR(err, XMC_EIO, path, 0, "unidec: write failed");
+    }
+    if ((rc = xmc_encoder_save(u->enc, f, path, err)) ||
+        (rc = xmc_psl_head_save(u->hd, f, path, err)) ||
+        (!u->cfg.depsl && ((rc = xmc_psl_head_save(u->hc, f, path, err)) ||
+                           (rc = xmc_psl_table_save(u->psi, f, path, err))))) {
+        xmc_outfile_abort(&o);
+        return rc;
+    }
+    return xmc_outfile_commit(&o, err);
+}
+
+int xmc_unidec_load(const char *path, xmc_unidec **out, xmc_error *err)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return XMC_ERR(err, XMC_EIO, path, 0, "cannot open the model file");
+    xmc_unidec *u = xmc_calloc(1, sizeof *u);
+    char **strs = NULL;
+    int64_t nstr = 0;
+    int rc = XMC_OK;
+    if (!u) {
+        rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "unidec: out of memory");
+        goto done;
+    }
+    uint32_t crc = 0, magic, version, cs, want;
+    int64_t L, step;
+    if (!rd(f, &crc, &magic, 4) || !rd(f, &crc, &version, 4) || !rd(f, &crc, &cs, 4) ||
+        magic != UNIDEC_MAGIC || version != UNIDEC_VERSION || cs != sizeof u->cfg ||
+        !rd(f, &crc, &u->cfg, sizeof u->cfg) || !rd(f, &crc, &L, 8) || !rd(f, &crc, &step, 8) ||
+        L < 1 || L > INT32_MAX || u->cfg.dim < 1 || u->cfg.dim > 65536) {
+        rc = XMC_ERR(err, XMC_ECORRUPT, path, 0,
+                     "not a unidec model of this version (bad magic, version or header)");
+        goto done;
+    }
+    strs = xmc_calloc((size_t)L, sizeof(char *));
+    if (!strs) {
+        rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "unidec: out of memory (label texts)");
+        goto done;
+    }
+    for (nstr = 0; nstr < L; nstr++) {
+        uint32_t len;
+        if (!rd(f, &crc, &len, 4) || len > (1u << 24) || !(strs[nstr] = xmc_malloc(len + 1)) ||
+            !rd(f, &crc, strs[nstr], len)) {
+            rc = XMC_ERR(err, XMC_ECORRUPT, path, 0, "truncated or bad label texts");
+            nstr += strs[nstr] != NULL;
+            goto done;
+        }
+        strs[nstr][len] = '\0';
+    }
+    if (fread(&want, 4, 1, f) != 1 || want != crc) {
+        rc = XMC_ERR(err, XMC_ECORRUPT, path, 0, "header checksum mismatch");
+        goto done;
+    }
+    u->L = L;
+    u->N = 0; /* comb holds only the label texts: label l is row l */
+    u->step = step;
+    u->d = u->cfg.dim;
+    if ((rc = xmc_texts_create((const char *const *)strs, L, &u->ltexts, err)) ||
+        (rc = xmc_encoder_load(f, path, &u->enc, err)))
+        goto done;
+    u->max_enc = u->enc->cfg.max_batch;
+    if ((rc = xmc_psl_head_load(f, path, u->max_enc, &u->hd, err)) ||
+        (!u->cfg.depsl && ((rc = xmc_psl_head_load(f, path, u->max_enc, &u->hc, err)) ||
+                           (rc = xmc_psl_table_load(f, path, &u->psi, err)))))
+        goto done;
+    if (u->hd->cfg.d_out != u->d || (u->psi && (u->psi->L != L || u->psi->d != u->d))) {
+        rc = XMC_ERR(err, XMC_ECORRUPT, path, 0, "head / table shapes disagree with the config");
+        goto done;
+    }
+    if ((rc = prepare_texts(u, u->ltexts, &u->comb, err)))
+        goto done;
+    u->erows = xmc_malloc(sizeof(int64_t) * (size_t)u->max_enc);
+    u->H = xmc_malloc(sizeof(float) * (size_t)u->max_enc * (size_t)u->enc->dim);
+    u->D = xmc_malloc(sizeof(float) * (size_t)u->max_enc * (size_t)u->d);
+    if (!u->erows || !u->H || !u->D)
+        rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "unidec: out of memory (predict scratch)");
+done:
+    fclose(f);
+    for (int64_t i = 0; i < nstr; i++)
+        xmc_free(strs[i]);
+    xmc_free(strs);
+    if (rc) {
+        xmc_unidec_free(u);
+        return rc;
+    }
+    *out = u;
+    return XMC_OK;
 }
