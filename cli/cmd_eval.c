@@ -184,7 +184,7 @@ int cmd_eval(int argc, char **argv)
     const xmc_csr *filter = NULL;
     const char *filter_from = "none";
     if (filter_path) {
-        if (xmc_metrics_read_filter(filter_path, Y->nrows, Y->ncols, &file_filter, &err)) {
+        if (xmc_filter_read(filter_path, Y->nrows, Y->ncols, &file_filter, &err)) {
             status = cli_fail(&err);
             goto out;
         }

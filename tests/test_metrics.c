@@ -489,7 +489,7 @@ static void test_against_python_reference(void **state)
     fixture_path(p, sizeof p, "pred.txt");
     assert_int_equal(xmc_csr_read_text(p, &P, &e), XMC_OK);
     fixture_path(p, sizeof p, "filter.txt");
-    assert_int_equal(xmc_metrics_read_filter(p, T->nrows, T->ncols, &F, &e), XMC_OK);
+    assert_int_equal(xmc_filter_read(p, T->nrows, T->ncols, &F, &e), XMC_OK);
     fixture_path(p, sizeof p, "expected.json");
     char *js;
     size_t n;
@@ -570,7 +570,7 @@ static void test_read_filter(void **state)
     tu_write(p, "3 5\n# comment\n\n0 1\n3 2\n3 5\n0\t4\n");
     xmc_csr *F = NULL;
     xmc_error e = {0};
-    assert_int_equal(xmc_metrics_read_filter(p, 4, 6, &F, &e), XMC_OK);
+    assert_int_equal(xmc_filter_read(p, 4, 6, &F, &e), XMC_OK);
     assert_int_equal(F->nrows, 4);
     assert_int_equal(F->ncols, 6);
     assert_int_equal(xmc_csr_nnz(F), 4); /* duplicate (3,5) merged */
@@ -581,26 +581,26 @@ static void test_read_filter(void **state)
     xmc_csr_free(F);
 
     tu_write(p, "0 1\n1 x\n");
-    assert_int_equal(xmc_metrics_read_filter(p, 4, 6, &F, &e), XMC_EFORMAT);
+    assert_int_equal(xmc_filter_read(p, 4, 6, &F, &e), XMC_EFORMAT);
     tu_assert_error(XMC_EFORMAT, &e, XMC_EFORMAT, "filter.txt", 2);
     assert_null(F);
     xmc_error_clear(&e);
     tu_write(p, "0 1\n\n2 6\n");
-    assert_int_equal(xmc_metrics_read_filter(p, 4, 6, &F, &e), XMC_EFORMAT);
+    assert_int_equal(xmc_filter_read(p, 4, 6, &F, &e), XMC_EFORMAT);
     tu_assert_error(XMC_EFORMAT, &e, XMC_EFORMAT, "filter.txt", 3);
     xmc_error_clear(&e);
     tu_write(p, "4 0\n");
-    assert_int_equal(xmc_metrics_read_filter(p, 4, 6, &F, &e), XMC_EFORMAT);
+    assert_int_equal(xmc_filter_read(p, 4, 6, &F, &e), XMC_EFORMAT);
     tu_assert_error(XMC_EFORMAT, &e, XMC_EFORMAT, "filter.txt", 1);
     xmc_error_clear(&e);
     tu_write(p, "1 2 3\n");
-    assert_int_equal(xmc_metrics_read_filter(p, 4, 6, &F, &e), XMC_EFORMAT);
+    assert_int_equal(xmc_filter_read(p, 4, 6, &F, &e), XMC_EFORMAT);
     xmc_error_clear(&e);
-    assert_int_equal(xmc_metrics_read_filter(tu_path("missing.txt"), 4, 6, &F, &e), XMC_EIO);
+    assert_int_equal(xmc_filter_read(tu_path("missing.txt"), 4, 6, &F, &e), XMC_EIO);
     /* Empty file: a valid empty filter. */
     xmc_error_clear(&e);
     tu_write(p, "");
-    assert_int_equal(xmc_metrics_read_filter(p, 4, 6, &F, &e), XMC_OK);
+    assert_int_equal(xmc_filter_read(p, 4, 6, &F, &e), XMC_OK);
     assert_int_equal(xmc_csr_nnz(F), 0);
     xmc_csr_free(F);
 }

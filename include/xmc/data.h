@@ -82,6 +82,13 @@ int xmc_csr_check(const xmc_csr *m, const char *what, xmc_error *err);
 int xmc_csr_read_text(const char *path, xmc_csr **out, xmc_error *err);
 int xmc_csr_write_text(const char *path, const xmc_csr *m, xmc_error *err);
 
+/* Filter file of the XC repository (*_filter_labels.txt): one "row label"
+ * pair of 0-based ids per line ('#' comments and blank lines allowed), the
+ * (point, label) pairs evaluation must ignore. Returns an nrows x ncols
+ * pattern matrix (values 1, repeated pairs merged); ids must lie inside. */
+int xmc_filter_read(const char *path, int64_t nrows, int64_t ncols, xmc_csr **out,
+                    xmc_error *err);
+
 /* UTF-8 text lines: line i is data[offsets[i] .. offsets[i+1]-1), and each is
  * NUL-terminated inside data (offsets[i+1]-1 is the NUL). */
 typedef struct xmc_texts {

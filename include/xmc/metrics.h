@@ -97,13 +97,7 @@ int xmc_metrics_eval(const xmc_csr *truth, const xmc_csr *pred, const xmc_metric
 int xmc_metrics_freq_baseline(const xmc_csr *train_Y, int64_t n_rows, int k, xmc_csr **out,
                               xmc_error *err);
 
-/* Read a filter file: one "row label" pair of 0-based ids per line
- * (whitespace-separated, blank lines and '#' comments skipped), as the
- * repository's *_filter_labels.txt. Ids must lie below nrows / ncols.
- * Duplicates are merged. *out is an nrows x ncols pattern matrix; free it
- * with xmc_csr_free. Errors name the file and line. */
-int xmc_metrics_read_filter(const char *path, int64_t nrows, int64_t ncols, xmc_csr **out,
-                            xmc_error *err);
+/* Filter files are read with xmc_filter_read (data.h). */
 
 #ifdef __cplusplus
 }

@@ -319,9 +319,9 @@ out:
     return rc;
 }
 
-/* "row col" pairs, 0-based, within N x L. */
-static int read_filter(const char *path, int64_t n, int64_t L, xmc_csr **out, xmc_error *err)
+int xmc_filter_read(const char *path, int64_t n, int64_t L, xmc_csr **out, xmc_error *err)
 {
+    *out = NULL;
     xmc_lines *r = NULL;
     int64_t *rows = NULL, cap = 0, cnt = 0;
     int32_t *cols = NULL;
@@ -335,7 +335,7 @@ static int read_filter(const char *path, int64_t n, int64_t L, xmc_csr **out, xm
         const char *p = line, *e = line + len;
         while (p < e && (*p == ' ' || *p == '\t'))
             p++;
-        if (p == e)
+        if (p == e || *p == '#')
             continue;
         int64_t a, b;
         const char *q = xmc_parse_uint(p, e, &a);
@@ -445,7 +445,7 @@ int xmc_lf_load(const char *prefix, xmc_dataset *ds, xmc_error *err)
         if ((rc = read_jsonl(js, 1, ds->label_texts->n, &ds->texts, &ds->Y, err)))
             goto out;
     }
-    if (fl && (rc = read_filter(fl, ds->Y->nrows, ds->Y->ncols, &ds->filter, err)))
+    if (fl && (rc = xmc_filter_read(fl, ds->Y->nrows, ds->Y->ncols, &ds->filter, err)))
         goto out;
     rc = xmc_dataset_finish(ds, prefix, err);
 out:

@@ -85,7 +85,7 @@ check "--A needs --train" has e5.txt 'need --train'
 check "bad --k" has e6.txt '--k: expected'
 printf '0 1\n9 9\n' > badf.txt
 "$XMC" eval --truth d/tst --pred pred.txt --filter badf.txt > /dev/null 2> e7.txt
-check "filter out of range names line 2" has e7.txt '^xmc: badf\.txt:2: pair \(9, 9\) out of range'
+check "filter out of range names line 2" has e7.txt '^xmc: badf\.txt:2: pair \(9, 9\) outside'
 "$XMC" eval --truth d/tst --pred missing.txt > /dev/null 2> e8.txt
 check "missing prediction file" has e8.txt '^xmc: missing\.txt'
 "$XMC" eval --pred pred.txt > /dev/null 2> e9.txt
