@@ -29,7 +29,7 @@ int cmd_train(int argc, char **argv)
         stop_after = 0, resume = 0;
     int64_t seed = (int64_t)c.seed, buckets = c.buckets, max_steps = 0;
     double lr1 = c.lr1, lr2 = c.lr2, wd1 = c.wd1, wd2 = c.wd2, momentum = c.momentum,
-           dropout = c.dropout, warmup = c.warmup;
+           dropout = c.dropout, warmup = c.warmup, input_dropout = c.input_dropout;
     const cli_opt opts[] = {
         {"train", CLI_STR, &train, "training data spec", 1},
         {"test", CLI_STR, &test, "test data spec: P@1/3/5 and PSP@5 after epochs", 0},
@@ -41,6 +41,7 @@ int cmd_train(int argc, char **argv)
         {"layers", CLI_INT, &layers, "encoder dense layers, 1 or 2 (default 1)", 0},
         {"activation", CLI_STR, &act, "gelu | relu (default gelu)", 0},
         {"dropout", CLI_DOUBLE, &dropout, "dropout on the embedding (default 0.4)", 0},
+        {"input-dropout", CLI_DOUBLE, &input_dropout, "drop input features / n-grams (training)", 0},
         {"buckets", CLI_I64, &buckets, "bag: hash buckets (default: from the distinct n-grams)", 0},
         {"epochs", CLI_INT, &epochs, "epochs (default 20)", 0},
         {"batch", CLI_INT, &batch, "batch size (default 128)", 0},
@@ -102,6 +103,7 @@ int cmd_train(int argc, char **argv)
     c.bottleneck = bottleneck;
     c.layers = layers;
     c.dropout = (float)dropout;
+    c.input_dropout = (float)input_dropout;
     c.buckets = buckets;
     c.epochs = epochs;
     c.batch = batch;

@@ -176,6 +176,8 @@ static double fd_check(xmc_encoder *enc, const xmc_enc_data *d, const int64_t *r
     return checked ? (double)bad / checked : 1.0;
 }
 
+static float input_dropout; /* set by test_input_dropout_fd */
+
 static void run_sparse_fd(int layers, xmc_act act, int bottleneck, float dropout, double max_bad,
                           double eps)
 {
@@ -189,6 +191,7 @@ static void run_sparse_fd(int layers, xmc_act act, int bottleneck, float dropout
     c.act = act;
     c.bottleneck = bottleneck;
     c.dropout = dropout;
+    c.input_dropout = input_dropout;
     c.max_batch = 8;
     c.seed = 5;
     xmc_encoder *enc = NULL;
@@ -226,6 +229,15 @@ static void test_sparse_fd_gelu(void **state)
     run_sparse_fd(2, XMC_ACT_GELU, 4, 0.25f, 0.0, 1e-2);
 }
 
+static void test_input_dropout_fd(void **state)
+{
+    (void)state;
+    input_dropout = 0.3f;
+    run_sparse_fd(1, XMC_ACT_GELU, 3, 0.2f, 0.0, 1e-2);
+    run_sparse_fd(2, XMC_ACT_GELU, 0, 0.0f, 0.0, 1e-2);
+    input_dropout = 0.0f;
+}
+
 static void test_sparse_fd_relu(void **state)
 {
     (void)state;
@@ -258,6 +270,7 @@ static void test_bag_fd(void **state)
     c.act = XMC_ACT_GELU;
     c.bottleneck = 5;
     c.dropout = 0.2f;
+    c.input_dropout = 0.25f;
     c.max_batch = 6;
     xmc_encoder *enc = NULL;
     assert_int_equal(xmc_encoder_create(&c, &enc, &err), XMC_OK);
@@ -493,6 +506,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sparse_fd_gelu),
         cmocka_unit_test(test_sparse_fd_relu),
+        cmocka_unit_test(test_input_dropout_fd),
         cmocka_unit_test(test_bag_fd),
         cmocka_unit_test(test_bag_hash),
         cmocka_unit_test(test_touched_rows),

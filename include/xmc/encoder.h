@@ -55,6 +55,8 @@ typedef struct xmc_encoder_config {
     int bottleneck;     /* b: linear h -> b without bias; 0 = none */
     xmc_act act;        /* activation after each layer */
     float dropout;      /* on the output embedding while training, [0, 1) */
+    float input_dropout; /* drop each input entry (feature / n-gram) while
+                          * training, [0, 1); kept ones scaled 1/(1-p) */
     int max_batch;      /* largest B passed to forward */
     uint64_t seed;      /* initialisation and dropout masks */
     float init_std;     /* 0 = 1/sqrt(fan_in) style default (see sparse.c) */
@@ -125,7 +127,7 @@ struct xmc_encoder {
     xmc_sparse_table *tables;
     int n_tables, cap_tables;
     int bottleneck_tensor; /* index of P (b x h), -1 without */
-    uint64_t step;       /* forward calls in training mode (dropout stream) */
+    uint64_t step;       /* forward calls in training mode (keys dropout masks) */
     void *impl;          /* the kind's state */
     void *fw;            /* framework scratch (bottleneck, dropout) */
 };

@@ -59,6 +59,7 @@ typedef struct xmc_train_config {
     int layers;          /* encoder dense layers (1 or 2) */
     xmc_act act;
     float dropout;
+    float input_dropout; /* per input entry (feature / n-gram), training only */
     int64_t buckets;     /* bag: hash buckets (0 = auto from distinct n-grams) */
     int epochs;
     int batch;

@@ -18,9 +18,11 @@
  *     (xmc_psl_table), and the pool scores S = A B^T (xmc_psl_scores).
  *  4. Hard-negative mining (xmc_psl_mine): the top-k labels by <Φ_D(x), Φ_D(z)>
  *     that are not positives, exact (blocked GEMM) or through an HNSW index.
+ *  5. The recipe assembled from these (xmc_unidec_*, src/model/unidec.c):
+ *     train, predict (exact or HNSW, zero-shot labels from text), save/load.
  *
- * The shared encoder Φ, its optimizer and the epoch loop belong to the
- * trainer (model.h); docs/unidec.md says how the pieces are assembled.
+ * The shared encoder Φ and its optimizer come from encoder.h / optim.h;
+ * docs/unidec.md says how the pieces are assembled.
  * Nothing here allocates after create, prints or aborts; randomness comes
  * from the user's seed and the caller's step number (reproducible, also on
  * resume).
@@ -353,7 +355,7 @@ int xmc_unidec_save(const xmc_unidec *u, const char *path, xmc_error *err);
 int xmc_unidec_load(const char *path, xmc_unidec **out, xmc_error *err);
 
 enum { XMC_UNIDEC_SCORE_DE = 1, XMC_UNIDEC_SCORE_CLF = 2, XMC_UNIDEC_SCORE_BOTH = 3 };
-/* Exact top-k of every row of ds (point texts) over all labels, scored by
+/* Top-k of every row of ds (point texts) over all labels, scored by
  * <[Φ_D(x) ; normalize(Φ_C(x))], [Φ_D(z_l) ; normalize(Ψ_l)]> (or one half,
  * `which`; DEPSL has only the DE half). As an N x L' CSR (free with
  * xmc_csr_free). label_texts NULL: the training labels (L' = L). Otherwise

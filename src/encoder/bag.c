@@ -243,7 +243,8 @@ static int bag_forward(xmc_encoder *e, const xmc_enc_data *d, const int64_t *row
     (void)err;
     bag_impl *s = e->impl;
     const int h = e->cfg.hidden;
-    enc_gather_rows(&e->tables[s->t_emb], d->ids, rows, B, s->S);
+    enc_drop dr = enc_drop_for(e, train);
+    enc_gather_rows(&e->tables[s->t_emb], d->ids, rows, B, s->S, &dr);
     enc_act_forward(e->cfg.act, s->S, s->A, (int64_t)B * h);
     const float *b = xmc_encoder_dense(e, s->d_b);
     for (int i = 0; i < B; i++)
@@ -277,7 +278,8 @@ static int bag_backward(xmc_encoder *e, float *dH, int B, xmc_error *err)
     int rc = enc_collect_touched(t, s->last_d->ids, s->last_rows, B, s->slot, err);
     if (rc)
         return rc;
-    enc_scatter_grad(t, s->last_d->ids, s->last_rows, B, s->dA, s->slot);
+    enc_drop dr = enc_drop_for(e, 1);
+    enc_scatter_grad(t, s->last_d->ids, s->last_rows, B, s->dA, s->slot, &dr);
     s->last_d = NULL;
     return XMC_OK;
 }

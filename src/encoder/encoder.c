@@ -21,7 +21,7 @@
 
 #define MAX_KINDS 16
 #define ENC_MAGIC "XMCENC\0\1"
-#define ENC_VERSION 1u
+#define ENC_VERSION 2u
 
 static const xmc_encoder_ops *kinds[MAX_KINDS] = {&xmc_enc_sparse_ops, &xmc_enc_bag_ops};
 static int n_kinds = 2;
@@ -160,6 +160,9 @@ static int create_common(const xmc_encoder_config *cfg, int fresh, xmc_encoder *
     if (!(cfg->dropout >= 0.0f && cfg->dropout < 1.0f))
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "dropout %g: expected [0, 1)",
                        (double)cfg->dropout);
+    if (!(cfg->input_dropout >= 0.0f && cfg->input_dropout < 1.0f))
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "input dropout %g: expected [0, 1)",
+                       (double)cfg->input_dropout);
     if (cfg->max_batch < 1)
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "max_batch %d: expected >= 1", cfg->max_batch);
     if (cfg->layers < 1 || cfg->layers > 2)
@@ -384,14 +387,32 @@ int enc_collect_touched(xmc_sparse_table *t, const xmc_csr *ids, const int64_t *
     return XMC_OK;
 }
 
+enc_drop enc_drop_for(const xmc_encoder *e, int train)
+{
+    enc_drop d = {0, 0, 1.0f};
+    float p = e->cfg.input_dropout;
+    if (!train || !(p > 0.0f))
+        return d;
+    /* splitmix of (seed, step): never 0 in practice; 0 would mean "off". */
+    uint64_t k = e->cfg.seed * 0x9e3779b97f4a7c15ull + e->step + 0x632be59bd9b4e019ull;
+    k ^= k >> 31;
+    k *= 0xbf58476d1ce4e5b9ull;
+    k ^= k >> 29;
+    d.key = k ? k : 1;
+    d.thr = (uint64_t)((double)p * 18446744073709551615.0);
+    d.scale = 1.0f / (1.0f - p);
+    return d;
+}
+
 void enc_scatter_grad(xmc_sparse_table *t, const xmc_csr *ids, const int64_t *rows, int B,
-                      const float *dU, int32_t *slot)
+                      const float *dU, int32_t *slot, const enc_drop *dr)
 {
     const int64_t h = t->cols;
     /* Column blocks: every thread walks all entries but owns its columns, so
      * there are no write conflicts and the sums do not depend on threads. */
     const int64_t blk = 64;
     const int64_t nblk = (h + blk - 1) / blk;
+    const float sc = dr && dr->key ? dr->scale : 1.0f;
 #pragma omp parallel for schedule(static)
     for (int64_t cb = 0; cb < nblk; cb++) {
         int64_t c0 = cb * blk, c1 = c0 + blk < h ? c0 + blk : h;
@@ -400,9 +421,9 @@ void enc_scatter_grad(xmc_sparse_table *t, const xmc_csr *ids, const int64_t *ro
             const float *g = dU + (size_t)i * (size_t)h;
             for (int64_t p = ids->indptr[r]; p < ids->indptr[r + 1]; p++) {
                 int32_t f = ids->indices[p];
-                if (f < 0 || f >= t->rows)
+                if (f < 0 || f >= t->rows || !enc_keep(dr, p))
                     continue;
-                float v = ids->values ? ids->values[p] : 1.0f;
+                float v = (ids->values ? ids->values[p] : 1.0f) * sc;
                 float *dst = t->grad + (size_t)slot[f] * (size_t)h;
                 for (int64_t c = c0; c < c1; c++)
                     dst[c] += v * g[c];
@@ -414,8 +435,9 @@ void enc_scatter_grad(xmc_sparse_table *t, const xmc_csr *ids, const int64_t *ro
 }
 
 void enc_gather_rows(const xmc_sparse_table *t, const xmc_csr *ids, const int64_t *rows, int B,
-                     float *U)
+                     float *U, const enc_drop *dr)
 {
+    const float sc = dr && dr->key ? dr->scale : 1.0f;
     const int64_t h = t->cols;
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < B; i++) {
@@ -424,9 +446,9 @@ void enc_gather_rows(const xmc_sparse_table *t, const xmc_csr *ids, const int64_
         memset(u, 0, (size_t)h * sizeof(float));
         for (int64_t p = ids->indptr[r]; p < ids->indptr[r + 1]; p++) {
             int32_t f = ids->indices[p];
-            if (f < 0 || f >= t->rows)
+            if (f < 0 || f >= t->rows || !enc_keep(dr, p))
                 continue;
-            float v = ids->values ? ids->values[p] : 1.0f;
+            float v = (ids->values ? ids->values[p] : 1.0f) * sc;
             const float *w = t->w + (size_t)f * (size_t)h;
             for (int64_t c = 0; c < h; c++)
                 u[c] += v * w[c];
@@ -453,13 +475,14 @@ int xmc_encoder_forward(xmc_encoder *e, const xmc_enc_data *d, const int64_t *ro
     fw_scratch *fw = e->fw;
     const int h = e->base_dim;
     float *H = e->bottleneck_tensor >= 0 ? fw->H : E;
+    if (train)
+        e->step++; /* keys this step's dropout masks (input and embedding) */
     int rc = e->ops->forward(e, d, rows, B, train, H, err);
     if (rc)
         return rc;
     fw->last_B = B;
     fw->has_mask = 0;
     if (train && e->cfg.dropout > 0.0f) {
-        e->step++;
         xmc_rng r;
         xmc_rng_seed(&r, e->cfg.seed, (1ull << 32) + e->step);
         const float p = e->cfg.dropout, keep = 1.0f / (1.0f - p);
@@ -579,6 +602,7 @@ typedef struct disk_cfg {
     int32_t max_batch;
     uint64_t seed;
     float init_std;
+    float input_dropout;
     int32_t n_tensors, n_tables;
     uint64_t step;
     char extra[256];
@@ -603,6 +627,7 @@ int xmc_encoder_save(const xmc_encoder *e, FILE *f, const char *path, xmc_error 
     c.max_batch = e->cfg.max_batch;
     c.seed = e->cfg.seed;
     c.init_std = e->cfg.init_std;
+    c.input_dropout = e->cfg.input_dropout;
     c.n_tensors = e->n_tensors;
     c.n_tables = e->n_tables;
     c.step = e->step;
@@ -658,6 +683,7 @@ int xmc_encoder_load(FILE *f, const char *path, xmc_encoder **out, xmc_error *er
     cfg.max_batch = c.max_batch;
     cfg.seed = c.seed;
     cfg.init_std = c.init_std;
+    cfg.input_dropout = c.input_dropout;
     memcpy(cfg.extra, c.extra, sizeof cfg.extra);
     cfg.extra[sizeof cfg.extra - 1] = '\0';
     xmc_encoder *e = NULL;

@@ -58,13 +58,40 @@ void enc_init_normal(float *w, int64_t n, float std, uint64_t seed, uint64_t str
 int enc_collect_touched(xmc_sparse_table *t, const xmc_csr *ids, const int64_t *rows, int B,
                         int32_t *slot, xmc_error *err);
 
-/* Accumulate t->grad[slot[f]] += v * dU[i] for every (f, v) of rows[i]; then
- * reset slot[] to -1. Parallel over column blocks (deterministic). */
-void enc_scatter_grad(xmc_sparse_table *t, const xmc_csr *ids, const int64_t *rows, int B,
-                      const float *dU, int32_t *slot);
+/* Input dropout: entry p of the data is kept in the step with key `key`
+ * iff enc_keep(key, p, thr); kept entries are scaled by 1/(1-p_in). The
+ * mask is a hash of (key, entry), not stored, so forward and backward agree
+ * and a resumed run draws the same masks. key = 0 disables. */
+typedef struct enc_drop {
+    uint64_t key;
+    uint64_t thr;  /* drop when hash < thr */
+    float scale;   /* 1 / (1 - p_in) */
+} enc_drop;
 
-/* U[i] = sum_j v_ij T[f_ij] over rows[0..B) (ids beyond the table ignored). */
+static inline int enc_keep(const enc_drop *dr, int64_t p)
+{
+    if (!dr || !dr->key)
+        return 1;
+    uint64_t x = dr->key ^ ((uint64_t)p * 0x9e3779b97f4a7c15ull);
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x >= dr->thr;
+}
+
+/* The input-dropout mask of e's current training step (key 0 when off). */
+enc_drop enc_drop_for(const xmc_encoder *e, int train);
+
+/* Accumulate t->grad[slot[f]] += v * dU[i] for every kept (f, v) of rows[i];
+ * then reset slot[] to -1. Parallel over column blocks (deterministic). */
+void enc_scatter_grad(xmc_sparse_table *t, const xmc_csr *ids, const int64_t *rows, int B,
+                      const float *dU, int32_t *slot, const enc_drop *dr);
+
+/* U[i] = sum_j v_ij T[f_ij] over kept entries of rows[0..B) (ids beyond the
+ * table ignored). */
 void enc_gather_rows(const xmc_sparse_table *t, const xmc_csr *ids, const int64_t *rows, int B,
-                     float *U);
+                     float *U, const enc_drop *dr);
 
 #endif

@@ -144,7 +144,8 @@ static int sparse_forward(xmc_encoder *e, const xmc_enc_data *d, const int64_t *
     sparse_impl *s = e->impl;
     const int h = e->cfg.hidden;
     const size_t n = (size_t)B * (size_t)h;
-    enc_gather_rows(&e->tables[s->t_w1], d->ids, rows, B, s->Z1);
+    enc_drop dr = enc_drop_for(e, train);
+    enc_gather_rows(&e->tables[s->t_w1], d->ids, rows, B, s->Z1, &dr);
     const float *b1 = xmc_encoder_dense(e, s->d_b1);
     for (int i = 0; i < B; i++)
         for (int c = 0; c < h; c++)
@@ -197,7 +198,8 @@ static int sparse_backward(xmc_encoder *e, float *dH, int B, xmc_error *err)
     int rc = enc_collect_touched(t, s->last_d->ids, s->last_rows, B, s->slot, err);
     if (rc)
         return rc;
-    enc_scatter_grad(t, s->last_d->ids, s->last_rows, B, dZ1, s->slot);
+    enc_drop dr = enc_drop_for(e, 1);
+    enc_scatter_grad(t, s->last_d->ids, s->last_rows, B, dZ1, s->slot, &dr);
     s->last_d = NULL;
     return XMC_OK;
 }

@@ -98,6 +98,7 @@ static char *config_json(const xmc_model *m, const char *files[3])
     cJSON_AddNumberToObject(e, "out_dim", m->enc->dim);
     cJSON_AddStringToObject(e, "activation", act_name(c->act));
     add_float(e, "dropout", c->dropout);
+    add_float(e, "input_dropout", c->input_dropout);
     cJSON_AddNumberToObject(e, "buckets", (double)c->buckets);
     cJSON *h = add_obj(root, "head");
     cJSON_AddNumberToObject(h, "n_labels", (double)m->n_labels);
@@ -296,6 +297,7 @@ static int parse_config(const char *text, const char *path, xmc_model *m, xmc_er
     NUM(e, "layers", c->layers, int);
     NUM(e, "bottleneck", c->bottleneck, int);
     NUM(e, "dropout", c->dropout, float);
+    NUM(e, "input_dropout", c->input_dropout, float);
     NUM(e, "buckets", c->buckets, int64_t);
     if ((rc = need_str(e, "activation", path, s, sizeof s, err)))
         goto done;

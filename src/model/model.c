@@ -186,6 +186,7 @@ int xmc_model_create(const xmc_train_config *cfg, const xmc_dataset *train, xmc_
     ec.bottleneck = cfg->bottleneck;
     ec.act = cfg->act;
     ec.dropout = cfg->dropout;
+    ec.input_dropout = cfg->input_dropout;
     ec.max_batch = cfg->batch;
     ec.seed = cfg->seed;
     if ((rc = xmc_encoder_create(&ec, &m->enc, err)) != XMC_OK)
