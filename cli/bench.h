@@ -5,5 +5,6 @@
 int bench_classifier(int argc, char **argv); /* bench_classifier.c */
 int bench_ffi(int argc, char **argv);        /* bench_ffi.c: `classifier --head ffi` */
 int bench_ann(int argc, char **argv);        /* bench_ann.c */
+int bench_encoder(int argc, char **argv);    /* bench_encoder.c */
 
 #endif

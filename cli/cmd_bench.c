@@ -13,6 +13,7 @@ static const struct {
 } benches[] = {
     {"classifier", bench_classifier, "fused OvA pass vs plain OpenBLAS GEMMs (--head ffi: sparse)"},
     {"ann", bench_ann, "HNSW vs exact search: recall@k, queries/s"},
+    {"encoder", bench_encoder, "BERT encoder: forward and forward+backward+AdamW examples/s"},
 };
 
 int cmd_bench(int argc, char **argv)
