@@ -587,6 +587,36 @@ static void test_pool_random(void **state)
     for (int c = 0; c < p3->nl; c++)
         assert_true(p3->lptr[c + 1] > p3->lptr[c]); /* every label is someone's positive */
     xmc_psl_sampler_free(s3);
+    /* random negatives restricted to a list (e.g. labels seen in training):
+     * every pool label is a positive of the batch or from the list */
+    const int32_t allowed[3] = {5, 17, 42};
+    cfg.random_neg = 1;
+    cfg.neg_labels = allowed;
+    cfg.n_neg_labels = 3;
+    assert_int_equal(xmc_psl_sampler_create(&cfg, &s3, &err), XMC_OK);
+    for (int step = 0; step < 5; step++) {
+        assert_int_equal(xmc_psl_sampler_build(s3, Y, batch, 8, NULL, (uint64_t)step, &p3, &err),
+                         XMC_OK);
+        int from_list = 0;
+        for (int c = 0; c < p3->nl; c++) {
+            int l = p3->labels[c];
+            int ok = p3->lptr[c + 1] > p3->lptr[c];
+            if (l == 5 || l == 17 || l == 42) {
+                ok = 1;
+                from_list++;
+            }
+            assert_true(ok);
+        }
+        assert_true(from_list >= 1);
+    }
+    xmc_psl_sampler_free(s3);
+    const int32_t bad_list[1] = {(int32_t)L};
+    cfg.neg_labels = bad_list;
+    cfg.n_neg_labels = 1;
+    tu_assert_error(xmc_psl_sampler_create(&cfg, &s3, &err), &err, XMC_EINVAL, NULL, 0);
+    xmc_error_clear(&err);
+    cfg.neg_labels = NULL;
+    cfg.n_neg_labels = 0;
     /* bad configs */
     cfg.beta = 0;
     tu_assert_error(xmc_psl_sampler_create(&cfg, &s3, &err), &err, XMC_EINVAL, NULL, 0);

@@ -324,6 +324,30 @@ static void test_scores_and_table(void **state)
         }
         const int32_t bad[1] = {50};
         tu_assert_error(xmc_psl_table_gather(t, bad, 1, rows, &err), &err, XMC_EINVAL, NULL, 0);
+        xmc_error_clear(&err);
+        /* save / load keeps weights and optimizer state; corruption is caught */
+        const char *path = tu_path(opt ? "psi_adam.bin" : "psi_sgdm.bin");
+        FILE *f = fopen(path, "wb");
+        assert_int_equal(xmc_psl_table_save(t, f, path, &err), XMC_OK);
+        fclose(f);
+        xmc_psl_table *t2;
+        f = fopen(path, "rb");
+        assert_int_equal(xmc_psl_table_load(f, path, &t2, &err), XMC_OK);
+        fclose(f);
+        assert_int_equal(t2->opt, opt);
+        assert_memory_equal(t2->w, t->w, sizeof(float) * (size_t)(L * d));
+        assert_memory_equal(t2->m, t->m, sizeof(float) * (size_t)(L * d));
+        if (opt == XMC_PSL_TABLE_ADAM)
+            assert_memory_equal(t2->v, t->v, sizeof(float) * (size_t)(L * d));
+        xmc_psl_table_free(t2);
+        assert_int_equal(tu_system("printf '\\x07' | dd of='%s' bs=1 seek=100 conv=notrunc "
+                                   "status=none",
+                                   path),
+                         0);
+        f = fopen(path, "rb");
+        tu_assert_error(xmc_psl_table_load(f, path, &t2, &err), &err, XMC_ECORRUPT, path, 0);
+        fclose(f);
+        xmc_error_clear(&err);
         xmc_psl_table_free(t);
         xmc_psl_table_free(t0);
     }

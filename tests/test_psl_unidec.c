@@ -257,6 +257,88 @@ static void test_unidec(void **state)
     run_recipe(0);
 }
 
+/* Labels without a training positive inside the training label space:
+ * labels 50..59 have texts but no positive. Either way the DE half ranks
+ * them from their text (predict without label_texts). With all labels as
+ * negatives (default) their texts still pass through the encoder as
+ * negatives, which trains their words' buckets to be distinctive; with
+ * seen_negatives they are never touched (their buckets stay at init), as
+ * for labels added after training. Both must beat chance twice over. */
+static void test_seen_negatives(void **state)
+{
+    (void)state;
+    xmc_set_threads(1);
+    synth tr, te, full;
+    make(&tr, 500, NSEEN, 1, 0);
+    make(&full, 1, NL, 9, 0); /* just for the 60 label texts */
+    make(&te, 200, NL, 2, 4);
+    tr.ds.label_texts = full.ltexts;
+    tr.ds.n_labels = NL;
+    tr.Y->ncols = NL;
+    xmc_unidec_config c;
+    small_cfg(&c, 1);
+    double pz[2];
+    for (int sn = 0; sn < 2; sn++) {
+        c.seen_negatives = sn;
+        xmc_unidec *u;
+        xmc_error err = {0};
+        assert_int_equal(xmc_unidec_train(&c, &tr.ds, &u, &err), XMC_OK);
+        xmc_csr *P;
+        assert_int_equal(
+            xmc_unidec_predict(u, &te.ds, NULL, 5, XMC_UNIDEC_SCORE_DE, 0, &P, &err), XMC_OK);
+        assert_int_equal(P->ncols, NL);
+        pz[sn] = p_at_1(P, te.Y, 1);
+        if (sn)
+            assert_true(p_at_1(P, te.Y, 0) > 0.5);
+        xmc_csr_free(P);
+        xmc_unidec_free(u);
+    }
+    print_message("depsl zero-shot P@1 inside the label space: all negatives %.3f, seen-only "
+                  "negatives %.3f\n",
+                  pz[0], pz[1]);
+    assert_true(pz[0] > 0.07);
+    assert_true(pz[1] > 0.07);
+    tr.ds.label_texts = tr.ltexts;
+    tr.Y->ncols = NSEEN;
+    unmake(&tr);
+    unmake(&te);
+    unmake(&full);
+}
+
+/* The other loss settings train too: SupCon denominators, auxiliary BCE on
+ * the classifier scores, label->query term off (λ = 1), no clustering. */
+static void test_variants(void **state)
+{
+    (void)state;
+    xmc_set_threads(1);
+    synth tr, te;
+    make(&tr, 500, NSEEN, 1, 0);
+    make(&te, 200, NSEEN, 2, 0);
+    xmc_unidec_config c;
+    small_cfg(&c, 0);
+    c.kind = XMC_PSL_SUPCON;
+    c.bce = 0.5f;
+    c.lambda = 1.0f;
+    c.cluster = 0;
+    xmc_unidec *u;
+    xmc_error err = {0};
+    assert_int_equal(xmc_unidec_train(&c, &tr.ds, &u, &err), XMC_OK);
+    xmc_unidec_stats st;
+    xmc_unidec_get_stats(u, &st);
+    assert_true(isfinite(st.loss_last) && st.loss_last < st.loss_first);
+    assert_int_equal(st.steps, 8 * 16); /* random batches of 32 every epoch */
+    xmc_csr *P;
+    assert_int_equal(
+        xmc_unidec_predict(u, &te.ds, NULL, 5, XMC_UNIDEC_SCORE_BOTH, 0, &P, &err), XMC_OK);
+    double p1 = p_at_1(P, te.Y, 0);
+    print_message("unidec supcon + bce, lambda 1: test P@1 %.3f\n", p1);
+    assert_true(p1 > 0.5);
+    xmc_csr_free(P);
+    xmc_unidec_free(u);
+    unmake(&tr);
+    unmake(&te);
+}
+
 static void test_bad_input(void **state)
 {
     (void)state;
@@ -281,6 +363,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_depsl),
         cmocka_unit_test(test_unidec),
+        cmocka_unit_test(test_seen_negatives),
+        cmocka_unit_test(test_variants),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

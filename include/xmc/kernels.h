@@ -185,6 +185,40 @@ void xmc_k_ova_grad0_ref(float *x, size_t n, int loss);
 void xmc_k_ova_grad0_avx512(float *x, size_t n, int loss);
 xmc_k_ova_grad0_fn xmc_k_ova_grad0(void);
 
+/* ------------------------------------------------------ bounded top-k
+ * The best k of a stream of (score, id) pairs, in caller storage s[k], id[k]:
+ * a min-heap whose root is the worst kept entry, so a push is O(1) when the
+ * candidate loses and O(log k) otherwise. Order: higher score first, equal
+ * scores prefer the lower id; NaN counts as -inf. *n is the number kept so
+ * far (start at 0). Finish sorts best first and pads to k with (-inf, -1).
+ * Used by every exact top-k (heads, mining); inline because it sits in the
+ * innermost loop over labels. */
+static inline int xmc_topk_worse(float sa, int32_t ia, float sb, int32_t ib)
+{
+    return sa < sb || (sa == sb && ia > ib);
+}
+
+void xmc_topk_sift_down(float *s, int32_t *id, int n, int i);
+void xmc_topk_sift_up(float *s, int32_t *id, int i);
+
+static inline void xmc_topk_push(float *s, int32_t *id, int *n, int k, float score,
+                                 int32_t label)
+{
+    if (score != score)
+        score = -__builtin_inff();
+    if (*n < k) {
+        s[*n] = score;
+        id[*n] = label;
+        xmc_topk_sift_up(s, id, (*n)++);
+    } else if (xmc_topk_worse(s[0], id[0], score, label)) {
+        s[0] = score;
+        id[0] = label;
+        xmc_topk_sift_down(s, id, k, 0);
+    }
+}
+
+void xmc_topk_finish(float *s, int32_t *id, int n, int k);
+
 #ifdef __cplusplus
 }
 #endif

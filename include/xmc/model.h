@@ -46,7 +46,8 @@ extern "C" {
 #define XMC_TRAIN_DEFAULT_BATCH 128
 #define XMC_TRAIN_MAX_BATCH 8192
 #define XMC_TRAIN_DEFAULT_LR1 0.05f  /* classifier SGD-momentum (sum reduction) */
-#define XMC_TRAIN_DEFAULT_LR2 0.002f /* encoder AdamW */
+#define XMC_TRAIN_DEFAULT_LR2 0.002f /* encoder AdamW, sparse encoder */
+#define XMC_TRAIN_DEFAULT_LR2_BAG 0.01f /* bag: n-gram rows need larger steps */
 #define XMC_TRAIN_DEFAULT_WD1 0.0f
 #define XMC_TRAIN_DEFAULT_WD2 0.01f
 #define XMC_TRAIN_DEFAULT_DROPOUT 0.4f /* tuned on bibtex (docs/renee.md) */
@@ -63,7 +64,7 @@ typedef struct xmc_train_config {
     int64_t buckets;     /* bag: hash buckets (0 = auto from distinct n-grams) */
     int epochs;
     int batch;
-    float lr1, lr2;      /* classifier / encoder peak learning rates */
+    float lr1, lr2;      /* classifier / encoder peak rates (lr2 0 = auto by encoder) */
     float wd1, wd2;
     float momentum;      /* classifier SGDM */
     xmc_head_opt head_opt;

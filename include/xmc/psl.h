@@ -96,6 +96,11 @@ typedef struct xmc_psl_sampler_config {
     int64_t max_row_nnz; /* largest |Y_i| (bounds |P_i^B|); 0 = |L_B| max */
     int random_neg;      /* without H: 1 = n uniform random non-positive
                             labels per query, 0 = no negatives (in-batch only) */
+    const int32_t *neg_labels; /* random negatives come from these label ids
+                            (e.g. the labels seen in training, so that
+                            zero-shot labels are never pushed away); NULL =
+                            all L. Not copied: keep it alive. */
+    int64_t n_neg_labels;
     uint64_t seed;
 } xmc_psl_sampler_config;
 
@@ -314,6 +319,10 @@ typedef struct xmc_unidec_config {
     int beta, n_neg, tau;
     int mine_start;       /* first epoch (0-based) that mines / clusters */
     int cluster;          /* 1: clustered batches after mining */
+    int seen_negatives;   /* 1: negatives (random and mined) only among labels
+                             with a training positive (labels without one are
+                             then never seen in training, as if added later);
+                             0: all L (default, the paper's setting) */
     int64_t hnsw_min_labels; /* mine through HNSW from this many labels */
     float temperature;    /* t for S_DE */
     float temperature_clf;/* t for S_CLF (unnormalised scores; 0.1) */

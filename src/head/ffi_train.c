@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "head/ffi_internal.h"
+#include "xmc/kernels.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -341,30 +342,6 @@ done:
     return rc;
 }
 
-/* a better than b: higher score, ties to the smaller label. */
-static inline int better(float sa, int32_t la, float sb, int32_t lb)
-{
-    return sa > sb || (sa == sb && la < lb);
-}
-
-/* Insert (s, l) into the sorted list (best first) of *cnt <= k entries. */
-static inline void list_insert(float *ls, int32_t *ll, int *cnt, int k, float s, int32_t l)
-{
-    int c = *cnt;
-    if (c == k && !better(s, l, ls[k - 1], ll[k - 1]))
-        return;
-    int p = c < k ? c : k - 1;
-    while (p > 0 && better(s, l, ls[p - 1], ll[p - 1])) {
-        ls[p] = ls[p - 1];
-        ll[p] = ll[p - 1];
-        p--;
-    }
-    ls[p] = s;
-    ll[p] = l;
-    if (c < k)
-        *cnt = c + 1;
-}
-
 int xmc_ffi_topk(const xmc_ffi *h, const float *E, int B, int k, int32_t *labels,
                  float *scores, xmc_error *err)
 {
@@ -406,15 +383,13 @@ int xmc_ffi_topk(const xmc_ffi *h, const float *E, int B, int k, int32_t *labels
                    h->bias ? h->bias[u] : 0.0f, n, zt);
             for (int i = 0; i < n; i++) {
                 size_t row = (size_t)(b0 + i) * k;
-                list_insert(scores + row, labels + row, cnt + b0 + i, k, zt[i],
-                            (int32_t)(off + u));
+                xmc_topk_push(scores + row, labels + row, cnt + b0 + i, k, zt[i],
+                              (int32_t)(off + u));
             }
         }
         for (int i = 0; i < n; i++)
-            for (int q = cnt[b0 + i]; q < k; q++) {
-                scores[(size_t)(b0 + i) * k + q] = -INFINITY;
-                labels[(size_t)(b0 + i) * k + q] = -1;
-            }
+            xmc_topk_finish(scores + (size_t)(b0 + i) * k, labels + (size_t)(b0 + i) * k,
+                            cnt[b0 + i], k);
     }
     return XMC_OK;
 }

@@ -3,8 +3,7 @@
  * Blocked over label chunks: X_c = E_rows W_c^T (sgemm; a bf16 chunk is
  * widened to fp32 first, so the scores are exact fp32 products of the
  * stored weights), then each row's scores are offered to a min-heap of size
- * k kept directly in the caller's output arrays (root = the current k-th
- * best). Extra memory: the B x C chunk of scores (+ C x d for bf16).
+ * k kept directly in the caller's output arrays (xmc_topk_push, kernels.h). Extra memory: the B x C chunk of scores (+ C x d for bf16).
  * Order: higher score first; equal scores -> lower label id first; NaN
  * scores rank as -inf. This is a total order, so the result is unique and
  * does not depend on chunking or threads.
@@ -19,48 +18,6 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-
-/* a ranks strictly below b */
-static inline int worse(float sa, int32_t la, float sb, int32_t lb)
-{
-    return sa < sb || (sa == sb && la > lb);
-}
-
-static void sift_down(float *s, int32_t *l, int n, int i)
-{
-    for (;;) {
-        int c = 2 * i + 1;
-        if (c >= n)
-            return;
-        if (c + 1 < n && worse(s[c + 1], l[c + 1], s[c], l[c]))
-            c++;
-        if (!worse(s[c], l[c], s[i], l[i]))
-            return;
-        float ts = s[c];
-        s[c] = s[i];
-        s[i] = ts;
-        int32_t tl = l[c];
-        l[c] = l[i];
-        l[i] = tl;
-        i = c;
-    }
-}
-
-static void sift_up(float *s, int32_t *l, int i)
-{
-    while (i > 0) {
-        int p = (i - 1) / 2;
-        if (!worse(s[i], l[i], s[p], l[p]))
-            return;
-        float ts = s[p];
-        s[p] = s[i];
-        s[i] = ts;
-        int32_t tl = l[p];
-        l[p] = l[i];
-        l[i] = tl;
-        i = p;
-    }
-}
 
 int xmc_ova_topk(const xmc_ova *h, const float *E, int B, int k, int32_t *labels,
                  float *scores, xmc_error *err)
@@ -105,42 +62,15 @@ int xmc_ova_topk(const xmc_ova *h, const float *E, int B, int k, int32_t *labels
                 float *hs = scores + (size_t)(r0 + i) * k;
                 int32_t *hl = labels + (size_t)(r0 + i) * k;
                 const float *x = s->x + (size_t)i * ldx;
-                int64_t n = seen;
-                for (int64_t j = 0; j < cl; j++, n++) {
-                    float v = isnan(x[j]) ? -INFINITY : x[j];
-                    int32_t lab = off + (int32_t)(l0 + j);
-                    if (n < k) {
-                        hs[n] = v;
-                        hl[n] = lab;
-                        sift_up(hs, hl, (int)n);
-                    } else if (worse(hs[0], hl[0], v, lab)) {
-                        hs[0] = v;
-                        hl[0] = lab;
-                        sift_down(hs, hl, k, 0);
-                    }
-                }
+                int cnt = seen < k ? (int)seen : k;
+                for (int64_t j = 0; j < cl; j++)
+                    xmc_topk_push(hs, hl, &cnt, k, x[j], off + (int32_t)(l0 + j));
             }
             seen += cl;
         }
-        /* heap -> best first: pop the worst to the back */
         int filled = seen < k ? (int)seen : k;
-        for (int i = 0; i < nr; i++) {
-            float *hs = scores + (size_t)(r0 + i) * k;
-            int32_t *hl = labels + (size_t)(r0 + i) * k;
-            for (int n = filled; n > 1; n--) {
-                float ts = hs[0];
-                hs[0] = hs[n - 1];
-                hs[n - 1] = ts;
-                int32_t tl = hl[0];
-                hl[0] = hl[n - 1];
-                hl[n - 1] = tl;
-                sift_down(hs, hl, n - 1, 0);
-            }
-            for (int n = filled; n < k; n++) {
-                hs[n] = -INFINITY;
-                hl[n] = -1;
-            }
-        }
+        for (int i = 0; i < nr; i++)
+            xmc_topk_finish(scores + (size_t)(r0 + i) * k, labels + (size_t)(r0 + i) * k, filled, k);
     }
     return XMC_OK;
 }

@@ -22,6 +22,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "xmc/kernels.h"
 #include "xmc/psl.h"
 
 #define MINE_QB 256
@@ -38,67 +39,6 @@ static int in_sorted(const int32_t *a, int64_t n, int32_t x)
             hi = mid;
     }
     return lo < n && a[lo] == x;
-}
-
-/* a is worse than b: lower score, or the same score and a higher id. */
-static inline int worse(float sa, int32_t ia, float sb, int32_t ib)
-{
-    return sa < sb || (sa == sb && ia > ib);
-}
-
-static void sift_down(float *s, int32_t *id, int n, int i)
-{
-    for (;;) {
-        int l = 2 * i + 1, r = l + 1, w = i;
-        if (l < n && worse(s[l], id[l], s[w], id[w]))
-            w = l;
-        if (r < n && worse(s[r], id[r], s[w], id[w]))
-            w = r;
-        if (w == i)
-            return;
-        float ts = s[i];
-        s[i] = s[w];
-        s[w] = ts;
-        int32_t ti = id[i];
-        id[i] = id[w];
-        id[w] = ti;
-        i = w;
-    }
-}
-
-static void sift_up(float *s, int32_t *id, int i)
-{
-    while (i > 0) {
-        int p = (i - 1) / 2;
-        if (!worse(s[i], id[i], s[p], id[p]))
-            return;
-        float ts = s[i];
-        s[i] = s[p];
-        s[p] = ts;
-        int32_t ti = id[i];
-        id[i] = id[p];
-        id[p] = ti;
-        i = p;
-    }
-}
-
-/* Heap of n entries -> best first, -1 / -inf padding to k. */
-static void heap_finish(float *s, int32_t *id, int n, int k)
-{
-    for (int end = n - 1; end > 0; end--) {
-        float ts = s[0];
-        s[0] = s[end];
-        s[end] = ts;
-        int32_t ti = id[0];
-        id[0] = id[end];
-        id[end] = ti;
-        sift_down(s, id, end, 0);
-    }
-    /* popping the worst to the end leaves the array worst-last: best first */
-    for (int j = n; j < k; j++) {
-        s[j] = -INFINITY;
-        id[j] = -1;
-    }
 }
 
 static int mine_exact(const float *E, int64_t L, const float *Q, int64_t N, int d,
@@ -134,20 +74,11 @@ static int mine_exact(const float *E, int64_t L, const float *Q, int64_t N, int 
                 for (int j = 0; j < nl; j++) {
                     int32_t l = (int32_t)(l0 + j);
                     float v = row[j];
-                    if (n == k && !worse(s[0], id[0], v, l))
+                    if (n == k && !xmc_topk_worse(s[0], id[0], v, l))
                         continue;
                     if (ny && in_sorted(y, ny, l))
                         continue;
-                    if (n < k) {
-                        s[n] = v;
-                        id[n] = l;
-                        sift_up(s, id, n);
-                        n++;
-                    } else {
-                        s[0] = v;
-                        id[0] = l;
-                        sift_down(s, id, n, 0);
-                    }
+                    xmc_topk_push(s, id, &n, k, v, l);
                 }
                 hn[i] = n;
             }
@@ -155,7 +86,7 @@ static int mine_exact(const float *E, int64_t L, const float *Q, int64_t N, int 
         for (int i = 0; i < nq; i++) {
             float *s = hs + (size_t)i * k;
             int32_t *id = ids + (size_t)(q0 + i) * k;
-            heap_finish(s, id, hn[i], k);
+            xmc_topk_finish(s, id, hn[i], k);
             if (sims)
                 memcpy(sims + (size_t)(q0 + i) * k, s, sizeof(float) * (size_t)k);
         }

@@ -82,6 +82,13 @@ int xmc_psl_sampler_create(const xmc_psl_sampler_config *cfg, xmc_psl_sampler **
     if (cfg->n_labels < 1 || cfg->n_labels > INT32_MAX)
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "psl: n_labels must be in [1, 2^31), got %lld",
                        (long long)cfg->n_labels);
+    if (cfg->neg_labels && cfg->n_neg_labels < 1)
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "psl: neg_labels given with %lld entries",
+                       (long long)cfg->n_neg_labels);
+    for (int64_t i = 0; cfg->neg_labels && i < cfg->n_neg_labels; i++)
+        if (cfg->neg_labels[i] < 0 || cfg->neg_labels[i] >= cfg->n_labels)
+            return XMC_ERR(err, XMC_EINVAL, NULL, 0, "psl: neg_labels[%lld] = %d outside [0, %lld)",
+                           (long long)i, cfg->neg_labels[i], (long long)cfg->n_labels);
     if (cfg->max_row_nnz < 0)
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "psl: max_row_nnz must be >= 0, got %lld",
                        (long long)cfg->max_row_nnz);
@@ -413,7 +420,10 @@ int xmc_psl_sampler_build(xmc_psl_sampler *s, const xmc_csr *Y, const int64_t *r
              * positives cover almost all labels just gets fewer). */
             int got = 0;
             for (int tries = 0; got < c->n_neg && tries < 16 * c->n_neg; tries++) {
-                int32_t l = (int32_t)xmc_rng_below(&rng, (uint64_t)c->n_labels);
+                int32_t l =
+                    c->neg_labels
+                        ? c->neg_labels[xmc_rng_below(&rng, (uint64_t)c->n_neg_labels)]
+                        : (int32_t)xmc_rng_below(&rng, (uint64_t)c->n_labels);
                 if (in_sorted(y, ny, l))
                     continue;
                 pool_add(s, l);

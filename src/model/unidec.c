@@ -61,6 +61,9 @@ struct xmc_unidec {
     int mined;
     xmc_clusters *clusters;
     int64_t *order;       /* (n_train) rows with a label */
+    int32_t *seen;        /* (n_seen) labels with a training positive, ascending,
+                             when cfg.seen_negatives; else NULL */
+    int64_t n_seen;
     int64_t n_train;
     xmc_unidec_stats st;
 };
@@ -121,6 +124,7 @@ void xmc_unidec_free(xmc_unidec *u)
     xmc_free(u->negs);
     xmc_clusters_free(u->clusters);
     xmc_free(u->order);
+    xmc_free(u->seen);
     xmc_free(u);
 }
 
@@ -214,8 +218,25 @@ static int create(const xmc_unidec_config *c, const xmc_dataset *ds, xmc_unidec 
         rc = XMC_ERR(err, XMC_EINVAL, ds->spec, 0, "no training row has a label");
         goto fail;
     }
+    if (c->seen_negatives) {
+        char *mark = xmc_calloc((size_t)u->L, 1);
+        u->seen = xmc_malloc(sizeof(int32_t) * (size_t)u->L);
+        if (!mark || !u->seen) {
+            xmc_free(mark);
+            rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "unidec: out of memory (seen labels)");
+            goto fail;
+        }
+        for (int64_t e = 0; e < xmc_csr_nnz(ds->Y); e++)
+            mark[ds->Y->indices[e]] = 1;
+        for (int64_t l = 0; l < u->L; l++)
+            if (mark[l])
+                u->seen[u->n_seen++] = (int32_t)l;
+        xmc_free(mark);
+    }
     xmc_psl_sampler_config sc;
     xmc_psl_sampler_config_default(&sc);
+    sc.neg_labels = u->seen;
+    sc.n_neg_labels = u->n_seen;
     sc.max_batch = c->batch;
     sc.beta = c->beta;
     sc.n_neg = c->n_neg;
@@ -300,16 +321,17 @@ fail:
     return rc;
 }
 
-/* Embeddings of rows r0..r0+n-1 of d into out (n rows, stride ld floats,
- * starting at column col): Φ_D (which = DE) or normalize(Φ_C) (CLF). */
-static int embed(xmc_unidec *u, const xmc_enc_data *d, int64_t r0, int64_t n, int which,
-                 float *out, int64_t ld, int64_t col, xmc_error *err)
+/* Embeddings of rows r0 + (ids ? ids[i] : i), i < n, of d into out (n rows,
+ * stride ld floats, starting at column col): Φ_D (which = DE) or
+ * normalize(Φ_C) (CLF). */
+static int embed(xmc_unidec *u, const xmc_enc_data *d, int64_t r0, const int32_t *ids, int64_t n,
+                 int which, float *out, int64_t ld, int64_t col, xmc_error *err)
 {
     const int dim = u->d;
     for (int64_t a = 0; a < n; a += u->max_enc) {
         int B = (int)(n - a < u->max_enc ? n - a : u->max_enc);
         for (int i = 0; i < B; i++)
-            u->erows[i] = r0 + a + i;
+            u->erows[i] = r0 + (ids ? ids[a + i] : a + i);
         int rc = xmc_encoder_forward(u->enc, d, u->erows, B, 0, u->H, err);
         if (!rc)
             rc = xmc_psl_head_forward(which == XMC_UNIDEC_SCORE_DE ? u->hd : u->hc, 0, u->H, B, 0,
@@ -338,7 +360,11 @@ static int mine(xmc_unidec *u, const xmc_dataset *ds, xmc_error *err)
 {
     double t0 = xmc_now();
     const int d = u->d;
-    float *LE = xmc_malloc(sizeof(float) * (size_t)u->L * (size_t)d);
+    /* candidate labels: all L, or the seen ones (then ids are positions in
+     * u->seen, mapped back below; Y's labels are all seen, so its indices
+     * map monotonically onto positions) */
+    const int64_t Lc = u->seen ? u->n_seen : u->L;
+    float *LE = xmc_malloc(sizeof(float) * (size_t)Lc * (size_t)d);
     float *QE = xmc_malloc(sizeof(float) * (size_t)u->n_train * (size_t)d);
     int32_t *ids = NULL;
     if (u->K > 0)
@@ -350,7 +376,7 @@ static int mine(xmc_unidec *u, const xmc_dataset *ds, xmc_error *err)
         rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "unidec: out of memory for mining embeddings");
         goto done;
     }
-    if ((rc = embed(u, u->comb, u->N, u->L, XMC_UNIDEC_SCORE_DE, LE, d, 0, err)))
+    if ((rc = embed(u, u->comb, u->N, u->seen, Lc, XMC_UNIDEC_SCORE_DE, LE, d, 0, err)))
         goto done;
     for (int64_t a = 0; a < u->n_train; a += u->max_enc) {
         int B = (int)(u->n_train - a < u->max_enc ? u->n_train - a : u->max_enc);
@@ -363,21 +389,39 @@ static int mine(xmc_unidec *u, const xmc_dataset *ds, xmc_error *err)
     if (u->K > 0) {
         if ((rc = xmc_csr_select_rows(ds->Y, u->order, u->n_train, &Ysub, err)))
             goto done;
-        int k = u->K < u->L ? u->K : (int)u->L;
-        if (u->L >= u->cfg.hnsw_min_labels) {
+        if (u->seen) {
+            Ysub->ncols = Lc;
+            for (int64_t e = 0; e < xmc_csr_nnz(Ysub); e++) {
+                int64_t lo = 0, hi = u->n_seen;
+                while (lo < hi) {
+                    int64_t mid = lo + (hi - lo) / 2;
+                    if (u->seen[mid] < Ysub->indices[e])
+                        lo = mid + 1;
+                    else
+                        hi = mid;
+                }
+                Ysub->indices[e] = (int32_t)lo;
+            }
+        }
+        int k = u->K < Lc ? u->K : (int)Lc;
+        if (Lc >= u->cfg.hnsw_min_labels) {
             xmc_hnsw_params hp;
             xmc_hnsw_params_default(&hp);
             hp.metric = XMC_METRIC_IP;
             hp.ef_construction = 64; /* negatives need not be the exact top: cheaper build */
             hp.seed = u->cfg.seed;
-            if ((rc = xmc_hnsw_build(&index, LE, u->L, d, &hp, err)))
+            if ((rc = xmc_hnsw_build(&index, LE, Lc, d, &hp, err)))
                 goto done;
             size_t ib = xmc_hnsw_bytes(index);
             if (ib > u->st.index_bytes)
                 u->st.index_bytes = ib;
         }
-        if ((rc = xmc_psl_mine(LE, u->L, QE, u->n_train, d, Ysub, k, index, 0, ids, NULL, err)))
+        if ((rc = xmc_psl_mine(LE, Lc, QE, u->n_train, d, Ysub, k, index, 0, ids, NULL, err)))
             goto done;
+        if (u->seen)
+            for (int64_t i = 0; i < u->n_train * (int64_t)k; i++)
+                if (ids[i] >= 0)
+                    ids[i] = u->seen[ids[i]];
         for (int64_t i = 0; i < u->N * (int64_t)u->K; i++)
             u->negs[i] = -1;
         for (int64_t i = 0; i < u->n_train; i++)
@@ -652,14 +696,14 @@ int xmc_unidec_predict(xmc_unidec *u, const xmc_dataset *ds, const xmc_texts *la
     }
     int64_t col = 0;
     if (which & XMC_UNIDEC_SCORE_DE) {
-        rc = dl ? embed(u, dl, 0, L, XMC_UNIDEC_SCORE_DE, LE, dd, 0, err)
-                : embed(u, u->comb, u->N, L, XMC_UNIDEC_SCORE_DE, LE, dd, 0, err);
-        if (rc || (rc = embed(u, dt, 0, n, XMC_UNIDEC_SCORE_DE, QE, dd, 0, err)))
+        rc = dl ? embed(u, dl, 0, NULL, L, XMC_UNIDEC_SCORE_DE, LE, dd, 0, err)
+                : embed(u, u->comb, u->N, NULL, L, XMC_UNIDEC_SCORE_DE, LE, dd, 0, err);
+        if (rc || (rc = embed(u, dt, 0, NULL, n, XMC_UNIDEC_SCORE_DE, QE, dd, 0, err)))
             goto done;
         col = d;
     }
     if (which & XMC_UNIDEC_SCORE_CLF) {
-        if ((rc = embed(u, dt, 0, n, XMC_UNIDEC_SCORE_CLF, QE, dd, col, err)))
+        if ((rc = embed(u, dt, 0, NULL, n, XMC_UNIDEC_SCORE_CLF, QE, dd, col, err)))
             goto done;
         for (int64_t l = 0; l < u->L; l++) {
             const float *w = u->psi->w + (size_t)l * d;
