@@ -445,6 +445,105 @@ static void test_texts(void **state)
     tu_assert_error(xmc_texts_read(p, &t, &e), &e, XMC_EFORMAT, "t.txt", 2);
 }
 
+/* Texts of several MiB take the parallel path (chunks cut at line ends):
+ * the same lines as the sequential reader whatever the thread count, with
+ * and without a final '\n', "\r\n" endings, and exact error lines. */
+static void texts_line(char *s, int i)
+{
+    static const char *words[] = {"alpha", "b\xc3\xa9ta", "gamma", "\xe2\x82\xac", "delta", ""};
+    int n = 0, k = i % 37;
+    for (int w = 0; w < k; w++)
+        n += sprintf(s + n, "%s%s", w ? " " : "", words[(i + w) % 6]);
+    s[n] = '\0';
+}
+
+static char *texts_big(int nl, const char *eol, int final_eol, size_t *len)
+{
+    size_t cap = (size_t)nl * 260 + 16, k = 0;
+    char *b = malloc(cap), s[256];
+    for (int i = 0; i < nl; i++) {
+        texts_line(s, i);
+        k += (size_t)snprintf(b + k, cap - k, "%s%s", s, i + 1 < nl || final_eol ? eol : "");
+    }
+    *len = k;
+    return b;
+}
+
+static void check_texts_big(const char *p, int nl)
+{
+    int saved = xmc_get_threads();
+    for (int th = 1; th <= 2; th++) {
+        xmc_set_threads(th);
+        xmc_texts *t;
+        xmc_error e = {0};
+        assert_int_equal(xmc_texts_read(p, &t, &e), XMC_OK);
+        assert_int_equal(t->n, nl);
+        char s[256];
+        for (int i = 0; i < nl; i++) {
+            texts_line(s, i);
+            assert_string_equal(xmc_texts_get(t, i), s);
+            assert_int_equal(t->offsets[i + 1] - t->offsets[i], (int64_t)strlen(s) + 1);
+        }
+        xmc_texts_free(t);
+    }
+    xmc_set_threads(saved);
+}
+
+static void test_texts_multichunk(void **state)
+{
+    (void)state;
+    const int nl = 60000;
+    const char *p = tu_path("tbig.txt");
+    size_t len;
+    char *b = texts_big(nl, "\n", 1, &len);
+    assert_true(len > 3000000); /* several chunks */
+    tu_write(p, b);
+    check_texts_big(p, nl);
+    free(b);
+    b = texts_big(nl, "\n", 0, &len);
+    tu_write(p, b);
+    check_texts_big(p, nl);
+    free(b);
+    b = texts_big(nl, "\r\n", 1, &len);
+    tu_write(p, b);
+    check_texts_big(p, nl);
+    free(b);
+    /* Errors deep in the file (seen by the parallel scan, reported by the
+     * sequential reader): invalid UTF-8 at line 50001, NUL at 40001. */
+    b = texts_big(nl, "\n", 1, &len);
+    char *line = b;
+    for (int i = 0; i < 50000; i++)
+        line = strchr(line, '\n') + 1;
+    char keep = line[0];
+    line[0] = (char)0xff;
+    tu_write(p, b);
+    line[0] = keep;
+    int saved = xmc_get_threads();
+    for (int th = 1; th <= 2; th++) {
+        xmc_set_threads(th);
+        xmc_texts *t;
+        xmc_error e = {0};
+        tu_assert_error(xmc_texts_read(p, &t, &e), &e, XMC_EFORMAT, "tbig.txt", 50001);
+        assert_null(t);
+    }
+    line = b;
+    for (int i = 0; i < 40000; i++)
+        line = strchr(line, '\n') + 1;
+    line[0] = '\0';
+    FILE *f = fopen(p, "wb");
+    fwrite(b, 1, len, f);
+    fclose(f);
+    for (int th = 1; th <= 2; th++) {
+        xmc_set_threads(th);
+        xmc_texts *t;
+        xmc_error e = {0};
+        tu_assert_error(xmc_texts_read(p, &t, &e), &e, XMC_EFORMAT, "tbig.txt", 40001);
+        assert_null(t);
+    }
+    xmc_set_threads(saved);
+    free(b);
+}
+
 /* ------------------------------------------------------------ LF layout */
 
 static void write_lf(const char *dir, int gz)
@@ -1134,7 +1233,8 @@ int main(void)
         cmocka_unit_test(test_csr_ops),         cmocka_unit_test(test_xc_valid),
         cmocka_unit_test(test_xc_malformed),    cmocka_unit_test(test_xc_multichunk),
         cmocka_unit_test(test_sparse_text),     cmocka_unit_test(test_split),
-        cmocka_unit_test(test_texts),           cmocka_unit_test(test_lf_layout),
+        cmocka_unit_test(test_texts),           cmocka_unit_test(test_texts_multichunk),
+        cmocka_unit_test(test_lf_layout),
         cmocka_unit_test(test_jsonl),           cmocka_unit_test(test_texts_labels),
         cmocka_unit_test(test_roundtrips),      cmocka_unit_test(test_binary_corrupt),
         cmocka_unit_test(test_binary_large),    cmocka_unit_test(test_binary_crafted),

@@ -12,10 +12,31 @@
 
 static long n_checked;
 
+/* The parser reads against the end of its range, not of the number: the
+ * sparse readers pass the chunk end, which enables the 16-byte SWAR fast
+ * path. So every string is parsed twice: alone, and followed by a blank
+ * and 16 more bytes (the result must be the same). */
+static void check_padded(const char *s, size_t n, const char *e, float a)
+{
+    char buf[640];
+    if (n + 20 > sizeof buf)
+        return;
+    memcpy(buf, s, n);
+    memcpy(buf + n, " 123456789:1.5e3\n", 18);
+    float c = 0;
+    const char *f = xmc_parse_float(buf, buf + n + 18, &c);
+    if ((e == s + n) != (f == buf + n))
+        fail_msg("'%s': parser %s alone but %s when followed by more text", s,
+                 e == s + n ? "accepts" : "rejects", f == buf + n ? "accepts" : "rejects");
+    if (f == buf + n && memcmp(&a, &c, 4))
+        fail_msg("'%s': %.9g alone, %.9g followed by more text", s, (double)a, (double)c);
+}
+
 static void check(const char *s)
 {
     float a = 0, b;
     const char *e = xmc_parse_float(s, s + strlen(s), &a);
+    check_padded(s, strlen(s), e, a);
     char *q;
     b = strtof(s, &q);
     if (!isfinite(b) || *q) {
@@ -112,6 +133,48 @@ static void test_float_random(void **state)
     assert_true(n_checked > 900000);
 }
 
+/* Decimals of 8 to 16 significant digits in fixed notation ("0.000123..."),
+ * close to float midpoints: the inputs that reach the multiply-by-10^-k
+ * fast path (m < 2^53, 1 <= k <= 22) and its near-midpoint fallback. Each
+ * midpoint is printed rounded to d digits, and its last digit nudged by
+ * -1, 0 and +1. */
+static void test_float_near_midpoints(void **state)
+{
+    (void)state;
+    xmc_rng r;
+    xmc_rng_seed(&r, 11, 0);
+    char buf[96];
+    long before = n_checked;
+    for (int i = 0; i < 150000; i++) {
+        /* Floats in [1e-6, 1e7): |exponent| small enough for fixed notation. */
+        int ex = (int)xmc_rng_below(&r, 44) - 20;
+        uint32_t u = ((uint32_t)(ex + 127) << 23) | (xmc_rng_u32(&r) & 0x7fffff);
+        float a, b;
+        memcpy(&a, &u, 4);
+        u++;
+        memcpy(&b, &u, 4);
+        double mid = ((double)a + (double)b) / 2;
+        int d = 8 + (int)xmc_rng_below(&r, 9); /* significant digits */
+        int lead = (int)floor(log10(mid));     /* position of the first digit */
+        int frac = d - 1 - lead;               /* digits after the point */
+        if (frac < 1 || frac > 22)
+            continue;
+        snprintf(buf, sizeof buf, "%.*f", frac, mid);
+        check(buf);
+        size_t n = strlen(buf);
+        char last = buf[n - 1];
+        if (last < '9') {
+            buf[n - 1] = (char)(last + 1);
+            check(buf);
+        }
+        if (last > '0') {
+            buf[n - 1] = (char)(last - 1);
+            check(buf);
+        }
+    }
+    assert_true(n_checked - before > 300000);
+}
+
 static void test_format_roundtrip(void **state)
 {
     (void)state;
@@ -141,6 +204,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_float_fixed_cases),
         cmocka_unit_test(test_float_random),
+        cmocka_unit_test(test_float_near_midpoints),
         cmocka_unit_test(test_format_roundtrip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

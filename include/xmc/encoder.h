@@ -170,7 +170,8 @@ void xmc_enc_data_free(xmc_enc_data *d);
 size_t xmc_enc_data_bytes(const xmc_enc_data *d);
 
 /* E (B x dim) for rows rows[0..B) of d (rows == NULL: 0..B-1). train=1 applies
- * dropout and caches activations for backward. Does not allocate. */
+ * dropout and caches activations for backward; d and rows must stay valid
+ * until that backward (kinds keep the pointers). Does not allocate. */
 int xmc_encoder_forward(xmc_encoder *e, const xmc_enc_data *d, const int64_t *rows, int B,
                         int train, float *E, xmc_error *err);
 /* Zero dense grads and table touched lists (call before backward). */
