@@ -79,6 +79,11 @@ typedef struct xmc_train_config {
     int64_t max_steps;   /* stop after this many steps in total (0 = no cap) */
     char train_spec[1024];
     char test_spec[1024];
+    /* Gandalf augmentation as `xmc train --augment` takes it
+     * (xmc_augment_parse: "gandalf[:δ]", "cooc", "sym", "self", "+pifa"),
+     * "" = none. Training runs on D ∪ Z (augment.h); test propensities and
+     * the label vocabulary still come from the original D. */
+    char augment[64];
 } xmc_train_config;
 
 void xmc_train_config_default(xmc_train_config *c);

@@ -218,30 +218,6 @@ static inline const char *xmc_parse_float(const char *p, const char *e, float *o
 
 /* ------------------------------------------------------------ input */
 
-/* A whole input file in memory: plain files are read (small) or mmap'ed
- * (large, read-only), gzip files are inflated by zlib. */
-typedef struct xmc_inbuf {
-    const char *data;
-    size_t len;
-    void *map;      /* mmap base, or NULL */
-    size_t map_len;
-    char *heap;     /* heap copy (gz or small), or NULL */
-} xmc_inbuf;
-
-int xmc_inbuf_open(xmc_inbuf *b, const char *path, xmc_error *err);
-/* heap = 1: always an exact-size heap buffer with one spare byte (b->heap),
- * which the caller may take over (set b->heap = NULL before closing). */
-int xmc_inbuf_open_ex(xmc_inbuf *b, const char *path, int heap, xmc_error *err);
-void xmc_inbuf_close(xmc_inbuf *b);
-
-/* Ask for transparent huge pages on the 2 MiB-aligned interior of a fresh
- * heap block of n bytes (no-op below 4 MiB): filling a 150 MB buffer then
- * takes ~75 page faults instead of ~37,000, which were a third of the time
- * of reading a texts file. Advice only; never fails. Not used for the CSR
- * arrays: there the measured gain was within noise and some runs were
- * slower (zeroing whole 2 MiB pages at fault on this VM). */
-void xmc_advise_huge(void *p, size_t n);
-
 /* Read files into the page cache in the background: a helper thread
  * queues readahead for each file in order (POSIX_FADV_WILLNEED, 2 MiB per
  * call), so on a cold cache the device streams the later files while the
@@ -258,6 +234,32 @@ typedef struct xmc_prefetcher {
 
 void xmc_prefetch_start(xmc_prefetcher *pf, const char *const *paths, int n);
 void xmc_prefetch_join(xmc_prefetcher *pf); /* waits for the helper; idempotent */
+
+/* A whole input file in memory: plain files are read (small) or mmap'ed
+ * (large, read-only), gzip files are inflated by zlib. */
+typedef struct xmc_inbuf {
+    const char *data;
+    size_t len;
+    void *map;      /* mmap base, or NULL */
+    size_t map_len;
+    char *heap;     /* heap copy (gz or small), or NULL */
+    xmc_prefetcher pf; /* readahead of a large mapping, joined on close */
+} xmc_inbuf;
+
+int xmc_inbuf_open(xmc_inbuf *b, const char *path, xmc_error *err);
+/* heap = 1: always an exact-size heap buffer with one spare byte (b->heap),
+ * which the caller may take over (set b->heap = NULL before closing). */
+int xmc_inbuf_open_ex(xmc_inbuf *b, const char *path, int heap, xmc_error *err);
+void xmc_inbuf_close(xmc_inbuf *b);
+
+/* Ask for transparent huge pages on the 2 MiB-aligned interior of a fresh
+ * heap block of n bytes (no-op below 4 MiB): filling a 150 MB buffer then
+ * takes ~75 page faults instead of ~37,000, which were a third of the time
+ * of reading a texts file. Advice only; never fails. Not used for the CSR
+ * arrays: there the measured gain was within noise and some runs were
+ * slower (zeroing whole 2 MiB pages at fault on this VM). */
+void xmc_advise_huge(void *p, size_t n);
+
 
 /* Path that exists among "base" and "base.gz" (static per-thread buffer), or
  * NULL. */

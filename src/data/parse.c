@@ -108,6 +108,7 @@ void xmc_advise_huge(void *p, size_t n)
 }
 
 #define SMALL_FILE (1u << 20)
+#define PREFETCH_MIN ((size_t)16 << 20)
 #define READ_BLOCK ((size_t)8 << 20)
 
 /* Read [0, n) of fd into buf with one pread loop per 8 MiB block, blocks
@@ -173,10 +174,11 @@ int xmc_inbuf_open_ex(xmc_inbuf *b, const char *path, int heap, xmc_error *err)
                 rc = XMC_ERR(err, XMC_EIO, path, 0, "cannot map: %s", strerror(errno));
                 goto out;
             }
-            /* Two calls: advice values are not flags (the old OR of the two
-             * was MADV_WILLNEED alone). */
+            /* Page-fault readahead keeps ~256 KiB in flight (MADV_WILLNEED
+             * reads only one window): queue the whole file from a helper. */
             madvise(p, (size_t)st.st_size, MADV_SEQUENTIAL);
-            madvise(p, (size_t)st.st_size, MADV_WILLNEED);
+            if ((size_t)st.st_size >= PREFETCH_MIN)
+                xmc_prefetch_start(&b->pf, &path, 1);
             b->map = p;
             b->map_len = (size_t)st.st_size;
             b->data = p;
@@ -192,9 +194,9 @@ int xmc_inbuf_open_ex(xmc_inbuf *b, const char *path, int heap, xmc_error *err)
             }
             xmc_advise_huge(b->heap, n);
             /* Parallel preads at scattered offsets defeat the kernel's
-             * sequential readahead: ask for the whole file up front. */
-            if (n >= SMALL_FILE)
-                posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+             * sequential readahead: queue the whole file from a helper. */
+            if (n >= PREFETCH_MIN)
+                xmc_prefetch_start(&b->pf, &path, 1);
             if ((rc = read_blocks(fd, b->heap, n, path, err)))
                 goto out;
             b->heap[n] = '\0';
@@ -268,6 +270,7 @@ void xmc_prefetch_join(xmc_prefetcher *pf)
 
 void xmc_inbuf_close(xmc_inbuf *b)
 {
+    xmc_prefetch_join(&b->pf);
     if (b->map)
         munmap(b->map, b->map_len);
     xmc_free(b->heap);

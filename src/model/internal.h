@@ -28,6 +28,10 @@ int model_alloc_scratch(xmc_model *m, int with_state, xmc_error *err);
 /* Top-k of prepared data as an N x L score matrix (rows sorted by label). */
 int model_predict_data(xmc_model *m, const xmc_enc_data *d, int k, xmc_csr **out,
                        xmc_error *err);
+/* xmc_model_train with propensities for the test metrics taken from
+ * prop_train (the original set when train is an augmented D ∪ Z). */
+int model_train_ex(xmc_model *m, const xmc_dataset *train, const xmc_dataset *prop_train,
+                   const xmc_dataset *test, const char *dir, xmc_error *err);
 /* Planned steps for n_train rows with cfg's batch and epochs. */
 int64_t model_plan_steps(const xmc_train_config *c, int64_t n_train);
 

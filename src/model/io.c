@@ -132,6 +132,10 @@ static char *config_json(const xmc_model *m, const char *files[3])
     cJSON *d = add_obj(root, "data");
     cJSON_AddStringToObject(d, "train", c->train_spec);
     cJSON_AddStringToObject(d, "test", c->test_spec);
+    if (c->augment[0])
+        cJSON_AddStringToObject(d, "augment", c->augment);
+    else
+        cJSON_AddNullToObject(d, "augment");
     cJSON_AddNumberToObject(d, "n_train", (double)m->n_train);
     cJSON *st = add_obj(root, "state");
     cJSON_AddNumberToObject(st, "epochs_done", m->epochs_done);
@@ -330,6 +334,10 @@ static int parse_config(const char *text, const char *path, xmc_model *m, xmc_er
         NUM(root, "seed", c->seed, uint64_t);
     if ((rc = need_str(d, "train", path, c->train_spec, sizeof c->train_spec, err)) ||
         (rc = need_str(d, "test", path, c->test_spec, sizeof c->test_spec, err)))
+        goto done;
+    /* Optional: models written before --augment existed have no key. */
+    if (cJSON_IsString(item(d, "augment")) &&
+        (rc = need_str(d, "augment", path, c->augment, sizeof c->augment, err)))
         goto done;
     NUM(d, "n_train", m->n_train, int64_t);
     NUM(st, "epochs_done", m->epochs_done, int);
