@@ -74,8 +74,11 @@ int cmd_convert(int argc, char **argv)
     if (ds->n_unknown_labels)
         printf("dropped %lld label names not in the vocabulary\n",
                (long long)ds->n_unknown_labels);
-    printf("wrote %s%s (read %.3f s wall, %.3f s cpu; write %.3f s)\n", binary ? path : out,
-           binary ? "" : "_*", t1 - t0, cpu, xmc_now() - t1);
+    /* cpu / wall = cores kept busy by the read: ~1 means a serial phase or
+     * a busy machine, below 1 means waiting for the disk. */
+    printf("wrote %s%s (read %.3f s wall, %.3f s cpu = %.1f cores; write %.3f s)\n",
+           binary ? path : out, binary ? "" : "_*", t1 - t0, cpu,
+           t1 > t0 ? cpu / (t1 - t0) : 0.0, xmc_now() - t1);
 out:
     xmc_dataset_free(ds);
     xmc_dataset_free(vocab_ds);

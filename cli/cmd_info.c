@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "xmc/bert.h"
 #include "xmc/model.h"
 
 int cmd_info(int argc, char **argv)
@@ -27,34 +28,68 @@ int cmd_info(int argc, char **argv)
     char *text = NULL;
     if (xmc_model_read_config_text(dir, &text, &err))
         return cli_fail(&err);
+    char recipe[16];
+    if (xmc_model_dir_recipe(dir, recipe, sizeof recipe, &err)) {
+        xmc_free(text);
+        return cli_fail(&err);
+    }
+    if (xmc_recipe_is_unidec(recipe)) {
+        xmc_unidec *u = NULL;
+        xmc_texts *names = NULL;
+        if (xmc_model_load_unidec(dir, &u, &names, &err)) {
+            xmc_free(text);
+            return cli_fail(&err);
+        }
+        printf("%s/config.json:\n%s", dir, text);
+        xmc_free(text);
+        printf("\nrecipe: %s (%s; bag encoder; settings above)\n", recipe,
+               strcmp(recipe, "depsl") ? "DE + classifier heads" : "DE head");
+        printf("labels: %s\n", names ? "names in labels.txt" : "ids only");
+        xmc_texts_free(names);
+        xmc_unidec_free(u);
+        return 0;
+    }
     xmc_model *m = NULL;
-    if (xmc_model_load(dir, 0, &m, &err)) {
+    if (xmc_bert_encoder_register(&err) || xmc_model_load(dir, 0, &m, &err)) {
         xmc_free(text);
         return cli_fail(&err);
     }
     printf("%s/config.json:\n%s", dir, text);
     xmc_free(text);
     const xmc_encoder *e = xmc_model_encoder(m);
+    const xmc_train_config *mc = xmc_model_config(m);
+    printf("\nrecipe: %s; encoder: %s%s%s%s, width %d\n", mc->recipe, mc->encoder,
+           mc->extra[0] ? " (" : "", mc->extra, mc->extra[0] ? ")" : "", e->dim);
+    if (mc->augment[0])
+        printf("augment: %s (Gandalf label points, docs/gandalf.md)\n", mc->augment);
     const xmc_ova_config *hc = xmc_ova_get_config(xmc_model_head(m));
-    printf("\n%-24s %14s %14s\n", "tensor", "shape", "parameters");
+    /* Column width from the longest name (bert tensors are long). */
+    int w = 24;
+    for (int i = 0; i < e->n_tables; i++)
+        if ((int)strlen(e->tables[i].name) > w)
+            w = (int)strlen(e->tables[i].name);
+    for (int i = 0; i < e->n_tensors; i++)
+        if ((int)strlen(e->tensors[i].name) > w)
+            w = (int)strlen(e->tensors[i].name);
+    printf("\n%-*s %14s %14s\n", w, "tensor", "shape", "parameters");
     for (int i = 0; i < e->n_tables; i++) {
         char shape[48];
         snprintf(shape, sizeof shape, "%lldx%lld", (long long)e->tables[i].rows,
                  (long long)e->tables[i].cols);
-        printf("%-24s %14s %14lld  (sparse-row table)\n", e->tables[i].name, shape,
+        printf("%-*s %14s %14lld  (sparse-row table)\n", w, e->tables[i].name, shape,
                (long long)(e->tables[i].rows * e->tables[i].cols));
     }
     for (int i = 0; i < e->n_tensors; i++) {
         char shape[48];
         snprintf(shape, sizeof shape, "%lldx%lld", (long long)e->tensors[i].rows,
                  (long long)e->tensors[i].cols);
-        printf("%-24s %14s %14lld%s\n", e->tensors[i].name, shape,
+        printf("%-*s %14s %14lld%s\n", w, e->tensors[i].name, shape,
                (long long)(e->tensors[i].rows * e->tensors[i].cols),
                e->tensors[i].no_decay ? "  (no weight decay)" : "");
     }
     char shape[48];
     snprintf(shape, sizeof shape, "%lldx%d", (long long)hc->n_labels, hc->dim);
-    printf("%-24s %14s %14lld  (%s)\n", "classifier.W", shape,
+    printf("%-*s %14s %14lld  (%s)\n", w, "classifier.W", shape,
            (long long)hc->n_labels * hc->dim, hc->dtype == XMC_DT_BF16 ? "bf16" : "fp32");
     xmc_model_stats st;
     xmc_model_get_stats(m, &st);

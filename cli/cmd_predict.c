@@ -8,15 +8,17 @@
 #include <string.h>
 
 #include "cli.h"
+#include "xmc/bert.h"
 #include "xmc/model.h"
 
 static int predict_text(xmc_model *m, int k)
 {
     xmc_error err = {0};
     const xmc_train_config *c = xmc_model_config(m);
-    if (strcmp(c->encoder, "bag") != 0)
-        return cli_failf("--text needs a model trained on texts (encoder bag); this model's "
-                         "encoder is '%s' (use --input with a feature file)", c->encoder);
+    if (strcmp(c->encoder, "bag") != 0 && strcmp(c->encoder, "bert") != 0)
+        return cli_failf("--text needs a model trained on texts (encoder bag or bert); this "
+                         "model's encoder is '%s' (use --input with a feature file)",
+                         c->encoder);
     xmc_lines *r = NULL;
     if (xmc_lines_open(&r, "-", &err))
         return cli_fail(&err);
@@ -92,10 +94,54 @@ done:
     return rc;
 }
 
+/* unidec / depsl model directories: --input/--out only; --head picks the
+ * score half, --ann [--ef E] searches an HNSW over the label vectors. */
+static int predict_unidec(const char *model, const char *recipe, const char *input,
+                          const char *out, int topk, const char *head, int ann, int ef)
+{
+    int depsl = !strcmp(recipe, "depsl");
+    int which = depsl ? XMC_UNIDEC_SCORE_DE : XMC_UNIDEC_SCORE_BOTH;
+    if (head && !strcmp(head, "de"))
+        which = XMC_UNIDEC_SCORE_DE;
+    else if (head && !strcmp(head, "clf"))
+        which = XMC_UNIDEC_SCORE_CLF;
+    else if (head && !strcmp(head, "both"))
+        which = XMC_UNIDEC_SCORE_BOTH;
+    else if (head)
+        return cli_failf("--head: expected de, clf or both, got '%s'", head);
+    if (depsl && which != XMC_UNIDEC_SCORE_DE)
+        return cli_failf("--head %s: a depsl model has only the DE head", head);
+    xmc_error err = {0};
+    xmc_unidec *u = NULL;
+    xmc_texts *names = NULL;
+    xmc_dataset *ds = NULL;
+    xmc_csr *P = NULL;
+    int rc = 0;
+    xmc_load_opts lo;
+    memset(&lo, 0, sizeof lo);
+    lo.need_texts = 1;
+    double t0 = xmc_now();
+    if (xmc_model_load_unidec(model, &u, &names, &err))
+        return cli_fail(&err);
+    lo.label_vocab = names;
+    if (xmc_dataset_load(input, &lo, &ds, &err) ||
+        xmc_unidec_predict(u, ds, NULL, topk, which, ann ? ef : 0, &P, &err) ||
+        xmc_csr_write_text(out, P, &err))
+        rc = cli_fail(&err);
+    else
+        fprintf(stderr, "predicted top-%d (%s%s) for %lld rows in %.2fs -> %s\n", topk, recipe,
+                ann ? ", HNSW" : "", (long long)ds->n, xmc_now() - t0, out);
+    xmc_csr_free(P);
+    xmc_dataset_free(ds);
+    xmc_texts_free(names);
+    xmc_unidec_free(u);
+    return rc;
+}
+
 int cmd_predict(int argc, char **argv)
 {
-    const char *model = NULL, *input = NULL, *out = NULL;
-    int topk = 5, text = 0, threads = 0, ann = 0;
+    const char *model = NULL, *input = NULL, *out = NULL, *head = NULL;
+    int topk = 5, text = 0, threads = 0, ann = 0, ef = 0;
     const cli_opt opts[] = {
         {"model", CLI_STR, &model, "model directory (xmc train --model)", 1},
         {"input", CLI_STR, &input, "data spec to predict", 0},
@@ -104,24 +150,42 @@ int cmd_predict(int argc, char **argv)
         {"text", CLI_FLAG, &text, "read raw text lines from stdin, print labels (TSV)", 0},
         {"threads", CLI_INT, &threads, "OpenMP/OpenBLAS threads", 0},
         {"ann", CLI_FLAG, &ann, "approximate search with an HNSW index over the labels", 0},
+        {"ef", CLI_INT, &ef, "--ann: HNSW candidate list size (default max(100, topk))", 0},
+        {"head", CLI_STR, &head, "unidec: score with de | clf | both (default both; depsl de)",
+         0},
         {NULL, CLI_END, NULL, NULL, 0},
     };
     int prc = cli_parse(argc, argv, opts,
                         "--model DIR (--input SPEC --out FILE | --text) [--topk K]");
     if (prc)
         return prc == 1 ? 0 : 2;
-    if (ann)
-        return cli_failf("--ann: approximate (HNSW) inference is not in this build yet; "
-                         "drop --ann for exact top-k");
     if (topk < 1 || topk > 1000)
         return cli_failf("--topk %d: expected 1 .. 1000", topk);
     if (!text && (!input || !out))
         return cli_failf("give --input SPEC and --out FILE, or --text (see xmc predict --help)");
+    if (ef < 0 || (ef && !ann))
+        return cli_failf("--ef %d: expected a positive size, with --ann", ef);
+    if (ann && ef == 0)
+        ef = topk > 100 ? topk : 100;
     if (threads > 0)
         xmc_set_threads(threads);
     xmc_error err = {0};
+    char recipe[16];
+    if (xmc_model_dir_recipe(model, recipe, sizeof recipe, &err))
+        return cli_fail(&err);
+    if (xmc_recipe_is_unidec(recipe)) {
+        if (text)
+            return cli_failf("--text: not for %s models (use --input SPEC --out FILE)", recipe);
+        return predict_unidec(model, recipe, input, out, topk, head, ann, ef);
+    }
+    if (head)
+        return cli_failf("--head is for unidec / depsl models (this one is %s)", recipe);
+    if (ann)
+        return cli_failf("--ann: approximate (HNSW) inference for %s models is not in this build "
+                         "yet; drop --ann for exact top-k", recipe);
     xmc_model *m = NULL;
-    if (xmc_model_load(model, 0, &m, &err))
+    /* Models may use the bert plug-in kind: register it before loading. */
+    if (xmc_bert_encoder_register(&err) || xmc_model_load(model, 0, &m, &err))
         return cli_fail(&err);
     int rc = 0;
     if (text) {

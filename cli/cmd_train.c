@@ -1,9 +1,12 @@
 /* xmc train: parse flags (optionally from --config FILE first), fill an
  * xmc_train_config and run xmc_train_run (include/xmc/model.h). */
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "xmc/bert.h"
 #include "xmc/model.h"
 
 static int copy_str(char *dst, size_t n, const char *src, const char *flag)
@@ -23,10 +26,11 @@ int cmd_train(int argc, char **argv)
     xmc_train_config c;
     xmc_train_config_default(&c);
     const char *train = NULL, *test = NULL, *model = NULL, *recipe = "renee", *encoder = NULL,
-               *loss = "bce", *act = NULL, *head_opt = "sgdm", *config = NULL;
+               *loss = "bce", *act = NULL, *head_opt = "sgdm", *config = NULL, *augment = NULL,
+               *model_dir = NULL, *pool = NULL;
     int dim = c.dim, bottleneck = 0, layers = c.layers, epochs = c.epochs, batch = c.batch,
         bf16 = 0, threads = 0, eval_every = c.eval_every, loss_every = c.loss_every,
-        stop_after = 0, resume = 0;
+        stop_after = 0, resume = 0, max_len = 0;
     int64_t seed = (int64_t)c.seed, buckets = c.buckets, max_steps = 0;
     double lr1 = c.lr1, lr2 = c.lr2, wd1 = c.wd1, wd2 = c.wd2, momentum = c.momentum,
            dropout = c.dropout, warmup = c.warmup, input_dropout = c.input_dropout;
@@ -34,9 +38,13 @@ int cmd_train(int argc, char **argv)
         {"train", CLI_STR, &train, "training data spec", 1},
         {"test", CLI_STR, &test, "test data spec: P@1/3/5 and PSP@5 after epochs", 0},
         {"model", CLI_STR, &model, "model directory (created; checkpoint every epoch)", 1},
-        {"recipe", CLI_STR, &recipe, "training recipe: renee", 0},
-        {"encoder", CLI_STR, &encoder, "sparse | bag (default: sparse with features, else bag)", 0},
-        {"dim", CLI_INT, &dim, "encoder width h (default 512 sparse, 256 bag)", 0},
+        {"recipe", CLI_STR, &recipe, "training recipe: renee | unidec | depsl", 0},
+        {"encoder", CLI_STR, &encoder,
+         "sparse | bag | bert (default: sparse with features, else bag)", 0},
+        {"model-dir", CLI_STR, &model_dir, "bert: Hugging Face checkpoint directory", 0},
+        {"max-len", CLI_INT, &max_len, "bert: tokens per text (default 128)", 0},
+        {"pool", CLI_STR, &pool, "bert: mean | cls (default mean)", 0},
+        {"dim", CLI_INT, &dim, "encoder width h (default 512 sparse, 256 bag; bert: ignored)", 0},
         {"bottleneck", CLI_INT, &bottleneck, "linear h -> b before the classifier (0 = none)", 0},
         {"layers", CLI_INT, &layers, "encoder dense layers, 1 or 2 (default 1)", 0},
         {"activation", CLI_STR, &act, "gelu | relu (default gelu)", 0},
@@ -46,7 +54,8 @@ int cmd_train(int argc, char **argv)
         {"epochs", CLI_INT, &epochs, "epochs (default 20)", 0},
         {"batch", CLI_INT, &batch, "batch size (default 128)", 0},
         {"lr1", CLI_DOUBLE, &lr1, "classifier learning rate (SGD momentum, summed loss)", 0},
-        {"lr2", CLI_DOUBLE, &lr2, "encoder learning rate (AdamW; default 0.002 sparse, 0.01 bag)", 0},
+        {"lr2", CLI_DOUBLE, &lr2,
+         "encoder learning rate (AdamW; default 0.002 sparse, 0.01 bag, 1e-4 bert)", 0},
         {"wd1", CLI_DOUBLE, &wd1, "classifier weight decay", 0},
         {"wd2", CLI_DOUBLE, &wd2, "encoder weight decay (not on biases)", 0},
         {"momentum", CLI_DOUBLE, &momentum, "classifier SGD momentum (default 0.9)", 0},
@@ -60,6 +69,8 @@ int cmd_train(int argc, char **argv)
         {"loss-every", CLI_INT, &loss_every, "sample the loss every N steps (default 10)", 0},
         {"stop-after", CLI_INT, &stop_after, "stop after N epochs of this run (then --resume)", 0},
         {"max-steps", CLI_I64, &max_steps, "stop after N steps in total (sizing runs)", 0},
+        {"augment", CLI_STR, &augment,
+         "Gandalf label points: gandalf|cooc|sym|self[:DELTA][+pifa] (docs/gandalf.md)", 0},
         {"config", CLI_STR, &config, "read 'name value' lines first; flags override", 0},
         {"resume", CLI_FLAG, &resume, "continue the run in --model from its last checkpoint", 0},
         {NULL, CLI_END, NULL, NULL, 0},
@@ -83,10 +94,34 @@ int cmd_train(int argc, char **argv)
         return prc == 1 ? 0 : 2;
     if (copy_str(c.recipe, sizeof c.recipe, recipe, "recipe") ||
         copy_str(c.train_spec, sizeof c.train_spec, train, "train") ||
-        copy_str(c.test_spec, sizeof c.test_spec, test, "test"))
+        copy_str(c.test_spec, sizeof c.test_spec, test, "test") ||
+        copy_str(c.augment, sizeof c.augment, augment, "augment"))
         return 2;
     if (encoder && copy_str(c.encoder, sizeof c.encoder, encoder, "encoder"))
         return 2;
+    int bert = encoder && !strcmp(encoder, "bert");
+    if (bert && !model_dir && !resume)
+        return cli_failf("--encoder bert needs --model-dir HF_DIR (a BERT checkpoint)");
+    if (!bert && (model_dir || max_len || pool))
+        return cli_failf("--model-dir, --max-len and --pool are for --encoder bert");
+    if (pool && strcmp(pool, "mean") && strcmp(pool, "cls"))
+        return cli_failf("--pool: expected mean or cls, got '%s'", pool);
+    if (max_len < 0)
+        return cli_failf("--max-len %d: expected a positive number", max_len);
+    if (bert && model_dir) {
+        /* Stored absolute: predict and resume load the checkpoint from any cwd. */
+        char abs[PATH_MAX];
+        if (!realpath(model_dir, abs))
+            return cli_failf("--model-dir %s: no such directory", model_dir);
+        char lenopt[32] = "";
+        if (max_len)
+            snprintf(lenopt, sizeof lenopt, ",max_len=%d", max_len);
+        int n = snprintf(c.extra, sizeof c.extra, "%s%s%s%s", abs, lenopt, pool ? ",pool=" : "",
+                         pool ? pool : "");
+        if (n < 0 || (size_t)n >= sizeof c.extra)
+            return cli_failf("--model-dir %s: path too long (max %zu bytes with options)", abs,
+                             sizeof c.extra - 1);
+    }
     if (act && strcmp(act, "relu") && strcmp(act, "gelu"))
         return cli_failf("--activation: expected relu or gelu, got '%s'", act);
     if (strcmp(loss, "bce") && strcmp(loss, "sqhinge"))
@@ -121,6 +156,9 @@ int cmd_train(int argc, char **argv)
     c.stop_after = stop_after;
     c.max_steps = max_steps;
     xmc_error err = {0};
+    /* The bert kind is a plug-in: register it before creating or resuming. */
+    if (xmc_bert_encoder_register(&err) != XMC_OK)
+        return cli_fail(&err);
     if (xmc_train_run(&c, model, resume, &err) != XMC_OK)
         return cli_fail(&err);
     return 0;

@@ -339,7 +339,28 @@ static void test_sparse_text(void **state)
     assert_true(xmc_csr_equal(m, m2));
     xmc_csr_free(m2);
     xmc_csr_free(m);
+    /* "\r\n" endings, a last line ending in a bare '\r', and rows long
+     * enough for the parser's 16-byte fast path (it reads to the chunk end,
+     * not the line end). */
+    tu_write(p, "3 100\r\n5:0.125 17:12.5 42:1 99:0.0000001 7:3\r\n\r\n0:7 3:0.33333334\r");
+    assert_int_equal(xmc_csr_read_text(p, &m, &e), XMC_OK);
+    assert_row(m, 0, 5, (int32_t[]){5, 7, 17, 42, 99},
+               (float[]){0.125f, 3, 12.5f, 1, 0.0000001f});
+    assert_row(m, 1, 0, NULL, NULL);
+    assert_row(m, 2, 2, (int32_t[]){0, 3}, (float[]){7, 0.33333334f});
+    xmc_csr_free(m);
+    const char *xc = tu_path("xc_crlf.txt");
+    tu_write(xc, "2 5 3\r\n2,0 1:0.25 4:3\r\n1\r\n");
+    xmc_dataset *ds = load_ok(xc, NULL);
+    assert_row(ds->Y, 0, 2, (int32_t[]){0, 2}, NULL);
+    assert_row(ds->Y, 1, 1, (int32_t[]){1}, NULL);
+    assert_row(ds->X, 0, 2, (int32_t[]){1, 4}, (float[]){0.25f, 3});
+    assert_row(ds->X, 1, 0, NULL, NULL);
+    xmc_dataset_free(ds);
     const bad_case cases[] = {
+        {"2 6\r\n1:1\r2:1\r\n\r\n", 2, "bare '\\r' inside a row"},
+        {"2 6\n1:0.5\r \n\n", 2, "'\\r' before a blank"},
+        {"2 6\n1:1 2:0.25x 3:1 4:1 5:1\n\n", 2, "junk after a fast-path value"},
         {"3 6 1\n", 1, "three fields"},
         {"2 6\n1:1 1:2\n\n", 2, "duplicate"},
         {"2 6\n1:1\n6:2\n", 3, "column out of range"},

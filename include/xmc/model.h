@@ -34,6 +34,7 @@
 #include "xmc/data.h"
 #include "xmc/encoder.h"
 #include "xmc/head.h"
+#include "xmc/psl.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -48,14 +49,21 @@ extern "C" {
 #define XMC_TRAIN_DEFAULT_LR1 0.05f  /* classifier SGD-momentum (sum reduction) */
 #define XMC_TRAIN_DEFAULT_LR2 0.002f /* encoder AdamW, sparse encoder */
 #define XMC_TRAIN_DEFAULT_LR2_BAG 0.01f /* bag: n-gram rows need larger steps */
+#define XMC_TRAIN_DEFAULT_LR2_BERT 1e-4f /* bert: pre-trained weights, fine-tuning rate */
 #define XMC_TRAIN_DEFAULT_WD1 0.0f
 #define XMC_TRAIN_DEFAULT_WD2 0.01f
 #define XMC_TRAIN_DEFAULT_DROPOUT 0.4f /* tuned on bibtex (docs/renee.md) */
 
 typedef struct xmc_train_config {
-    char recipe[16];     /* "renee" */
-    char encoder[16];    /* "sparse", "bag", or "" = auto (sparse with features) */
-    int dim;             /* encoder width h (0 = auto: 512 sparse, 256 bag) */
+    char recipe[16];     /* "renee", or "unidec" / "depsl" (psl.h; xmc_train_run) */
+    char encoder[16];    /* "sparse", "bag", "bert" (after xmc_bert_encoder_register),
+                          * or "" = auto (sparse with features) */
+    /* Kind-specific encoder settings, xmc_encoder_config.extra: for bert
+     * "MODEL_DIR[,max_len=N][,pool=mean|cls][,recompute]" (include/xmc/bert.h;
+     * MODEL_DIR absolute, so the model directory loads from anywhere). */
+    char extra[256];
+    int dim;             /* encoder width h (0 = auto: 512 sparse, 256 bag;
+                          * bert: ignored, the checkpoint's hidden size) */
     int bottleneck;      /* b (0 = none) */
     int layers;          /* encoder dense layers (1 or 2) */
     xmc_act act;
@@ -149,6 +157,29 @@ int xmc_model_read_config_text(const char *dir, char **text, xmc_error *err);
  * from dir's last checkpoint with its saved config; epochs/stop_after/
  * max_steps/eval_every/threads from cfg), train, checkpoint into dir. */
 int xmc_train_run(const xmc_train_config *cfg, const char *dir, int resume, xmc_error *err);
+
+/* ------------------------------------------------------------------------
+ * Recipes "unidec" and "depsl" (include/xmc/psl.h, src/model/unidec.c),
+ * run by xmc_train_run when cfg->recipe names them. The common settings map
+ * onto xmc_unidec_config (docs/renee.md "Recipes and options"): epochs,
+ * batch, seed; dim > 0 -> hidden h, bottleneck > 0 -> head width d,
+ * buckets > 0, lr2 > 0 -> encoder rate; the rest keep the recipe's
+ * defaults. Model directory: unidec.bin (xmc_unidec_save), labels.txt when
+ * the data had label names, then config.json (recipe, settings, label
+ * count, steps) written last. No resume (unidec.bin has no optimizer state).
+ * Test metrics (P@1/3/5, PSP@5 with the training propensities) use both
+ * heads for unidec, the DE head for depsl. */
+#define XMC_MODEL_UNIDEC_FILE "unidec.bin"
+
+/* 1 when recipe is "unidec" or "depsl". */
+int xmc_recipe_is_unidec(const char *recipe);
+/* The "recipe" of DIR/config.json into out (n bytes). */
+int xmc_model_dir_recipe(const char *dir, char *out, size_t n, xmc_error *err);
+/* Load a unidec/depsl model directory for prediction. *label_names gets the
+ * label names or NULL (none stored). Free with xmc_unidec_free and
+ * xmc_texts_free; both NULL on failure. */
+int xmc_model_load_unidec(const char *dir, xmc_unidec **u, xmc_texts **label_names,
+                          xmc_error *err);
 
 #ifdef __cplusplus
 }

@@ -16,10 +16,11 @@
  *
  * Input: files below 1 MiB are read into an exact-size heap buffer (so
  * sanitizers and fuzzers see any over-read); larger plain files are mmap'ed
- * read-only (no copy, pages shared with the cache) with readahead of the
- * whole file requested at once (MADV_WILLNEED), or, when the caller wants a
- * heap copy (texts), read in 8 MiB blocks by all threads; gzip files are
- * inflated by zlib into the heap, single-threaded.
+ * read-only (no copy, pages shared with the cache), or, when the caller
+ * wants a heap copy (texts), read in 8 MiB blocks by all threads; for files
+ * of 16 MiB or more a helper thread queues readahead of the whole file
+ * (xmc_prefetch_start), joined on close. Gzip files are inflated by zlib
+ * into the heap, single-threaded.
  */
 #include <errno.h>
 #include <fcntl.h>

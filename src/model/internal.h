@@ -32,6 +32,9 @@ int model_predict_data(xmc_model *m, const xmc_enc_data *d, int k, xmc_csr **out
  * prop_train (the original set when train is an augmented D ∪ Z). */
 int model_train_ex(xmc_model *m, const xmc_dataset *train, const xmc_dataset *prop_train,
                    const xmc_dataset *test, const char *dir, xmc_error *err);
+/* Write a unidec/depsl model directory (see model.h). */
+int model_unidec_save(const char *dir, const xmc_train_config *c, const xmc_unidec_config *uc,
+                      const xmc_unidec *u, const xmc_dataset *train, xmc_error *err);
 /* Planned steps for n_train rows with cfg's batch and epochs. */
 int64_t model_plan_steps(const xmc_train_config *c, int64_t n_train);
 

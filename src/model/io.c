@@ -91,6 +91,8 @@ static char *config_json(const xmc_model *m, const char *files[3])
     cJSON_AddStringToObject(root, "recipe", c->recipe);
     cJSON *e = add_obj(root, "encoder");
     cJSON_AddStringToObject(e, "kind", c->encoder);
+    if (c->extra[0])
+        cJSON_AddStringToObject(e, "extra", c->extra);
     cJSON_AddNumberToObject(e, "n_inputs", (double)m->enc->cfg.n_inputs);
     cJSON_AddNumberToObject(e, "dim", c->dim);
     cJSON_AddNumberToObject(e, "layers", c->layers);
@@ -291,6 +293,9 @@ static int parse_config(const char *text, const char *path, xmc_model *m, xmc_er
     if ((rc = need_str(root, "recipe", path, c->recipe, sizeof c->recipe, err)) ||
         (rc = need_str(e, "kind", path, c->encoder, sizeof c->encoder, err)))
         goto done;
+    if (cJSON_IsString(item(e, "extra")) &&
+        (rc = need_str(e, "extra", path, c->extra, sizeof c->extra, err)))
+        goto done;
 #define NUM(obj, key, dst, type)                                  \
     do {                                                          \
         if ((rc = need_num(obj, key, path, &v, err)) != XMC_OK)   \
@@ -439,5 +444,165 @@ fail:
     if (f)
         fclose(f);
     xmc_model_free(m);
+    return rc;
+}
+
+/* ------------------------------------------------- unidec / depsl */
+
+int xmc_recipe_is_unidec(const char *recipe)
+{
+    return recipe && (!strcmp(recipe, "unidec") || !strcmp(recipe, "depsl"));
+}
+
+int xmc_model_dir_recipe(const char *dir, char *out, size_t n, xmc_error *err)
+{
+    char *text = NULL, path[4096];
+    int rc = xmc_model_read_config_text(dir, &text, err);
+    if (rc)
+        return rc;
+    join(path, sizeof path, dir, XMC_MODEL_CONFIG);
+    cJSON *root = cJSON_Parse(text);
+    xmc_free(text);
+    if (!root)
+        return XMC_ERR(err, XMC_ECORRUPT, path, 0, "not valid JSON");
+    rc = need_str(root, "recipe", path, out, n, err);
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* unidec.bin and labels.txt first, config.json (the manifest) last. */
+int model_unidec_save(const char *dir, const xmc_train_config *c, const xmc_unidec_config *uc,
+                      const xmc_unidec *u, const xmc_dataset *train, xmc_error *err)
+{
+    char path[4096];
+    int rc = xmc_mkdir_p(dir, err);
+    if (rc)
+        return rc;
+    join(path, sizeof path, dir, XMC_MODEL_UNIDEC_FILE);
+    if ((rc = xmc_unidec_save(u, path, err)))
+        return rc;
+    if (train->label_names) {
+        join(path, sizeof path, dir, "labels.txt");
+        if ((rc = xmc_texts_write(path, train->label_names, err)))
+            return rc;
+    }
+    xmc_unidec_stats st;
+    xmc_unidec_get_stats(u, &st);
+    cJSON *root = cJSON_CreateObject();
+    if (!root)
+        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (config.json)");
+    cJSON_AddStringToObject(root, "format", "xmc-model");
+    cJSON_AddNumberToObject(root, "version", XMC_MODEL_FORMAT_VERSION);
+    cJSON_AddStringToObject(root, "xmc_version", XMC_VERSION_STRING);
+    cJSON_AddStringToObject(root, "recipe", c->recipe);
+    cJSON *e = add_obj(root, "settings");
+    cJSON_AddStringToObject(e, "encoder", "bag");
+    cJSON_AddNumberToObject(e, "hidden", uc->hidden);
+    cJSON_AddNumberToObject(e, "dim", uc->dim);
+    cJSON_AddNumberToObject(e, "buckets", (double)uc->buckets);
+    cJSON_AddNumberToObject(e, "epochs", uc->epochs);
+    cJSON_AddNumberToObject(e, "batch", uc->batch);
+    cJSON_AddNumberToObject(e, "beta", uc->beta);
+    cJSON_AddNumberToObject(e, "negatives", uc->n_neg);
+    cJSON_AddNumberToObject(e, "tau", uc->tau);
+    cJSON_AddNumberToObject(e, "mine_start", uc->mine_start);
+    cJSON_AddNumberToObject(e, "cluster", uc->cluster);
+    add_float(e, "temperature", uc->temperature);
+    add_float(e, "temperature_clf", uc->temperature_clf);
+    add_float(e, "lambda", uc->lambda);
+    add_float(e, "lambda_head", uc->lambda_head);
+    add_float(e, "bce", uc->bce);
+    add_float(e, "lr_enc", uc->lr_enc);
+    add_float(e, "lr_head", uc->lr_head);
+    add_float(e, "lr_psi", uc->lr_psi);
+    add_float(e, "wd", uc->wd);
+    add_float(e, "warmup", uc->warmup);
+    add_float(e, "dropout_enc", uc->dropout_enc);
+    add_float(e, "dropout_head", uc->dropout_head);
+    if (uc->seed < (1ull << 53))
+        cJSON_AddNumberToObject(root, "seed", (double)uc->seed);
+    else {
+        char sd[32];
+        snprintf(sd, sizeof sd, "%llu", (unsigned long long)uc->seed);
+        cJSON_AddStringToObject(root, "seed", sd);
+    }
+    cJSON *h = add_obj(root, "head");
+    cJSON_AddNumberToObject(h, "n_labels", (double)train->n_labels);
+    if (train->label_names)
+        cJSON_AddStringToObject(root, "labels", "labels.txt");
+    else
+        cJSON_AddNullToObject(root, "labels");
+    cJSON *d = add_obj(root, "data");
+    cJSON_AddStringToObject(d, "train", c->train_spec);
+    cJSON_AddStringToObject(d, "test", c->test_spec);
+    cJSON_AddNumberToObject(d, "n_train", (double)train->n);
+    cJSON *s = add_obj(root, "state");
+    cJSON_AddNumberToObject(s, "epochs_done", uc->epochs);
+    cJSON_AddNumberToObject(s, "step", (double)st.steps);
+    cJSON *fl = add_obj(root, "files");
+    cJSON_AddStringToObject(fl, "model", XMC_MODEL_UNIDEC_FILE);
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text)
+        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (config.json)");
+    join(path, sizeof path, dir, XMC_MODEL_CONFIG);
+    xmc_outfile o;
+    if ((rc = xmc_outfile_open(&o, path, err)) == XMC_OK) {
+        fputs(text, o.fp);
+        fputc('\n', o.fp);
+        rc = xmc_outfile_commit(&o, err);
+    }
+    free(text); /* cJSON's allocator */
+    return rc;
+}
+
+int xmc_model_load_unidec(const char *dir, xmc_unidec **u, xmc_texts **label_names,
+                          xmc_error *err)
+{
+    *u = NULL;
+    *label_names = NULL;
+    char *text = NULL, path[4096], cpath[4096], recipe[16];
+    int rc = xmc_model_read_config_text(dir, &text, err);
+    if (rc)
+        return rc;
+    join(cpath, sizeof cpath, dir, XMC_MODEL_CONFIG);
+    cJSON *root = cJSON_Parse(text);
+    xmc_free(text);
+    double nl = 0;
+    int has_labels = 0;
+    if (!root) {
+        rc = XMC_ERR(err, XMC_ECORRUPT, cpath, 0, "not valid JSON");
+        goto done;
+    }
+    if ((rc = need_str(root, "recipe", cpath, recipe, sizeof recipe, err)))
+        goto done;
+    if (!xmc_recipe_is_unidec(recipe)) {
+        rc = XMC_ERR(err, XMC_EINVAL, cpath, 0, "recipe '%s', expected unidec or depsl", recipe);
+        goto done;
+    }
+    if ((rc = need_num(item(root, "head"), "n_labels", cpath, &nl, err)))
+        goto done;
+    has_labels = cJSON_IsString(item(root, "labels"));
+    join(path, sizeof path, dir, XMC_MODEL_UNIDEC_FILE);
+    if ((rc = xmc_unidec_load(path, u, err)))
+        goto done;
+    if (has_labels) {
+        join(path, sizeof path, dir, "labels.txt");
+        if ((rc = xmc_texts_read(path, label_names, err)))
+            goto done;
+        if ((*label_names)->n != (int64_t)nl) {
+            rc = XMC_ERR(err, XMC_ECORRUPT, path, 0, "%lld label names for %lld labels",
+                         (long long)(*label_names)->n, (long long)nl);
+            goto done;
+        }
+    }
+done:
+    cJSON_Delete(root);
+    if (rc) {
+        xmc_unidec_free(*u);
+        xmc_texts_free(*label_names);
+        *u = NULL;
+        *label_names = NULL;
+    }
     return rc;
 }

@@ -55,10 +55,12 @@ int64_t model_plan_steps(const xmc_train_config *c, int64_t n_train)
 static int check_config(const xmc_train_config *c, xmc_error *err)
 {
     if (strcmp(c->recipe, "renee") != 0)
-        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "unknown recipe '%s' (expected renee)",
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0,
+                       "unknown recipe '%s' (expected renee, unidec or depsl)",
                        c->recipe);
     if (c->encoder[0] && !xmc_encoder_find(c->encoder))
-        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "unknown encoder '%s' (expected sparse or bag)",
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0,
+                       "unknown encoder '%s' (expected sparse, bag or bert)",
                        c->encoder);
     if (c->epochs < 1)
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "--epochs %d: expected >= 1", c->epochs);
@@ -167,12 +169,26 @@ int xmc_model_create(const xmc_train_config *cfg, const xmc_dataset *train, xmc_
                      "(use --encoder sparse)");
         goto fail;
     }
+    int is_bert = !strcmp(m->cfg.encoder, "bert");
+    if (is_bert && !train->texts) {
+        rc = XMC_ERR(err, XMC_EINVAL, train->spec, 0,
+                     "--encoder bert needs texts, and this dataset has only features "
+                     "(use --encoder sparse)");
+        goto fail;
+    }
+    if (is_bert && !m->cfg.extra[0]) {
+        rc = XMC_ERR(err, XMC_EINVAL, NULL, 0,
+                     "--encoder bert needs a checkpoint directory (--model-dir HF_DIR)");
+        goto fail;
+    }
     int is_bag = !strcmp(m->cfg.encoder, "bag");
     if (m->cfg.dim <= 0)
         m->cfg.dim = is_bag ? 256 : XMC_ENC_DEFAULT_HIDDEN;
     /* Reuters-21578 test P@1: lr2 0.002 87.74 (20 epochs), 0.01 89.33 (10 epochs). */
     if (m->cfg.lr2 <= 0)
-        m->cfg.lr2 = is_bag ? XMC_TRAIN_DEFAULT_LR2_BAG : XMC_TRAIN_DEFAULT_LR2;
+        m->cfg.lr2 = is_bag    ? XMC_TRAIN_DEFAULT_LR2_BAG
+                     : is_bert ? XMC_TRAIN_DEFAULT_LR2_BERT
+                               : XMC_TRAIN_DEFAULT_LR2;
     if (is_bag && m->cfg.buckets <= 0 &&
         (rc = auto_buckets(train->texts, &m->cfg.buckets, err)) != XMC_OK)
         goto fail;
@@ -192,8 +208,11 @@ int xmc_model_create(const xmc_train_config *cfg, const xmc_dataset *train, xmc_
     ec.input_dropout = cfg->input_dropout;
     ec.max_batch = cfg->batch;
     ec.seed = cfg->seed;
+    memcpy(ec.extra, m->cfg.extra, sizeof ec.extra);
     if ((rc = xmc_encoder_create(&ec, &m->enc, err)) != XMC_OK)
         goto fail;
+    if (is_bert) /* the width is the checkpoint's hidden size, not --dim */
+        m->cfg.dim = m->enc->base_dim;
     xmc_ova_config hc;
     memset(&hc, 0, sizeof hc);
     hc.n_labels = train->n_labels;

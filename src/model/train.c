@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "xmc/augment.h"
 #include "xmc/metrics.h"
 
 #define MB(x) ((double)(x) / 1048576.0)
@@ -39,6 +40,12 @@ static int eval_test(xmc_model *m, const xmc_enc_data *dt, const xmc_dataset *te
 
 int xmc_model_train(xmc_model *m, const xmc_dataset *train, const xmc_dataset *test,
                     const char *dir, xmc_error *err)
+{
+    return model_train_ex(m, train, train, test, dir, err);
+}
+
+int model_train_ex(xmc_model *m, const xmc_dataset *train, const xmc_dataset *prop_train,
+                   const xmc_dataset *test, const char *dir, xmc_error *err)
 {
     const xmc_train_config *c = &m->cfg;
     xmc_enc_data *dtr = NULL, *dte = NULL;
@@ -77,9 +84,10 @@ int xmc_model_train(xmc_model *m, const xmc_dataset *train, const xmc_dataset *t
             rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (propensities)");
             goto done;
         }
-        /* Propensities from the training labels, over the test's width. */
-        xmc_csr Yw = *train->Y;
-        Yw.ncols = test->Y->ncols > train->Y->ncols ? test->Y->ncols : train->Y->ncols;
+        /* Propensities from the (original, un-augmented) training labels,
+         * over the test's width. */
+        xmc_csr Yw = *prop_train->Y;
+        Yw.ncols = test->Y->ncols > Yw.ncols ? test->Y->ncols : Yw.ncols;
         if (Yw.ncols != test->Y->ncols) {
             xmc_free(inv_prop);
             inv_prop = NULL; /* widths disagree: report P@k only */
@@ -197,14 +205,124 @@ done:
     return rc;
 }
 
+/* `xmc train --recipe unidec|depsl`: the common settings onto
+ * xmc_unidec_config (model.h), train, save the model directory, then test
+ * metrics with the propensities of the training labels. */
+static int run_unidec(const xmc_train_config *c, const char *dir, xmc_error *err)
+{
+    xmc_unidec_config uc;
+    xmc_unidec *u = NULL;
+    xmc_dataset *train = NULL, *test = NULL;
+    xmc_csr *P = NULL;
+    double *inv_prop = NULL;
+    int depsl = !strcmp(c->recipe, "depsl"), rc;
+    if (c->augment[0] || c->encoder[0] || c->extra[0])
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0,
+                       "recipe %s: --augment and --encoder are for recipe renee (%s uses the "
+                       "bag encoder on point and label texts)", c->recipe, c->recipe);
+    if (!c->train_spec[0])
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "no training data (--train)");
+    xmc_unidec_config_default(&uc, depsl);
+    uc.epochs = c->epochs;
+    uc.batch = c->batch;
+    uc.seed = c->seed;
+    if (c->dim > 0)
+        uc.hidden = c->dim;
+    if (c->bottleneck > 0)
+        uc.dim = c->bottleneck;
+    if (c->buckets > 0)
+        uc.buckets = c->buckets;
+    if (c->lr2 > 0)
+        uc.lr_enc = c->lr2;
+    double t0 = xmc_now();
+    xmc_load_opts lo;
+    memset(&lo, 0, sizeof lo);
+    lo.need_texts = 1;
+    if ((rc = xmc_dataset_load(c->train_spec, &lo, &train, err)))
+        goto done;
+    if (c->test_spec[0]) {
+        lo.label_vocab = train->label_names;
+        if ((rc = xmc_dataset_load(c->test_spec, &lo, &test, err)))
+            goto done;
+    }
+    xmc_log(XMC_LOG_INFO, "data: %lld train rows%s in %.1fs; recipe %s", (long long)train->n,
+            test ? " + test split" : "", xmc_now() - t0, c->recipe);
+    if ((rc = xmc_unidec_train(&uc, train, &u, err)))
+        goto done;
+    if (dir && (rc = model_unidec_save(dir, c, &uc, u, train, err)))
+        goto done;
+    if (test) {
+        double tv = xmc_now();
+        int which = depsl ? XMC_UNIDEC_SCORE_DE : XMC_UNIDEC_SCORE_BOTH;
+        if ((rc = xmc_unidec_predict(u, test, NULL, 5, which, 0, &P, err)))
+            goto done;
+        xmc_csr Yw = *train->Y;
+        if (Yw.ncols == test->Y->ncols) {
+            inv_prop = xmc_malloc((size_t)(Yw.ncols > 0 ? Yw.ncols : 1) * sizeof(double));
+            if (!inv_prop) {
+                rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (propensities)");
+                goto done;
+            }
+            if ((rc = xmc_metrics_inv_propensity(&Yw, 0.55, 1.5, inv_prop, err)))
+                goto done;
+        }
+        static const int ks[3] = {1, 3, 5};
+        xmc_metrics_opts mo = {ks, 3, inv_prop, test->filter};
+        xmc_metrics_result res;
+        if ((rc = xmc_metrics_eval(test->Y, P, &mo, &res, err)))
+            goto done;
+        char ps[48] = "";
+        if (res.has_ps)
+            snprintf(ps, sizeof ps, " PSP@5 %.2f", 100 * res.psp[2]);
+        xmc_log(XMC_LOG_INFO, "%s: test P@1 %.2f P@3 %.2f P@5 %.2f%s (%.1fs)", c->recipe,
+                100 * res.p[0], 100 * res.p[1], 100 * res.p[2], ps, xmc_now() - tv);
+    }
+    xmc_unidec_stats st;
+    xmc_unidec_get_stats(u, &st);
+    xmc_log(XMC_LOG_INFO, "trained %lld steps in %.1fs (mining %.1fs); peak RSS %.1f MB",
+            (long long)st.steps, xmc_now() - t0, st.mine_s, MB(xmc_peak_rss()));
+    rc = XMC_OK;
+done:
+    xmc_unidec_free(u);
+    xmc_dataset_free(train);
+    xmc_dataset_free(test);
+    xmc_csr_free(P);
+    xmc_free(inv_prop);
+    return rc;
+}
+
 int xmc_train_run(const xmc_train_config *cfg, const char *dir, int resume, xmc_error *err)
 {
+    if (xmc_recipe_is_unidec(cfg->recipe)) {
+        if (resume)
+            return XMC_ERR(err, XMC_EUNSUPPORTED, NULL, 0,
+                           "recipe %s: --resume is not supported (unidec.bin keeps no "
+                           "optimizer state)", cfg->recipe);
+        if (cfg->threads > 0)
+            xmc_set_threads(cfg->threads);
+        return run_unidec(cfg, dir, err);
+    }
+    if (!resume && strcmp(cfg->recipe, "renee") != 0) /* before loading any data */
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0,
+                       "unknown recipe '%s' (expected renee, unidec or depsl)", cfg->recipe);
     xmc_model *m = NULL;
-    xmc_dataset *train = NULL, *test = NULL;
+    xmc_dataset *train = NULL, *test = NULL, *aug = NULL;
+    xmc_csr *label_feat = NULL;
+    xmc_augment_opts ao;
     int rc;
+    xmc_augment_opts_default(&ao);
+    /* Validate the recipe string before loading anything. */
+    if (!resume && cfg->augment[0] && (rc = xmc_augment_parse(cfg->augment, &ao, err)))
+        return rc;
     if (cfg->threads > 0)
         xmc_set_threads(cfg->threads);
     if (resume) {
+        char rec[16];
+        if (xmc_model_dir_recipe(dir, rec, sizeof rec, NULL) == XMC_OK &&
+            xmc_recipe_is_unidec(rec))
+            return XMC_ERR(err, XMC_EUNSUPPORTED, dir, 0,
+                           "recipe %s: --resume is not supported (unidec.bin keeps no "
+                           "optimizer state)", rec);
         if ((rc = xmc_model_load(dir, 1, &m, err)))
             return rc;
         /* Only settings that do not change the maths may differ on resume. */
@@ -220,6 +338,8 @@ int xmc_train_run(const xmc_train_config *cfg, const char *dir, int resume, xmc_
                 (long long)m->step);
     }
     const xmc_train_config *c = m ? &m->cfg : cfg;
+    if (resume && c->augment[0] && (rc = xmc_augment_parse(c->augment, &ao, err)))
+        return xmc_model_free(m), rc;
     if (!c->train_spec[0])
         return xmc_model_free(m), XMC_ERR(err, XMC_EINVAL, NULL, 0, "no training data (--train)");
     double t0 = xmc_now();
@@ -239,11 +359,44 @@ int xmc_train_run(const xmc_train_config *cfg, const char *dir, int resume, xmc_
     }
     xmc_log(XMC_LOG_INFO, "data: %lld train rows%s in %.1fs", (long long)train->n,
             test ? " + test split" : "", xmc_now() - t0);
-    if (!m && (rc = xmc_model_create(cfg, train, &m, err)))
+    if (c->augment[0]) {
+        /* Gandalf (augment.h): train on D ∪ Z, rebuilt in memory from the
+         * seed on every run (so --resume sees the same set). Label features
+         * beside a DIR/PREFIX spec (Y_Xf.txt) feed Z's feature rows. */
+        xmc_augment_stats as;
+        if ((rc = xmc_augment_label_features_load(c->train_spec, &label_feat, err)))
+            goto done;
+        /* The label points need an input: a text (label text or name) or a
+         * feature row. Say so in train's own terms before augment.c does
+         * (its message names `xmc augment` flags). */
+        int has_text = train->texts && (train->label_texts || train->label_names);
+        int has_feat = train->X && (label_feat || ao.pifa);
+        if (!has_text && !has_feat) {
+            rc = XMC_ERR(err, XMC_EINVAL, c->train_spec, 0,
+                         "--augment %s: the training set has no label texts, label names or "
+                         "label features (expected DIR/Y.txt or DIR/Y_Xf.txt beside a "
+                         "DIR/PREFIX spec, or add '+pifa' for a feature set)", c->augment);
+            goto done;
+        }
+        ao.label_features = label_feat;
+        /* Its error already names the spec and what is missing (label
+         * texts/names or label features). */
+        if ((rc = xmc_augment_ex(train, &ao, &aug, &as, err)))
+            goto done;
+        xmc_log(XMC_LOG_INFO,
+                "augment %s: %lld rows + %lld label points -> %lld rows, %lld targets "
+                "(%lld unseen labels) in %.2fs", c->augment, (long long)as.rows_in,
+                (long long)train->n_labels, (long long)as.rows_out, (long long)as.kept,
+                (long long)as.unseen, as.seconds);
+    }
+    const xmc_dataset *fit = aug ? aug : train;
+    if (!m && (rc = xmc_model_create(cfg, fit, &m, err)))
         goto done;
-    rc = xmc_model_train(m, train, test, dir, err);
+    rc = model_train_ex(m, fit, train, test, dir, err);
 done:
     xmc_model_free(m);
+    xmc_dataset_free(aug);
+    xmc_csr_free(label_feat);
     xmc_dataset_free(train);
     xmc_dataset_free(test);
     return rc;
