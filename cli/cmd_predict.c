@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "xmc/ann.h"
 #include "xmc/bert.h"
 #include "xmc/model.h"
 
@@ -180,9 +181,8 @@ int cmd_predict(int argc, char **argv)
     }
     if (head)
         return cli_failf("--head is for unidec / depsl models (this one is %s)", recipe);
-    if (ann)
-        return cli_failf("--ann: approximate (HNSW) inference for %s models is not in this build "
-                         "yet; drop --ann for exact top-k", recipe);
+    if (ann && text)
+        return cli_failf("--ann: give --input SPEC --out FILE (not --text)");
     xmc_model *m = NULL;
     /* Models may use the bert plug-in kind: register it before loading. */
     if (xmc_bert_encoder_register(&err) || xmc_model_load(model, 0, &m, &err))
@@ -196,13 +196,22 @@ int cmd_predict(int argc, char **argv)
         lo.label_vocab = xmc_model_label_names(m);
         xmc_dataset *ds = NULL;
         xmc_csr *P = NULL;
+        xmc_ann *a = NULL;
+        int built = 0;
         double t0 = xmc_now();
-        if (xmc_dataset_load(input, &lo, &ds, &err) || xmc_model_predict(m, ds, topk, &P, &err) ||
+        /* --ann: the HNSW over the classifier rows (ann.h), built once and
+         * kept in the model directory, reloaded while the weights match. */
+        if (xmc_dataset_load(input, &lo, &ds, &err) ||
+            (ann && xmc_ann_open(m, model, NULL, &a, &built, &err)) ||
+            (ann ? xmc_ann_predict(a, m, ds, topk, ef, &P, &err)
+                 : xmc_model_predict(m, ds, topk, &P, &err)) ||
             xmc_csr_write_text(out, P, &err))
             rc = cli_fail(&err);
         else
-            fprintf(stderr, "predicted top-%d for %lld rows in %.2fs -> %s\n", topk,
+            fprintf(stderr, "predicted top-%d%s for %lld rows in %.2fs -> %s\n", topk,
+                    !ann ? "" : built ? " (HNSW, index built)" : " (HNSW, index loaded)",
                     (long long)ds->n, xmc_now() - t0, out);
+        xmc_ann_free(a);
         xmc_csr_free(P);
         xmc_dataset_free(ds);
     }
