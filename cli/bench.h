@@ -7,4 +7,8 @@ int bench_ffi(int argc, char **argv);        /* bench_ffi.c: `classifier --head 
 int bench_ann(int argc, char **argv);        /* bench_ann.c */
 int bench_encoder(int argc, char **argv);    /* bench_encoder.c */
 
+/* Shared by the benchmarks (cmd_bench.c): sort ascending; median (sorts v). */
+void bench_sort(double *v, int n);
+double bench_median(double *v, int n);
+
 #endif

@@ -32,11 +32,6 @@
 #include "xmc/metrics.h"
 #include "xmc/model.h"
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* Gaussian vectors, or points around `nc` Gaussian centres with noise sigma;
  * rows drawn in chunks from independent RNG streams (thread-count free). */
@@ -435,7 +430,7 @@ int bench_ann(int argc, char **argv)
                     goto next;
                 t[r] = xmc_now() - t0;
             }
-            qsort(t, (size_t)reps, sizeof *t, cmp_double);
+            bench_sort(t, reps);
             double qps = nq / t[0]; /* best of reps: least disturbed by other load */
             double recall = xmc_knn_recall(ids, gt, nq, k);
             double p50 = NAN, p99 = NAN;
@@ -448,7 +443,7 @@ int bench_ann(int argc, char **argv)
                         goto next;
                     t[i] = xmc_now() - t0;
                 }
-                qsort(t, (size_t)lat, sizeof *t, cmp_double);
+                bench_sort(t, lat);
                 p50 = 1e6 * t[lat / 2];
                 p99 = 1e6 * t[(int)((lat - 1) * 0.99)];
             }

@@ -22,17 +22,7 @@
 
 #define MAX_REPS 101
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 typedef struct plain {
     int64_t L;
@@ -182,7 +172,7 @@ int bench_classifier(int argc, char **argv)
             goto fail;
     }
     double flops = 6.0 * B * (double)L * d;
-    double mg = median(tg, reps), mp = median(tp, reps), mf = median(tf, reps);
+    double mg = bench_median(tg, reps), mp = bench_median(tp, reps), mf = bench_median(tf, reps);
     const char *lvl = xmc_cpu_level_name();
     printf("classifier bench: L=%lld d=%d B=%d threads=%d chunk=%lld kernels=%s reps=%d "
            "(median, interleaved)\n",
@@ -194,7 +184,7 @@ int bench_classifier(int argc, char **argv)
     printf("  %-28s %10.3f %10.1f %14.3f\n", "fused fp32 (fwd+bwd+update)", mf * 1e3,
            flops / mf / 1e9, mg / mf);
     if (hb) {
-        double mb = median(tb, reps);
+        double mb = bench_median(tb, reps);
         unsigned f = xmc_cpu_features();
         /* AMX takes B, d and chunk multiples of 32; else vdpbf16ps runs */
         int amx = (f & XMC_CPU_AMXBF16) && B % 32 == 0 && d % 32 == 0;

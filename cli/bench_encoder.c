@@ -15,22 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench.h"
 #include "cli.h"
 #include "xmc/bert.h"
 
-int bench_encoder(int argc, char **argv);
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 int bench_encoder(int argc, char **argv)
 {
@@ -103,7 +92,7 @@ int bench_encoder(int argc, char **argv)
                 return cli_fail(&err);
             t[i] = xmc_now() - t0;
         }
-        double med = median(t + warmup, reps), best = t[warmup]; /* sorted by median() */
+        double med = bench_median(t + warmup, reps), best = t[warmup]; /* sorted by bench_median() */
         printf("RESULT xmc infer %.1f examples/s (%.1f ms/step)\n", batch / med, med * 1e3);
         printf("RESULT xmc infer_best %.1f examples/s (%.1f ms/step)\n", batch / best,
                best * 1e3);
@@ -122,7 +111,7 @@ int bench_encoder(int argc, char **argv)
                 return cli_fail(&err);
             t[i] = xmc_now() - t0;
         }
-        double med = median(t + warmup, reps), best = t[warmup];
+        double med = bench_median(t + warmup, reps), best = t[warmup];
         printf("RESULT xmc train %.1f examples/s (%.1f ms/step)\n", batch / med, med * 1e3);
         printf("RESULT xmc train_best %.1f examples/s (%.1f ms/step)\n", batch / best,
                best * 1e3);

@@ -44,18 +44,6 @@ static double cpu_now(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *a, int n)
-{
-    qsort(a, (size_t)n, sizeof *a, cmp_double);
-    return n % 2 ? a[n / 2] : 0.5 * (a[n / 2 - 1] + a[n / 2]);
-}
-
 /* One dense step (BCE, SGD momentum); Y sparse, rows 0..B-1. */
 static void dense_step(dense *h, const float *E, const xmc_csr *Y, float lr, float mu, float *dE)
 {
@@ -286,8 +274,8 @@ int bench_ffi(int argc, char **argv)
     for (int k = 0; k < 2; k++) {
         if (!(k ? use_blas : use_ova))
             continue;
-        double t = median(t_dense + (size_t)k * reps, reps);
-        double c = median(t_dense + cd + (size_t)k * reps, reps);
+        double t = bench_median(t_dense + (size_t)k * reps, reps);
+        double c = bench_median(t_dense + cd + (size_t)k * reps, reps);
         char sp[32] = "1.00";
         if (md > 0)
             snprintf(sp, sizeof sp, "%.2f", md / t);
@@ -303,8 +291,8 @@ int bench_ffi(int argc, char **argv)
         if (i == nF && !refh)
             break;
         int F = i < nF ? Fs[i] : Fs[0];
-        double mf = median(t_ffi + (size_t)i * reps, reps);
-        double cf_ = median(t_ffi + cf + (size_t)i * reps, reps);
+        double mf = bench_median(t_ffi + (size_t)i * reps, reps);
+        double cf_ = bench_median(t_ffi + cf + (size_t)i * reps, reps);
         char sp[32] = "-";
         if (!no_dense)
             snprintf(sp, sizeof sp, "%.2f", md / mf);

@@ -1,10 +1,25 @@
 /* xmc bench <name>: benchmarks that time a reference and a candidate in the
  * same run and print ratios (the machine is shared; absolute times drift). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bench.h"
 #include "cli.h"
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void bench_sort(double *v, int n) { qsort(v, (size_t)n, sizeof *v, cmp_double); }
+
+double bench_median(double *v, int n)
+{
+    bench_sort(v, n);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
 
 static const struct {
     const char *name;
