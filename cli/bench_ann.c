@@ -203,6 +203,11 @@ static int bench_model(const char *dir, const char *input, int k, const int *efl
     xmc_load_opts lo;
     memset(&lo, 0, sizeof lo);
     lo.label_vocab = xmc_model_label_names(m);
+    if (!xmc_model_head(m)) {
+        cli_failf("%s: bench ann needs a model with a dense classifier (recipe renee)", dir);
+        status = 1;
+        goto done;
+    }
     if (xmc_dataset_load(input, &lo, &ds, &err) || xmc_model_prepare(m, ds, &d, &err))
         goto fail;
     const int64_t n = d->n, L = xmc_ova_get_config(xmc_model_head(m))->n_labels;

@@ -62,7 +62,8 @@ int cmd_info(int argc, char **argv)
            mc->extra[0] ? " (" : "", mc->extra, mc->extra[0] ? ")" : "", e->dim);
     if (mc->augment[0])
         printf("augment: %s (Gandalf label points, docs/gandalf.md)\n", mc->augment);
-    const xmc_ova_config *hc = xmc_ova_get_config(xmc_model_head(m));
+    const xmc_ova *ova = xmc_model_head(m);
+    const xmc_ffi *ffi = xmc_model_ffi_head(m);
     /* Column width from the longest name (bert tensors are long). */
     int w = 24;
     for (int i = 0; i < e->n_tables; i++)
@@ -88,9 +89,20 @@ int cmd_info(int argc, char **argv)
                e->tensors[i].no_decay ? "  (no weight decay)" : "");
     }
     char shape[48];
-    snprintf(shape, sizeof shape, "%lldx%d", (long long)hc->n_labels, hc->dim);
-    printf("%-*s %14s %14lld  (%s)\n", w, "classifier.W", shape,
-           (long long)hc->n_labels * hc->dim, hc->dtype == XMC_DT_BF16 ? "bf16" : "fp32");
+    if (ffi) {
+        const xmc_ffi_config *fc = xmc_ffi_get_config(ffi);
+        snprintf(shape, sizeof shape, "%lldx%d", (long long)fc->n_labels, fc->fan_in);
+        printf("%-*s %14s %14lld  (fp32, fixed fan-in %d of %d inputs, %.1f%% sparse)\n", w,
+               "classifier.W", shape, (long long)fc->n_labels * fc->fan_in, fc->fan_in,
+               fc->d_in, 100.0 * (1.0 - (double)fc->fan_in / fc->d_in));
+        printf("%-*s %14s %14lld  (int32 input ids)\n", w, "classifier.idx", shape,
+               (long long)fc->n_labels * fc->fan_in);
+    } else {
+        const xmc_ova_config *hc = xmc_ova_get_config(ova);
+        snprintf(shape, sizeof shape, "%lldx%d", (long long)hc->n_labels, hc->dim);
+        printf("%-*s %14s %14lld  (%s)\n", w, "classifier.W", shape,
+               (long long)hc->n_labels * hc->dim, hc->dtype == XMC_DT_BF16 ? "bf16" : "fp32");
+    }
     xmc_model_stats st;
     xmc_model_get_stats(m, &st);
     printf("\nparameters: encoder %lld, classifier %lld, total %lld\n",
@@ -98,6 +110,14 @@ int cmd_info(int argc, char **argv)
            (long long)(st.encoder_params + st.head_params));
     printf("bytes: encoder %.1f MB, classifier %.1f MB (+ optimizer state on disk for resume)\n",
            (double)st.encoder_bytes / 1048576.0, (double)st.head_bytes / 1048576.0);
+    if (ffi) {
+        const xmc_ffi_config *fc = xmc_ffi_get_config(ffi);
+        printf("sparse head: %zu bytes per label (W + idx %d, optimizer state %zu); "
+               "%lld rewiring rounds, topology %s\n",
+               xmc_ffi_bytes_per_label(fc), 8 * fc->fan_in,
+               xmc_ffi_bytes_per_label(fc) - (size_t)8 * (size_t)fc->fan_in,
+               (long long)xmc_ffi_rewire_rounds(ffi), xmc_ffi_frozen(ffi) ? "frozen" : "open");
+    }
     printf("trained: %d epochs, %lld steps; labels %lld%s\n", st.epochs_done,
            (long long)st.steps_done, (long long)st.n_labels,
            xmc_model_label_names(m) ? " (names in labels.txt)" : "");

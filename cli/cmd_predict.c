@@ -183,6 +183,9 @@ int cmd_predict(int argc, char **argv)
         return cli_failf("--head is for unidec / depsl models (this one is %s)", recipe);
     if (ann && text)
         return cli_failf("--ann: give --input SPEC --out FILE (not --text)");
+    if (ann && !strcmp(recipe, "spartex"))
+        return cli_failf("--ann: not for spartex models (the HNSW indexes dense classifier "
+                         "rows; exact top-k is used without --ann)");
     xmc_model *m = NULL;
     /* Models may use the bert plug-in kind: register it before loading. */
     if (xmc_bert_encoder_register(&err) || xmc_model_load(model, 0, &m, &err))

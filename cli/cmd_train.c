@@ -31,14 +31,35 @@ int cmd_train(int argc, char **argv)
     int dim = c.dim, bottleneck = 0, layers = c.layers, epochs = c.epochs, batch = c.batch,
         bf16 = 0, threads = 0, eval_every = c.eval_every, loss_every = c.loss_every,
         stop_after = 0, resume = 0, max_len = 0;
-    int64_t seed = (int64_t)c.seed, buckets = c.buckets, max_steps = 0;
+    int64_t seed = (int64_t)c.seed, buckets = c.buckets, max_steps = 0,
+            rewire_interval = c.rewire_interval;
+    int fan_in = c.fan_in, aux_clusters = 0;
+    double aux_scale = c.aux_scale, meta_cutoff = 0;
+    double rewire_end = c.rewire_end, rewire_threshold = c.rewire_threshold,
+           rewire_fraction = c.rewire_fraction;
     double lr1 = c.lr1, lr2 = c.lr2, wd1 = c.wd1, wd2 = c.wd2, momentum = c.momentum,
            dropout = c.dropout, warmup = c.warmup, input_dropout = c.input_dropout;
     const cli_opt opts[] = {
         {"train", CLI_STR, &train, "training data spec", 1},
         {"test", CLI_STR, &test, "test data spec: P@1/3/5 and PSP@5 after epochs", 0},
         {"model", CLI_STR, &model, "model directory (created; checkpoint every epoch)", 1},
-        {"recipe", CLI_STR, &recipe, "training recipe: renee | unidec | depsl", 0},
+        {"recipe", CLI_STR, &recipe, "training recipe: renee | spartex | unidec | depsl", 0},
+        {"fan-in", CLI_INT, &fan_in, "spartex: inputs per label of the sparse head (default 64)",
+         0},
+        {"rewire-interval", CLI_I64, &rewire_interval,
+         "spartex: prune / regrow every N steps (default 100, 0 = never)", 0},
+        {"rewire-end", CLI_DOUBLE, &rewire_end,
+         "spartex: fraction of steps after which the topology is frozen (default 0.66)", 0},
+        {"rewire-threshold", CLI_DOUBLE, &rewire_threshold,
+         "spartex: initial |W| pruning threshold, cosine-decayed to 1e-4 (default 0.3)", 0},
+        {"rewire-fraction", CLI_DOUBLE, &rewire_fraction,
+         "spartex: prune this fraction of the weights per round instead (default 0)", 0},
+        {"aux-clusters", CLI_INT, &aux_clusters,
+         "spartex: meta-classifier over ~C label clusters (default 0 = off; feature sets)", 0},
+        {"aux-scale", CLI_DOUBLE, &aux_scale, "spartex: initial meta loss weight (default 0.4)",
+         0},
+        {"meta-cutoff-epoch", CLI_DOUBLE, &meta_cutoff,
+         "spartex: drop the meta-classifier after this epoch (default half the epochs)", 0},
         {"encoder", CLI_STR, &encoder,
          "sparse | bag | bert (default: sparse with features, else bag)", 0},
         {"model-dir", CLI_STR, &model_dir, "bert: Hugging Face checkpoint directory", 0},
@@ -155,6 +176,14 @@ int cmd_train(int argc, char **argv)
     c.loss_every = loss_every;
     c.stop_after = stop_after;
     c.max_steps = max_steps;
+    c.fan_in = fan_in;
+    c.rewire_interval = rewire_interval;
+    c.rewire_end = (float)rewire_end;
+    c.rewire_threshold = (float)rewire_threshold;
+    c.rewire_fraction = rewire_fraction;
+    c.aux_clusters = aux_clusters;
+    c.aux_scale = (float)aux_scale;
+    c.meta_cutoff_epoch = (float)meta_cutoff;
     xmc_error err = {0};
     /* The bert kind is a plug-in: register it before creating or resuming. */
     if (xmc_bert_encoder_register(&err) != XMC_OK)

@@ -2,7 +2,10 @@
  * training of extreme classification models", MLSys 2023) — an encoder
  * (encoder.h) trained jointly with a one-vs-all head over ALL labels
  * (head.h), the model directory, training with checkpoints and bit-identical
- * resume, and exact top-k prediction.
+ * resume, and exact top-k prediction. Recipe "spartex" (docs/spartex.md)
+ * runs the same loop with the fixed fan-in head of ffi.h (Ullah et al.,
+ * NeurIPS 2024): dynamic sparse training after each step and the optional
+ * auxiliary meta-classifier; head-eN.bin is then an xmc_ffi file.
  *
  * One training step (Renee sec. 3): E = encoder(x_batch) -> fused head pass
  * (updates W in place, returns dE) -> encoder backward -> AdamW (dense) +
@@ -19,6 +22,8 @@
  *   encoder-eN.bin     encoder weights (magic, version, shapes, CRC-32)
  *   head-eN.bin        classifier weights + its optimizer state (head.h)
  *   optim-eN.bin       encoder optimizer moments (optim.h)
+ *   meta-sN.bin        spartex --aux-clusters only, until the meta cutoff:
+ *                      the meta head (xmc_ffi_save)
  *   labels.txt         label names, one per line, when the data had them
  * Each checkpoint writes new -eN files, then replaces config.json
  * atomically, then removes the previous epoch's files: an interrupted run
@@ -33,6 +38,7 @@
 #include "xmc/core.h"
 #include "xmc/data.h"
 #include "xmc/encoder.h"
+#include "xmc/ffi.h"
 #include "xmc/head.h"
 #include "xmc/psl.h"
 
@@ -55,7 +61,8 @@ extern "C" {
 #define XMC_TRAIN_DEFAULT_DROPOUT 0.4f /* tuned on bibtex (docs/renee.md) */
 
 typedef struct xmc_train_config {
-    char recipe[16];     /* "renee", or "unidec" / "depsl" (psl.h; xmc_train_run) */
+    char recipe[16];     /* "renee", "spartex", or "unidec" / "depsl" (psl.h;
+                          * xmc_train_run) */
     char encoder[16];    /* "sparse", "bag", "bert" (after xmc_bert_encoder_register),
                           * or "" = auto (sparse with features) */
     /* Kind-specific encoder settings, xmc_encoder_config.extra: for bert
@@ -92,7 +99,33 @@ typedef struct xmc_train_config {
      * "" = none. Training runs on D ∪ Z (augment.h); test propensities and
      * the label vocabulary still come from the original D. */
     char augment[64];
+    /* Recipe "spartex" (docs/spartex.md, include/xmc/ffi.h): the Renee loop
+     * with the fixed fan-in sparse head instead of the dense one. fan_in F
+     * inputs per label (default 64, clamped to the head width); dynamic
+     * sparse training after each step with xmc_ffi_schedule_apply: rewire
+     * every rewire_interval steps (0 = never) until rewire_end (fraction of
+     * all steps, default 0.66; then the topology is frozen), pruning
+     * |W| < the cosine-decayed rewire_threshold (default 0.3), or
+     * rewire_fraction > 0 of the weights instead. */
+    int fan_in;
+    int64_t rewire_interval;
+    float rewire_end;
+    float rewire_threshold;
+    double rewire_fraction;
+    /* SPARTEX auxiliary meta-classifier (0 = off): labels clustered into
+     * about aux_clusters groups (balanced 2-means over PIFA label features,
+     * a power of two; feature datasets only), a dense meta head over the
+     * clusters trained beside the sparse one with loss (1 - alpha_t) L_main
+     * + alpha_t L_meta, alpha_t = aux_scale cosine-decayed to 0 at
+     * meta_cutoff_epoch (<= 0: half the epochs), then dropped. */
+    int aux_clusters;
+    float aux_scale;
+    float meta_cutoff_epoch;
 } xmc_train_config;
+
+#define XMC_TRAIN_DEFAULT_FAN_IN 64
+#define XMC_TRAIN_DEFAULT_REWIRE_INTERVAL 100
+#define XMC_TRAIN_DEFAULT_REWIRE_THRESHOLD 0.3f
 
 void xmc_train_config_default(xmc_train_config *c);
 
@@ -148,7 +181,10 @@ const xmc_train_config *xmc_model_config(const xmc_model *m);
 /* Label names (L lines) or NULL when the training data had none. */
 const xmc_texts *xmc_model_label_names(const xmc_model *m);
 const xmc_encoder *xmc_model_encoder(const xmc_model *m);
+/* The dense head; NULL for a spartex model (see xmc_model_ffi_head). */
 const xmc_ova *xmc_model_head(const xmc_model *m);
+/* The fixed fan-in head of a spartex model; NULL otherwise. */
+const xmc_ffi *xmc_model_ffi_head(const xmc_model *m);
 /* The config.json text of a model directory (free with xmc_free). */
 int xmc_model_read_config_text(const char *dir, char **text, xmc_error *err);
 

@@ -57,6 +57,9 @@ int xmc_ann_open(const xmc_model *m, const char *dir, const xmc_hnsw_params *pin
     if (p.metric < XMC_METRIC_IP || p.metric > XMC_METRIC_L2)
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "ann: unknown metric %d", p.metric);
     const xmc_ova *head = xmc_model_head(m);
+    if (!head) /* e.g. a SPARTEX model: its sparse rows are no dense vectors */
+        return XMC_ERR(err, XMC_EUNSUPPORTED, dir, 0,
+                       "ann: the model has no dense one-vs-all classifier to index");
     const xmc_encoder *enc = xmc_model_encoder(m);
     const xmc_ova_config *hc = xmc_ova_get_config(head);
     if (hc->dim != enc->dim)

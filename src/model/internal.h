@@ -4,12 +4,24 @@
 #define XMC_MODEL_INTERNAL_H
 
 #include "xmc/model.h"
+#include "xmc/ffi.h"
 #include "xmc/optim.h"
 
 struct xmc_model {
     xmc_train_config cfg;
     xmc_encoder *enc;
-    xmc_ova *head;
+    xmc_ova *head;          /* dense head (renee), or NULL */
+    xmc_ffi *ffi;           /* fixed fan-in head (spartex), or NULL */
+    xmc_ffi_schedule sched; /* spartex rewiring schedule (from cfg, total_steps) */
+    int64_t rewired;        /* weights rewired since the last epoch log */
+    /* spartex --aux-clusters: the meta head and its per-step buffers */
+    xmc_ffi *meta;          /* dense meta head over the clusters, or NULL */
+    int32_t *label_cluster; /* (n_labels) cluster of each label, or NULL */
+    int32_t n_clusters;
+    float *dE_meta;         /* (max_batch, dim) */
+    int64_t *aux_indptr;    /* (max_batch + 1) */
+    int32_t *aux_idx;       /* (aux_cap) */
+    int64_t aux_cap;
     xmc_texts *label_names; /* (n_labels) or NULL */
     int64_t n_labels;
     int64_t n_train;        /* training rows used (rows with a label) */
@@ -20,8 +32,32 @@ struct xmc_model {
     int max_batch;
     float *E, *dE;          /* (max_batch, dim) */
     int64_t *rows;          /* (max_batch) predict batch rows */
-    char files[3][64];      /* weight files of the loaded / last checkpoint */
+    char files[4][64];      /* encoder, head, optim, meta ("" when none) */      /* weight files of the loaded / last checkpoint */
 };
+
+/* The head, whichever kind (xmc_ova for renee, xmc_ffi for spartex): same
+ * semantics (ffi.h mirrors head.h). */
+int head_train_step(xmc_model *m, int B, const xmc_csr *Y, const int64_t *rows,
+                    const xmc_ova_hparams *hp, double *loss_out, xmc_error *err);
+int head_topk(xmc_model *m, int B, int k, int32_t *labels, float *scores, xmc_error *err);
+int head_save(const xmc_model *m, FILE *f, const char *path, xmc_error *err);
+int head_dim(const xmc_model *m);
+int64_t head_n_labels(const xmc_model *m);
+size_t head_param_bytes(const xmc_model *m);
+size_t head_state_bytes(const xmc_model *m);
+size_t head_scratch_bytes(const xmc_model *m);
+/* 1 for recipe "spartex". */
+int model_is_spartex(const xmc_train_config *c);
+/* The rewiring schedule of a spartex model from its config and total_steps. */
+void model_spartex_schedule(xmc_model *m);
+
+/* spartex --aux-clusters before training from `train` (clusters, meta head,
+ * buffers); no-op when off or past the cutoff. */
+int model_aux_setup(xmc_model *m, const xmc_dataset *train, xmc_error *err);
+/* The effective meta cutoff epoch. */
+double model_aux_cutoff(const xmc_train_config *c);
+/* Drop the meta head (after the cutoff). */
+void model_aux_drop(xmc_model *m);
 
 /* Allocate E/dE/rows for max_batch and the optimizer (with_state). */
 int model_alloc_scratch(xmc_model *m, int with_state, xmc_error *err);

@@ -34,7 +34,11 @@ static int save_enc(const void *o, FILE *f, const char *p, xmc_error *e)
 }
 static int save_head(const void *o, FILE *f, const char *p, xmc_error *e)
 {
-    return xmc_ova_save(o, f, p, e);
+    return head_save(o, f, p, e);
+}
+static int save_meta(const void *o, FILE *f, const char *p, xmc_error *e)
+{
+    return xmc_ffi_save(o, f, p, e);
 }
 static int save_opt(const void *o, FILE *f, const char *p, xmc_error *e)
 {
@@ -78,10 +82,9 @@ static cJSON *add_obj(cJSON *parent, const char *name)
     return o;
 }
 
-static char *config_json(const xmc_model *m, const char *files[3])
+static char *config_json(const xmc_model *m, const char *files[4])
 {
     const xmc_train_config *c = &m->cfg;
-    const xmc_ova_config *hc = xmc_ova_get_config(m->head);
     cJSON *root = cJSON_CreateObject();
     if (!root)
         return NULL;
@@ -104,8 +107,23 @@ static char *config_json(const xmc_model *m, const char *files[3])
     cJSON_AddNumberToObject(e, "buckets", (double)c->buckets);
     cJSON *h = add_obj(root, "head");
     cJSON_AddNumberToObject(h, "n_labels", (double)m->n_labels);
-    cJSON_AddNumberToObject(h, "dim", hc->dim);
-    cJSON_AddStringToObject(h, "dtype", hc->dtype == XMC_DT_BF16 ? "bf16" : "f32");
+    cJSON_AddNumberToObject(h, "dim", head_dim(m));
+    cJSON_AddStringToObject(h, "dtype",
+                            m->head && xmc_ova_get_config(m->head)->dtype == XMC_DT_BF16 ? "bf16"
+                                                                                     : "f32");
+    if (m->ffi) { /* spartex: the fixed fan-in head and its rewiring schedule */
+        cJSON_AddStringToObject(h, "kind", "ffi");
+        cJSON_AddNumberToObject(h, "fan_in", xmc_ffi_get_config(m->ffi)->fan_in);
+        cJSON_AddNumberToObject(h, "rewire_interval", (double)c->rewire_interval);
+        add_float(h, "rewire_end", c->rewire_end);
+        add_float(h, "rewire_threshold", c->rewire_threshold);
+        cJSON_AddNumberToObject(h, "rewire_fraction", c->rewire_fraction);
+        cJSON_AddNumberToObject(h, "aux_clusters", c->aux_clusters);
+        add_float(h, "aux_scale", c->aux_scale);
+        add_float(h, "meta_cutoff_epoch", c->meta_cutoff_epoch);
+    } else {
+        cJSON_AddStringToObject(h, "kind", "ova");
+    }
     cJSON_AddStringToObject(h, "optimizer", c->head_opt == XMC_HEAD_ADAM ? "adam" : "sgdm");
     cJSON_AddStringToObject(h, "loss", loss_name(c->loss));
     if (m->label_names)
@@ -150,6 +168,8 @@ static char *config_json(const xmc_model *m, const char *files[3])
         cJSON_AddStringToObject(fl, "optim", files[2]);
     else
         cJSON_AddNullToObject(fl, "optim");
+    if (files[3])
+        cJSON_AddStringToObject(fl, "meta", files[3]);
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     return text;
@@ -166,17 +186,17 @@ int xmc_model_read_config_text(const char *dir, char **text, xmc_error *err)
 }
 
 /* The file names the current manifest lists (to delete after replacing it). */
-static void old_files(const char *dir, char names[3][64])
+static void old_files(const char *dir, char names[4][64])
 {
-    memset(names, 0, 3 * 64);
+    memset(names, 0, 4 * 64);
     char *text = NULL;
     if (xmc_model_read_config_text(dir, &text, NULL) != XMC_OK)
         return;
     cJSON *root = cJSON_Parse(text);
     xmc_free(text);
     cJSON *fl = cJSON_GetObjectItemCaseSensitive(root, "files");
-    const char *keys[3] = {"encoder", "head", "optim"};
-    for (int i = 0; i < 3; i++) {
+    const char *keys[4] = {"encoder", "head", "optim", "meta"};
+    for (int i = 0; i < 4; i++) {
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(fl, keys[i]);
         if (cJSON_IsString(s) && !strchr(s->valuestring, '/'))
             snprintf(names[i], 64, "%s", s->valuestring);
@@ -189,21 +209,27 @@ int xmc_model_save(const xmc_model *m, const char *dir, xmc_error *err)
     int rc = xmc_mkdir_p(dir, err);
     if (rc)
         return rc;
-    char prev[3][64];
+    char prev[4][64];
     old_files(dir, prev);
-    char fenc[64], fhead[64], fopt[64], path[4096];
+    char fenc[64], fhead[64], fopt[64], fmeta[64], path[4096];
     snprintf(fenc, sizeof fenc, "encoder-s%lld.bin", (long long)m->step);
     snprintf(fhead, sizeof fhead, "head-s%lld.bin", (long long)m->step);
     snprintf(fopt, sizeof fopt, "optim-s%lld.bin", (long long)m->step);
+    snprintf(fmeta, sizeof fmeta, "meta-s%lld.bin", (long long)m->step);
     join(path, sizeof path, dir, fenc);
     if ((rc = write_file(path, save_enc, m->enc, err)))
         return rc;
     join(path, sizeof path, dir, fhead);
-    if ((rc = write_file(path, save_head, m->head, err)))
+    if ((rc = write_file(path, save_head, m, err)))
         return rc;
     if (m->opt) {
         join(path, sizeof path, dir, fopt);
         if ((rc = write_file(path, save_opt, m->opt, err)))
+            return rc;
+    }
+    if (m->meta) { /* spartex meta-classifier, until its cutoff epoch */
+        join(path, sizeof path, dir, fmeta);
+        if ((rc = write_file(path, save_meta, m->meta, err)))
             return rc;
     }
     if (m->label_names) {
@@ -211,7 +237,7 @@ int xmc_model_save(const xmc_model *m, const char *dir, xmc_error *err)
         if ((rc = xmc_texts_write(path, m->label_names, err)))
             return rc;
     }
-    const char *files[3] = {fenc, fhead, m->opt ? fopt : NULL};
+    const char *files[4] = {fenc, fhead, m->opt ? fopt : NULL, m->meta ? fmeta : NULL};
     char *text = config_json(m, files);
     if (!text)
         return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (config.json)");
@@ -225,9 +251,9 @@ int xmc_model_save(const xmc_model *m, const char *dir, xmc_error *err)
     free(text); /* cJSON's allocator */
     if (rc)
         return rc;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         if (!prev[i][0] || !strcmp(prev[i], files[0]) || !strcmp(prev[i], files[1]) ||
-            (files[2] && !strcmp(prev[i], files[2])))
+            (files[2] && !strcmp(prev[i], files[2])) || (files[3] && !strcmp(prev[i], files[3])))
             continue;
         join(path, sizeof path, dir, prev[i]);
         unlink(path); /* best effort: a stale file is harmless */
@@ -321,6 +347,18 @@ static int parse_config(const char *text, const char *path, xmc_model *m, xmc_er
     if ((rc = need_str(h, "loss", path, s, sizeof s, err)))
         goto done;
     c->loss = !strcmp(s, "sqhinge") ? XMC_LOSS_SQHINGE : XMC_LOSS_BCE;
+    if (!strcmp(c->recipe, "spartex")) {
+        NUM(h, "fan_in", c->fan_in, int);
+        NUM(h, "rewire_interval", c->rewire_interval, int64_t);
+        NUM(h, "rewire_end", c->rewire_end, float);
+        NUM(h, "rewire_threshold", c->rewire_threshold, float);
+        NUM(h, "rewire_fraction", c->rewire_fraction, double);
+        if (cJSON_IsNumber(item(h, "aux_clusters"))) {
+            NUM(h, "aux_clusters", c->aux_clusters, int);
+            NUM(h, "aux_scale", c->aux_scale, float);
+            NUM(h, "meta_cutoff_epoch", c->meta_cutoff_epoch, float);
+        }
+    }
     NUM(hp, "epochs", c->epochs, int);
     NUM(hp, "batch", c->batch, int);
     NUM(hp, "lr1", c->lr1, float);
@@ -354,7 +392,9 @@ static int parse_config(const char *text, const char *path, xmc_model *m, xmc_er
         goto done;
     if (cJSON_IsString(item(fl, "optim")))
         rc = need_str(fl, "optim", path, m->files[2], sizeof m->files[2], err);
-    for (int i = 0; i < 3 && !rc; i++)
+    if (!rc && cJSON_IsString(item(fl, "meta")))
+        rc = need_str(fl, "meta", path, m->files[3], sizeof m->files[3], err);
+    for (int i = 0; i < 4 && !rc; i++)
         if (strchr(m->files[i], '/'))
             rc = XMC_ERR(err, XMC_ECORRUPT, path, 0, "file name '%s' must not contain '/'",
                          m->files[i]);
@@ -399,19 +439,22 @@ int xmc_model_load(const char *dir, int with_state, xmc_model **out, xmc_error *
         (rc = xmc_encoder_load(f, path, &m->enc, err)))
         goto fail;
     fclose(f);
+    int spx = !strcmp(m->cfg.recipe, "spartex");
     if ((rc = open_in(dir, m->files[1], path, sizeof path, &f, err)) ||
-        (rc = xmc_ova_load(f, path, &m->head, err)))
+        (rc = spx ? xmc_ffi_load(f, path, &m->ffi, err) : xmc_ova_load(f, path, &m->head, err)))
         goto fail;
     fclose(f);
     f = NULL;
-    if (xmc_ova_get_config(m->head)->n_labels != m->n_labels ||
-        xmc_ova_get_config(m->head)->dim != m->enc->dim) {
+    if (head_n_labels(m) != m->n_labels || head_dim(m) != m->enc->dim ||
+        (spx && xmc_ffi_get_config(m->ffi)->fan_in != m->cfg.fan_in)) {
         rc = XMC_ERR(err, XMC_ECORRUPT, cpath, 0,
                      "head has %lld labels x %d dims, config says %lld x %d",
-                     (long long)xmc_ova_get_config(m->head)->n_labels,
-                     xmc_ova_get_config(m->head)->dim, (long long)m->n_labels, m->enc->dim);
+                     (long long)head_n_labels(m), head_dim(m), (long long)m->n_labels,
+                     m->enc->dim);
         goto fail;
     }
+    if (spx)
+        model_spartex_schedule(m);
     m->max_batch = m->cfg.batch;
     if (m->enc->cfg.max_batch < m->max_batch)
         m->max_batch = m->enc->cfg.max_batch;
@@ -427,6 +470,14 @@ int xmc_model_load(const char *dir, int with_state, xmc_model **out, xmc_error *
             goto fail;
         fclose(f);
         f = NULL;
+        /* The meta head (its clusters are recomputed from the training data). */
+        if (spx && m->files[3][0]) {
+            if ((rc = open_in(dir, m->files[3], path, sizeof path, &f, err)) ||
+                (rc = xmc_ffi_load(f, path, &m->meta, err)))
+                goto fail;
+            fclose(f);
+            f = NULL;
+        }
     }
     if (has_labels) {
         join(path, sizeof path, dir, "labels.txt");

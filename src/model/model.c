@@ -17,6 +17,8 @@
 #include <string.h>
 
 #include "internal.h"
+#include "xmc/augment.h"
+#include "xmc/cluster.h"
 
 void xmc_train_config_default(xmc_train_config *c)
 {
@@ -41,6 +43,182 @@ void xmc_train_config_default(xmc_train_config *c)
     c->seed = 1;
     c->eval_every = 1;
     c->loss_every = 10;
+    c->fan_in = XMC_TRAIN_DEFAULT_FAN_IN;
+    c->rewire_interval = XMC_TRAIN_DEFAULT_REWIRE_INTERVAL;
+    c->rewire_end = (float)XMC_FFI_DEFAULT_REWIRE_END_FRAC;
+    c->rewire_threshold = XMC_TRAIN_DEFAULT_REWIRE_THRESHOLD;
+    c->rewire_fraction = 0;
+    c->aux_clusters = 0;
+    c->aux_scale = (float)XMC_FFI_DEFAULT_AUX_SCALE;
+    c->meta_cutoff_epoch = 0;
+}
+
+double model_aux_cutoff(const xmc_train_config *c)
+{
+    if (c->meta_cutoff_epoch > 0)
+        return c->meta_cutoff_epoch;
+    return c->epochs >= 2 ? (double)(c->epochs / 2) : 1.0;
+}
+
+void model_aux_drop(xmc_model *m)
+{
+    xmc_ffi_free(m->meta);
+    m->meta = NULL;
+    xmc_free(m->label_cluster);
+    xmc_free_aligned(m->dE_meta);
+    xmc_free(m->aux_indptr);
+    xmc_free(m->aux_idx);
+    m->label_cluster = NULL;
+    m->dE_meta = NULL;
+    m->aux_indptr = NULL;
+    m->aux_idx = NULL;
+    m->aux_cap = 0;
+    m->n_clusters = 0;
+}
+
+int model_aux_setup(xmc_model *m, const xmc_dataset *train, xmc_error *err)
+{
+    const xmc_train_config *c = &m->cfg;
+    if (!m->ffi || c->aux_clusters <= 0 || (double)m->epochs_done >= model_aux_cutoff(c)) {
+        if (m->meta)
+            model_aux_drop(m);
+        return XMC_OK;
+    }
+    if (m->label_cluster)
+        return XMC_OK;
+    if (!train->X)
+        return XMC_ERR(err, XMC_EUNSUPPORTED, train->spec, 0,
+                       "--aux-clusters: labels are clustered on PIFA features, which need a "
+                       "feature set (this one has texts only)");
+    double t0 = xmc_now();
+    xmc_csr *Z = NULL;
+    xmc_clusters *cl = NULL;
+    int rc = xmc_augment_pifa(train->X, train->Y, &Z, err);
+    if (rc)
+        return rc;
+    xmc_cluster_params cp;
+    xmc_cluster_params_default(&cp);
+    cp.max_leaf = (Z->nrows + c->aux_clusters - 1) / c->aux_clusters;
+    if (cp.max_leaf < 1)
+        cp.max_leaf = 1;
+    cp.seed = c->seed;
+    rc = xmc_cluster_balanced_csr(Z, &cp, &cl, err);
+    xmc_csr_free(Z);
+    if (rc)
+        return rc;
+    int64_t maxrow = 1;
+    for (int64_t i = 0; i < train->Y->nrows; i++) {
+        int64_t r = train->Y->indptr[i + 1] - train->Y->indptr[i];
+        maxrow = r > maxrow ? r : maxrow;
+    }
+    m->n_clusters = (int32_t)cl->n_clusters;
+    m->aux_cap = (int64_t)m->max_batch * (maxrow < m->n_clusters ? maxrow : m->n_clusters);
+    size_t dim = (size_t)m->enc->dim;
+    m->label_cluster = xmc_malloc((size_t)(m->n_labels > 0 ? m->n_labels : 1) * sizeof(int32_t));
+    m->dE_meta = xmc_malloc_aligned((size_t)m->max_batch * dim * sizeof(float));
+    m->aux_indptr = xmc_malloc((size_t)(m->max_batch + 1) * sizeof(int64_t));
+    m->aux_idx = xmc_malloc((size_t)m->aux_cap * sizeof(int32_t));
+    if (!m->label_cluster || !m->dE_meta || !m->aux_indptr || !m->aux_idx) {
+        xmc_clusters_free(cl);
+        model_aux_drop(m);
+        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (meta-classifier)");
+    }
+    /* Labels beyond the training width (none seen) go to cluster 0. */
+    for (int64_t l = 0; l < m->n_labels; l++)
+        m->label_cluster[l] = l < cl->n ? cl->assign[l] : 0;
+    xmc_clusters_free(cl);
+    if (!m->meta) {
+        xmc_ffi_config fc;
+        memset(&fc, 0, sizeof fc);
+        fc.n_labels = m->n_clusters;
+        fc.d_in = (int)dim;
+        fc.fan_in = (int)dim; /* fan_in == d_in: an exact dense head */
+        fc.dtype = XMC_DT_F32;
+        fc.opt = c->head_opt;
+        fc.max_batch = m->max_batch;
+        fc.seed = c->seed + 1;
+        if ((rc = xmc_ffi_create(&fc, &m->meta, err))) {
+            model_aux_drop(m);
+            return rc;
+        }
+    } else if (xmc_ffi_get_config(m->meta)->n_labels != m->n_clusters ||
+               xmc_ffi_get_config(m->meta)->d_in != (int)dim) {
+        int64_t got = xmc_ffi_get_config(m->meta)->n_labels;
+        model_aux_drop(m);
+        return XMC_ERR(err, XMC_ECORRUPT, NULL, 0,
+                       "meta head has %lld clusters, the training data gives %d",
+                       (long long)got, (int)m->n_clusters);
+    }
+    xmc_log(XMC_LOG_INFO,
+            "meta-classifier: %d label clusters (PIFA, balanced 2-means) in %.2fs, dense head "
+            "%.1f MB, aux scale %.2f until epoch %.2f", (int)m->n_clusters, xmc_now() - t0,
+            (double)xmc_ffi_bytes(m->meta) / 1048576.0, (double)c->aux_scale,
+            model_aux_cutoff(c));
+    return XMC_OK;
+}
+
+int model_is_spartex(const xmc_train_config *c) { return !strcmp(c->recipe, "spartex"); }
+
+void model_spartex_schedule(xmc_model *m)
+{
+    memset(&m->sched, 0, sizeof m->sched);
+    m->sched.total_steps = m->total_steps;
+    m->sched.rewire_interval = m->cfg.rewire_interval;
+    m->sched.rewire_end = (int64_t)((double)m->cfg.rewire_end * (double)m->total_steps);
+    if (m->sched.rewire_end <= 0) { /* 0 would mean the 0.66 default: freeze at once */
+        m->sched.rewire_end = 1;
+        if (m->cfg.rewire_end <= 0)
+            m->sched.rewire_interval = 0;
+    }
+    m->sched.rewire_threshold = m->cfg.rewire_threshold;
+    m->sched.rewire_fraction = m->cfg.rewire_fraction;
+}
+
+int head_train_step(xmc_model *m, int B, const xmc_csr *Y, const int64_t *rows,
+                    const xmc_ova_hparams *hp, double *loss_out, xmc_error *err)
+{
+    if (m->ffi)
+        return xmc_ffi_train_step(m->ffi, m->E, B, Y, rows, hp, m->dE, loss_out, err);
+    return xmc_ova_train_step(m->head, m->E, B, Y, rows, hp, m->dE, loss_out, err);
+}
+
+int head_topk(xmc_model *m, int B, int k, int32_t *labels, float *scores, xmc_error *err)
+{
+    if (m->ffi)
+        return xmc_ffi_topk(m->ffi, m->E, B, k, labels, scores, err);
+    return xmc_ova_topk(m->head, m->E, B, k, labels, scores, err);
+}
+
+int head_save(const xmc_model *m, FILE *f, const char *path, xmc_error *err)
+{
+    if (m->ffi)
+        return xmc_ffi_save(m->ffi, f, path, err);
+    return xmc_ova_save(m->head, f, path, err);
+}
+
+int head_dim(const xmc_model *m)
+{
+    return m->ffi ? xmc_ffi_get_config(m->ffi)->d_in : xmc_ova_get_config(m->head)->dim;
+}
+
+int64_t head_n_labels(const xmc_model *m)
+{
+    return m->ffi ? xmc_ffi_get_config(m->ffi)->n_labels : xmc_ova_get_config(m->head)->n_labels;
+}
+
+size_t head_param_bytes(const xmc_model *m)
+{
+    return m->ffi ? xmc_ffi_param_bytes(m->ffi) : xmc_ova_param_bytes(m->head);
+}
+
+size_t head_state_bytes(const xmc_model *m)
+{
+    return m->ffi ? xmc_ffi_state_bytes(m->ffi) : xmc_ova_state_bytes(m->head);
+}
+
+size_t head_scratch_bytes(const xmc_model *m)
+{
+    return m->ffi ? xmc_ffi_scratch_bytes(m->ffi) : xmc_ova_scratch_bytes(m->head);
 }
 
 int64_t model_plan_steps(const xmc_train_config *c, int64_t n_train)
@@ -54,9 +232,9 @@ int64_t model_plan_steps(const xmc_train_config *c, int64_t n_train)
 
 static int check_config(const xmc_train_config *c, xmc_error *err)
 {
-    if (strcmp(c->recipe, "renee") != 0)
+    if (strcmp(c->recipe, "renee") != 0 && strcmp(c->recipe, "spartex") != 0)
         return XMC_ERR(err, XMC_EINVAL, NULL, 0,
-                       "unknown recipe '%s' (expected renee, unidec or depsl)",
+                       "unknown recipe '%s' (expected renee, spartex, unidec or depsl)",
                        c->recipe);
     if (c->encoder[0] && !xmc_encoder_find(c->encoder))
         return XMC_ERR(err, XMC_EINVAL, NULL, 0,
@@ -213,16 +391,39 @@ int xmc_model_create(const xmc_train_config *cfg, const xmc_dataset *train, xmc_
         goto fail;
     if (is_bert) /* the width is the checkpoint's hidden size, not --dim */
         m->cfg.dim = m->enc->base_dim;
-    xmc_ova_config hc;
-    memset(&hc, 0, sizeof hc);
-    hc.n_labels = train->n_labels;
-    hc.dim = m->enc->dim;
-    hc.dtype = cfg->bf16 ? XMC_DT_BF16 : XMC_DT_F32;
-    hc.opt = cfg->head_opt;
-    hc.max_batch = cfg->batch;
-    hc.seed = cfg->seed;
-    if ((rc = xmc_ova_create(&hc, &m->head, err)) != XMC_OK)
-        goto fail;
+    if (model_is_spartex(&m->cfg)) {
+        if (cfg->bf16) {
+            rc = XMC_ERR(err, XMC_EUNSUPPORTED, NULL, 0,
+                         "recipe spartex: --bf16 is not supported (fp32 sparse head)");
+            goto fail;
+        }
+        if (m->cfg.fan_in <= 0)
+            m->cfg.fan_in = XMC_TRAIN_DEFAULT_FAN_IN;
+        if (m->cfg.fan_in > m->enc->dim) /* F = d is the dense layer */
+            m->cfg.fan_in = m->enc->dim;
+        xmc_ffi_config fc;
+        memset(&fc, 0, sizeof fc);
+        fc.n_labels = train->n_labels;
+        fc.d_in = m->enc->dim;
+        fc.fan_in = m->cfg.fan_in;
+        fc.dtype = XMC_DT_F32;
+        fc.opt = cfg->head_opt;
+        fc.max_batch = cfg->batch;
+        fc.seed = cfg->seed;
+        if ((rc = xmc_ffi_create(&fc, &m->ffi, err)) != XMC_OK)
+            goto fail;
+    } else {
+        xmc_ova_config hc;
+        memset(&hc, 0, sizeof hc);
+        hc.n_labels = train->n_labels;
+        hc.dim = m->enc->dim;
+        hc.dtype = cfg->bf16 ? XMC_DT_BF16 : XMC_DT_F32;
+        hc.opt = cfg->head_opt;
+        hc.max_batch = cfg->batch;
+        hc.seed = cfg->seed;
+        if ((rc = xmc_ova_create(&hc, &m->head, err)) != XMC_OK)
+            goto fail;
+    }
     if ((rc = model_alloc_scratch(m, 1, err)) != XMC_OK)
         goto fail;
     if (train->label_names) {
@@ -244,6 +445,8 @@ int xmc_model_create(const xmc_train_config *cfg, const xmc_dataset *train, xmc_
         used += train->Y->indptr[i + 1] > train->Y->indptr[i];
     m->n_train = used;
     m->total_steps = model_plan_steps(&m->cfg, used);
+    if (m->ffi)
+        model_spartex_schedule(m);
     *out = m;
     return XMC_OK;
 fail:
@@ -257,6 +460,8 @@ void xmc_model_free(xmc_model *m)
         return;
     xmc_encoder_free(m->enc);
     xmc_ova_free(m->head);
+    xmc_ffi_free(m->ffi);
+    model_aux_drop(m);
     xmc_texts_free(m->label_names);
     xmc_enc_optim_free(m->opt);
     xmc_free_aligned(m->E);
@@ -294,8 +499,30 @@ int xmc_model_step(xmc_model *m, const xmc_enc_data *d, const xmc_csr *Y, const 
     hp.eps = XMC_ADAM_DEFAULT_EPS;
     hp.loss = m->cfg.loss;
     hp.step = t;
-    if ((rc = xmc_ova_train_step(m->head, m->E, B, Y, rows, &hp, m->dE, loss_out, err)))
+    double alpha = 0;
+    if (m->meta && m->label_cluster) {
+        int64_t per_epoch = (m->n_train + m->cfg.batch - 1) / m->cfg.batch;
+        double epoch = (double)(t - 1) / (double)(per_epoch > 0 ? per_epoch : 1);
+        alpha = xmc_ffi_aux_alpha(m->cfg.aux_scale, epoch, model_aux_cutoff(&m->cfg));
+    }
+    if (alpha > 0) {
+        /* (1 - alpha) L_main + alpha L_meta; dE summed over both heads. */
+        if ((rc = xmc_ffi_aux_targets(Y, rows, B, m->label_cluster, m->n_labels, m->n_clusters,
+                                      m->aux_indptr, m->aux_idx, m->aux_cap, err)))
+            return rc;
+        xmc_csr T = {.nrows = B, .ncols = m->n_clusters, .indptr = m->aux_indptr,
+                     .indices = m->aux_idx, .values = NULL, .owner = NULL};
+        if ((rc = xmc_ffi_train_step_ex(m->ffi, m->E, B, Y, rows, &hp, (float)(1 - alpha),
+                                        m->dE, loss_out, err)) ||
+            (rc = xmc_ffi_train_step_ex(m->meta, m->E, B, &T, NULL, &hp, (float)alpha,
+                                        m->dE_meta, NULL, err)))
+            return rc;
+        const size_t nd = (size_t)B * (size_t)m->enc->dim;
+        for (size_t i = 0; i < nd; i++)
+            m->dE[i] += m->dE_meta[i];
+    } else if ((rc = head_train_step(m, B, Y, rows, &hp, loss_out, err))) {
         return rc;
+    }
     xmc_encoder_zero_grad(m->enc);
     if ((rc = xmc_encoder_backward(m->enc, m->dE, B, err)))
         return rc;
@@ -303,6 +530,12 @@ int xmc_model_step(xmc_model *m, const xmc_enc_data *d, const xmc_csr *Y, const 
                           XMC_ADAM_DEFAULT_BETA2, XMC_ADAM_DEFAULT_EPS, m->cfg.wd2, t};
     xmc_enc_optim_step(m->opt, m->enc, &a, &a);
     m->step = t;
+    if (m->ffi) { /* dynamic sparse training: rewire when due, freeze at the end */
+        int64_t pruned = 0;
+        if ((rc = xmc_ffi_schedule_apply(m->ffi, &m->sched, t, &pruned, err)))
+            return rc;
+        m->rewired += pruned;
+    }
     return XMC_OK;
 }
 
@@ -317,8 +550,8 @@ int xmc_model_topk(xmc_model *m, const xmc_enc_data *d, int k, int32_t *labels, 
             m->rows[i] = r0 + i;
         int rc = xmc_encoder_forward(m->enc, d, m->rows, B, 0, m->E, err);
         if (!rc)
-            rc = xmc_ova_topk(m->head, m->E, B, k, labels + (size_t)r0 * (size_t)k,
-                              scores + (size_t)r0 * (size_t)k, err);
+            rc = head_topk(m, B, k, labels + (size_t)r0 * (size_t)k,
+                           scores + (size_t)r0 * (size_t)k, err);
         if (rc)
             return rc;
     }
@@ -430,11 +663,12 @@ void xmc_model_get_stats(const xmc_model *m, xmc_model_stats *s)
     s->n_inputs = m->enc->cfg.n_inputs;
     s->dim = m->enc->dim;
     s->encoder_params = xmc_encoder_param_count(m->enc);
-    s->head_params = m->n_labels * (int64_t)m->enc->dim;
+    s->head_params = m->n_labels * (int64_t)(m->ffi ? xmc_ffi_get_config(m->ffi)->fan_in
+                                                      : m->enc->dim);
     s->encoder_bytes = (size_t)s->encoder_params * sizeof(float);
-    s->head_bytes = xmc_ova_param_bytes(m->head);
-    s->optim_bytes = (m->opt ? xmc_enc_optim_bytes(m->opt) : 0) + xmc_ova_state_bytes(m->head);
-    s->scratch_bytes = xmc_encoder_bytes(m->enc) - s->encoder_bytes + xmc_ova_scratch_bytes(m->head) +
+    s->head_bytes = head_param_bytes(m);
+    s->optim_bytes = (m->opt ? xmc_enc_optim_bytes(m->opt) : 0) + head_state_bytes(m);
+    s->scratch_bytes = xmc_encoder_bytes(m->enc) - s->encoder_bytes + head_scratch_bytes(m) +
                        2 * (size_t)m->max_batch * (size_t)m->enc->dim * sizeof(float);
     s->epochs_done = m->epochs_done;
     s->steps_done = m->step;
@@ -444,3 +678,4 @@ const xmc_train_config *xmc_model_config(const xmc_model *m) { return &m->cfg; }
 const xmc_texts *xmc_model_label_names(const xmc_model *m) { return m->label_names; }
 const xmc_encoder *xmc_model_encoder(const xmc_model *m) { return m->enc; }
 const xmc_ova *xmc_model_head(const xmc_model *m) { return m->head; }
+const xmc_ffi *xmc_model_ffi_head(const xmc_model *m) { return m->ffi; }

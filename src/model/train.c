@@ -78,6 +78,8 @@ int model_train_ex(xmc_model *m, const xmc_dataset *train, const xmc_dataset *pr
         rc = XMC_ERR(err, XMC_EINVAL, train->spec, 0, "no training row has a label");
         goto done;
     }
+    if ((rc = model_aux_setup(m, train, err)))
+        goto done;
     if (test) {
         inv_prop = xmc_malloc((size_t)test->Y->ncols * sizeof(double));
         if (!inv_prop) {
@@ -105,6 +107,9 @@ int model_train_ex(xmc_model *m, const xmc_dataset *train, const xmc_dataset *pr
         snprintf(dims, sizeof dims, "%d -> bottleneck %d", c->dim, c->bottleneck);
     else
         snprintf(dims, sizeof dims, "%d", c->dim);
+    if (m->ffi)
+        snprintf(dims + strlen(dims), sizeof dims - strlen(dims), " -> sparse head F=%d",
+                 xmc_ffi_get_config(m->ffi)->fan_in);
     xmc_log(XMC_LOG_INFO,
             "model: %s encoder %lld inputs -> %s, %lld labels; %lld train rows "
             "(%lld labelled), batch %d, %lld steps planned; inputs prepared in %.2fs",
@@ -184,6 +189,20 @@ int model_train_ex(xmc_model *m, const xmc_dataset *train, const xmc_dataset *pr
             xmc_log(XMC_LOG_INFO, "epoch %d/%d: loss %.4f, %.1fs (%.0f ex/s)", m->epochs_done,
                     c->epochs, loss_n ? loss_sum / loss_n : 0.0, dt,
                     (double)n / (dt > 0 ? dt : 1e-9));
+        }
+        if (m->ffi) {
+            xmc_log(XMC_LOG_INFO,
+                    "epoch %d/%d: sparse head F=%d: %lld weights rewired this epoch, %lld "
+                    "rewiring rounds so far, topology %s", m->epochs_done, c->epochs,
+                    xmc_ffi_get_config(m->ffi)->fan_in, (long long)m->rewired,
+                    (long long)xmc_ffi_rewire_rounds(m->ffi),
+                    xmc_ffi_frozen(m->ffi) ? "frozen" : "rewiring");
+            m->rewired = 0;
+        }
+        if (m->meta && (double)m->epochs_done >= model_aux_cutoff(c)) {
+            model_aux_drop(m);
+            xmc_log(XMC_LOG_INFO, "epoch %d/%d: meta-classifier dropped (cutoff epoch %.2f)",
+                    m->epochs_done, c->epochs, model_aux_cutoff(c));
         }
         if (dir) {
             if ((rc = xmc_model_save(m, dir, err)))
@@ -302,9 +321,20 @@ int xmc_train_run(const xmc_train_config *cfg, const char *dir, int resume, xmc_
             xmc_set_threads(cfg->threads);
         return run_unidec(cfg, dir, err);
     }
-    if (!resume && strcmp(cfg->recipe, "renee") != 0) /* before loading any data */
+    if (!resume && strcmp(cfg->recipe, "renee") != 0 &&
+        strcmp(cfg->recipe, "spartex") != 0) /* before loading any data */
         return XMC_ERR(err, XMC_EINVAL, NULL, 0,
-                       "unknown recipe '%s' (expected renee, unidec or depsl)", cfg->recipe);
+                       "unknown recipe '%s' (expected renee, spartex, unidec or depsl)",
+                       cfg->recipe);
+    if (!resume && model_is_spartex(cfg) &&
+        (cfg->fan_in < 1 || cfg->rewire_interval < 0 || cfg->rewire_end < 0 ||
+         cfg->rewire_end > 1 || !(cfg->rewire_threshold >= 0) || !(cfg->rewire_fraction >= 0) ||
+         cfg->rewire_fraction >= 1 || cfg->aux_clusters < 0 || !(cfg->aux_scale >= 0) ||
+         cfg->aux_scale >= 1))
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0,
+                       "recipe spartex: expected --fan-in >= 1, --rewire-interval >= 0, "
+                       "--rewire-end in [0, 1], --rewire-threshold >= 0, --rewire-fraction "
+                       "in [0, 1), --aux-clusters >= 0, --aux-scale in [0, 1)");
     xmc_model *m = NULL;
     xmc_dataset *train = NULL, *test = NULL, *aug = NULL;
     xmc_csr *label_feat = NULL;

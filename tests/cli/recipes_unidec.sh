@@ -56,9 +56,9 @@ grep -q "^xmc: .*only the DE head" "$T/err" || fail "message: $(cat "$T/err")"
 if "$XMC" train --train "$T/data/trn" --model "$T/unidec" --resume 2> "$T/err"; then
   fail "unidec --resume succeeded"; fi
 grep -q "^xmc: .*resume is not supported" "$T/err" || fail "resume message: $(cat "$T/err")"
-if "$XMC" train --recipe spartex --train "$T/data/trn" --model "$T/x" 2> "$T/err"; then
+if "$XMC" train --recipe nosuch --train "$T/data/trn" --model "$T/x" 2> "$T/err"; then
   fail "unknown recipe succeeded"; fi
-grep -q "^xmc: .*spartex" "$T/err" || fail "unknown recipe message: $(cat "$T/err")"
+grep -q "^xmc: .*nosuch" "$T/err" || fail "unknown recipe message: $(cat "$T/err")"
 if "$XMC" train --recipe unidec --train "$T/data/trn" --model "$T/x" --augment self \
   2> "$T/err"; then fail "unidec --augment succeeded"; fi
 grep -q "^xmc: .*renee" "$T/err" || fail "unidec --augment message: $(cat "$T/err")"
