@@ -128,7 +128,9 @@ static void test_fraction_prune_regrow(void **state)
         snap s = take(h);
         int64_t np = -1;
         xmc_error e = {0};
+        uint64_t a0 = xmc_mem_alloc_count();
         assert_int_equal(xmc_ffi_rewire(h, 0.3, 0, &np, &e), XMC_OK);
+        assert_int_equal(xmc_mem_alloc_count(), a0); /* scratch sized at create */
         int64_t K = llround(0.3 * (double)(L * F));
         assert_int_equal(np, K);
         check_rows(h);

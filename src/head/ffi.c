@@ -255,6 +255,13 @@ int ffi_create(const xmc_ffi_config *cfg, int init, xmc_ffi **out, xmc_error *er
                      scratch_size(&c, h->threads, h->btile));
         goto fail;
     }
+    h->rewire_bytes = ffi_rewire_bytes(&c, h->threads);
+    h->rewire_scr = xmc_malloc_aligned(h->rewire_bytes);
+    if (!h->rewire_scr) {
+        rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0,
+                     "ffi: out of memory for %zu bytes of rewiring scratch", h->rewire_bytes);
+        goto fail;
+    }
     if (init && (rc = init_params(h, err)) != XMC_OK)
         goto fail;
     *out = h;
@@ -275,12 +282,16 @@ void xmc_ffi_free(xmc_ffi *h)
         return;
     xmc_free_aligned(h->block);
     xmc_arena_free(h->arena);
+    xmc_free_aligned(h->rewire_scr);
     xmc_free(h);
 }
 
 const xmc_ffi_config *xmc_ffi_get_config(const xmc_ffi *h) { return &h->cfg; }
 
-size_t xmc_ffi_scratch_bytes(const xmc_ffi *h) { return xmc_arena_capacity(h->arena); }
+size_t xmc_ffi_scratch_bytes(const xmc_ffi *h)
+{
+    return xmc_arena_capacity(h->arena) + h->rewire_bytes;
+}
 
 size_t xmc_ffi_param_bytes(const xmc_ffi *h)
 {
@@ -305,12 +316,19 @@ int xmc_ffi_reserve(xmc_ffi *h, int max_batch, xmc_error *err)
     c.max_batch = max_batch;
     int T = xmc_get_threads() < 1 ? 1 : xmc_get_threads();
     size_t bytes = scratch_size(&c, T, h->btile);
+    size_t rbytes = ffi_rewire_bytes(&c, T);
     xmc_arena *a = xmc_arena_create(bytes);
-    if (!a)
+    void *rs = a ? xmc_malloc_aligned(rbytes) : NULL;
+    if (!rs) {
+        xmc_arena_free(a);
         return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "ffi: out of memory for %zu bytes of scratch",
-                       bytes);
+                       bytes + rbytes);
+    }
     xmc_arena_free(h->arena);
     h->arena = a;
+    xmc_free_aligned(h->rewire_scr);
+    h->rewire_scr = rs;
+    h->rewire_bytes = rbytes;
     h->cfg.max_batch = max_batch;
     h->threads = T;
     return XMC_OK;

@@ -35,6 +35,8 @@ struct xmc_ffi {
     int threads;     /* OpenMP threads used (scratch sized for them) */
     int btile;       /* Bt: batch columns per tile (multiple of 16) */
     xmc_arena *arena; /* per-step scratch */
+    void *rewire_scr; /* rewiring scratch, ffi_rewire_bytes() at create/reserve */
+    size_t rewire_bytes;
     int frozen;      /* topology frozen: rewiring refused */
     int64_t rounds;  /* rewiring rounds done (seeds the next one) */
     int64_t steps;   /* train steps taken */
@@ -82,6 +84,9 @@ const ffi_kernels *ffi_kernels_best(void);
 int ffi_create(const xmc_ffi_config *cfg, int init, xmc_ffi **out, xmc_error *err);
 /* Validate a config, filling defaults into *c (XMC_EINVAL / EUNSUPPORTED). */
 int ffi_config_check(const xmc_ffi_config *in, xmc_ffi_config *c, xmc_error *err);
+/* Bytes of rewiring scratch for `threads` threads (xmc_ffi_rewire allocates
+ * nothing; the head holds this from create/load/reserve). */
+size_t ffi_rewire_bytes(const xmc_ffi_config *c, int threads);
 /* Batch tile width for a config. */
 int ffi_btile(int d_in);
 /* Draw F distinct values of [0, d) not marked in `used` (a d-bit bitmap,

@@ -16,9 +16,12 @@
  * round, global label id) among the inputs it did not use before the call;
  * new weights and their optimizer state are 0; the row is re-sorted by a
  * merge of the kept (sorted) and new (read sorted from a bitmap) entries.
- * Memory: T (65536 x 8 x 2 + O(d + F)) bytes of scratch, allocated per call
- * (rewiring is not a train step).
+ * Memory: max(T x 65536 x 8, T x O(d + F)) bytes of scratch (the histograms,
+ * then the per-thread regrowth buffers reuse the same block), sized at
+ * create/load/reserve (ffi_rewire_bytes) so a rewiring round inside training
+ * allocates nothing.
  */
+#include <assert.h>
 #include <math.h>
 #include <string.h>
 
@@ -45,6 +48,23 @@ static inline uint32_t key_of(float w)
 }
 
 static size_t a64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+static int rewire_threads(int threads) { return threads < MAX_THREADS ? threads : MAX_THREADS; }
+
+/* Per-thread regrowth buffers: used, newmap (d bits each), free_list (d),
+ * tmp_i, tmp_w, tmp_m, tmp_v, fresh (F each), mark (F bytes). */
+static size_t regrow_bytes(int d, int F)
+{
+    const size_t words = ((size_t)d + 63) / 64;
+    return a64(words * 8) * 2 + a64((size_t)d * 4) + a64((size_t)F * 4) * 5 + a64((size_t)F);
+}
+
+size_t ffi_rewire_bytes(const xmc_ffi_config *c, int threads)
+{
+    const size_t T = (size_t)rewire_threads(threads < 1 ? 1 : threads);
+    const size_t hist = T * NBINS * 8, regrow = T * regrow_bytes(c->d_in, c->fan_in);
+    return hist > regrow ? hist : regrow;
+}
 
 /* Regrow the pruned slots (mark[k] = 1) of label u and re-sort its row. */
 static void regrow_label(xmc_ffi *h, int64_t u, const unsigned char *mark, int p, uint64_t seed,
@@ -115,7 +135,7 @@ int xmc_ffi_rewire(xmc_ffi *h, double fraction, float threshold, int64_t *n_prun
         return XMC_ERR(err, XMC_EINVAL, NULL, 0,
                        "ffi: prune threshold must be finite and >= 0, got %g", (double)threshold);
     const int F = h->cfg.fan_in, d = h->cfg.d_in, words = (d + 63) / 64;
-    int T = h->threads < MAX_THREADS ? h->threads : MAX_THREADS;
+    const int T = rewire_threads(h->threads);
     const int64_t L = h->cfg.n_labels;
     const int64_t LF = L * F;
     const float *Wall = h->W;
@@ -129,9 +149,8 @@ int xmc_ffi_rewire(xmc_ffi *h, double fraction, float threshold, int64_t *n_prun
             h->rounds++;
             return XMC_OK;
         }
-        uint64_t *hist = xmc_calloc((size_t)T * NBINS, 8);
-        if (!hist)
-            return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "ffi: out of memory for rewiring");
+        assert(h->rewire_bytes >= (size_t)T * NBINS * 8);
+        uint64_t *hist = h->rewire_scr;
         /* Pass 0 bins the top 16 bits of every key; pass 1 the low 16 bits
          * of the keys in the bin holding the K-th smallest. `cum` counts the
          * keys below the current bin. */
@@ -167,19 +186,16 @@ int xmc_ffi_rewire(xmc_ffi *h, double fraction, float threshold, int64_t *n_prun
             else
                 lbin = bin;
         }
-        xmc_free(hist);
         kth = (hbin << 16) | lbin;
         ties = K - cum; /* cum = number of keys < kth */
     } else {
         kth = key_of(threshold);
     }
 
-    size_t per = a64((size_t)words * 8) * 2 + a64((size_t)d * 4) + a64((size_t)F * 4) * 5 +
-                 a64((size_t)F);
+    const size_t per = regrow_bytes(d, F);
     int64_t eq[MAX_THREADS], pruned[MAX_THREADS];
-    unsigned char *scr = xmc_malloc_aligned(per * (size_t)T);
-    if (!scr)
-        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "ffi: out of memory for rewiring");
+    assert(h->rewire_bytes >= per * (size_t)T);
+    unsigned char *scr = h->rewire_scr;
     const uint64_t seed =
         h->cfg.seed ^ REWIRE_TAG ^ ((uint64_t)(h->rounds + 1) * 0x9e3779b97f4a7c15ull);
     int used_T = 1;
@@ -235,7 +251,6 @@ int xmc_ffi_rewire(xmc_ffi *h, double fraction, float threshold, int64_t *n_prun
         }
         pruned[t] = np;
     }
-    xmc_free_aligned(scr);
     int64_t total = 0;
     for (int t = 0; t < used_T; t++)
         total += pruned[t];

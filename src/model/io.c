@@ -45,8 +45,12 @@ static int save_opt(const void *o, FILE *f, const char *p, xmc_error *e)
     return xmc_enc_optim_save(o, f, p, e);
 }
 
-static int write_file(const char *path, save_fn fn, const void *obj, xmc_error *err)
+/* dir/name through xmc_outfile (temp + fsync + rename). */
+static int write_file(const char *dir, const char *name, save_fn fn, const void *obj,
+                      xmc_error *err)
 {
+    char path[4096];
+    join(path, sizeof path, dir, name);
     xmc_outfile o;
     int rc = xmc_outfile_open(&o, path, err);
     if (rc)
@@ -56,6 +60,35 @@ static int write_file(const char *path, save_fn fn, const void *obj, xmc_error *
         return rc;
     }
     return xmc_outfile_commit(&o, err);
+}
+
+/* labels.txt, when there are label names. */
+static int write_labels(const char *dir, const xmc_texts *names, xmc_error *err)
+{
+    char path[4096];
+    if (!names)
+        return XMC_OK;
+    join(path, sizeof path, dir, "labels.txt");
+    return xmc_texts_write(path, names, err);
+}
+
+/* config.json, the manifest, from cJSON-printed `text` (NULL: out of memory),
+ * which this frees. */
+static int write_manifest(const char *dir, char *text, xmc_error *err)
+{
+    char path[4096];
+    if (!text)
+        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (config.json)");
+    join(path, sizeof path, dir, XMC_MODEL_CONFIG);
+    xmc_outfile o;
+    int rc = xmc_outfile_open(&o, path, err);
+    if (rc == XMC_OK) {
+        fputs(text, o.fp);
+        fputc('\n', o.fp);
+        rc = xmc_outfile_commit(&o, err);
+    }
+    free(text); /* cJSON's allocator */
+    return rc;
 }
 
 /* A float as the shortest decimal that reads back as the same float, so the
@@ -82,16 +115,42 @@ static cJSON *add_obj(cJSON *parent, const char *name)
     return o;
 }
 
+/* The keys every manifest starts with. */
+static void add_header(cJSON *root, const char *recipe)
+{
+    cJSON_AddStringToObject(root, "format", "xmc-model");
+    cJSON_AddNumberToObject(root, "version", XMC_MODEL_FORMAT_VERSION);
+    cJSON_AddStringToObject(root, "xmc_version", XMC_VERSION_STRING);
+    cJSON_AddStringToObject(root, "recipe", recipe);
+}
+
+/* A seed as a number when a double holds it exactly, else as a string. */
+static void add_seed(cJSON *root, uint64_t seed)
+{
+    if (seed < (1ull << 53)) {
+        cJSON_AddNumberToObject(root, "seed", (double)seed);
+    } else {
+        char s[32];
+        snprintf(s, sizeof s, "%llu", (unsigned long long)seed);
+        cJSON_AddStringToObject(root, "seed", s);
+    }
+}
+
+static void add_labels(cJSON *root, int has_labels)
+{
+    if (has_labels)
+        cJSON_AddStringToObject(root, "labels", "labels.txt");
+    else
+        cJSON_AddNullToObject(root, "labels");
+}
+
 static char *config_json(const xmc_model *m, const char *files[4])
 {
     const xmc_train_config *c = &m->cfg;
     cJSON *root = cJSON_CreateObject();
     if (!root)
         return NULL;
-    cJSON_AddStringToObject(root, "format", "xmc-model");
-    cJSON_AddNumberToObject(root, "version", XMC_MODEL_FORMAT_VERSION);
-    cJSON_AddStringToObject(root, "xmc_version", XMC_VERSION_STRING);
-    cJSON_AddStringToObject(root, "recipe", c->recipe);
+    add_header(root, c->recipe);
     cJSON *e = add_obj(root, "encoder");
     cJSON_AddStringToObject(e, "kind", c->encoder);
     if (c->extra[0])
@@ -126,10 +185,7 @@ static char *config_json(const xmc_model *m, const char *files[4])
     }
     cJSON_AddStringToObject(h, "optimizer", c->head_opt == XMC_HEAD_ADAM ? "adam" : "sgdm");
     cJSON_AddStringToObject(h, "loss", loss_name(c->loss));
-    if (m->label_names)
-        cJSON_AddStringToObject(root, "labels", "labels.txt");
-    else
-        cJSON_AddNullToObject(root, "labels");
+    add_labels(root, m->label_names != NULL);
     cJSON *hp = add_obj(root, "hparams");
     cJSON_AddNumberToObject(hp, "epochs", c->epochs);
     cJSON_AddNumberToObject(hp, "batch", c->batch);
@@ -142,13 +198,7 @@ static char *config_json(const xmc_model *m, const char *files[4])
     cJSON_AddNumberToObject(hp, "loss_every", c->loss_every);
     cJSON_AddNumberToObject(hp, "eval_every", c->eval_every);
     cJSON_AddNumberToObject(hp, "max_steps", (double)c->max_steps);
-    if (c->seed < (1ull << 53))
-        cJSON_AddNumberToObject(root, "seed", (double)c->seed);
-    else {
-        char s[32];
-        snprintf(s, sizeof s, "%llu", (unsigned long long)c->seed);
-        cJSON_AddStringToObject(root, "seed", s);
-    }
+    add_seed(root, c->seed);
     cJSON *d = add_obj(root, "data");
     cJSON_AddStringToObject(d, "train", c->train_spec);
     cJSON_AddStringToObject(d, "test", c->test_spec);
@@ -185,15 +235,31 @@ int xmc_model_read_config_text(const char *dir, char **text, xmc_error *err)
     return xmc_read_file(path, text, &len, err);
 }
 
+/* dir/config.json parsed into *root (free with cJSON_Delete); its path in
+ * cpath for messages. */
+static int read_config(const char *dir, char cpath[4096], cJSON **root, xmc_error *err)
+{
+    char *text = NULL;
+    *root = NULL;
+    join(cpath, 4096, dir, XMC_MODEL_CONFIG);
+    int rc = xmc_model_read_config_text(dir, &text, err);
+    if (rc)
+        return rc;
+    *root = cJSON_Parse(text);
+    xmc_free(text);
+    if (!*root)
+        return XMC_ERR(err, XMC_ECORRUPT, cpath, 0, "not valid JSON");
+    return XMC_OK;
+}
+
 /* The file names the current manifest lists (to delete after replacing it). */
 static void old_files(const char *dir, char names[4][64])
 {
     memset(names, 0, 4 * 64);
-    char *text = NULL;
-    if (xmc_model_read_config_text(dir, &text, NULL) != XMC_OK)
+    char cpath[4096];
+    cJSON *root = NULL;
+    if (read_config(dir, cpath, &root, NULL) != XMC_OK)
         return;
-    cJSON *root = cJSON_Parse(text);
-    xmc_free(text);
     cJSON *fl = cJSON_GetObjectItemCaseSensitive(root, "files");
     const char *keys[4] = {"encoder", "head", "optim", "meta"};
     for (int i = 0; i < 4; i++) {
@@ -211,45 +277,21 @@ int xmc_model_save(const xmc_model *m, const char *dir, xmc_error *err)
         return rc;
     char prev[4][64];
     old_files(dir, prev);
-    char fenc[64], fhead[64], fopt[64], fmeta[64], path[4096];
-    snprintf(fenc, sizeof fenc, "encoder-s%lld.bin", (long long)m->step);
-    snprintf(fhead, sizeof fhead, "head-s%lld.bin", (long long)m->step);
-    snprintf(fopt, sizeof fopt, "optim-s%lld.bin", (long long)m->step);
-    snprintf(fmeta, sizeof fmeta, "meta-s%lld.bin", (long long)m->step);
-    join(path, sizeof path, dir, fenc);
-    if ((rc = write_file(path, save_enc, m->enc, err)))
-        return rc;
-    join(path, sizeof path, dir, fhead);
-    if ((rc = write_file(path, save_head, m, err)))
-        return rc;
-    if (m->opt) {
-        join(path, sizeof path, dir, fopt);
-        if ((rc = write_file(path, save_opt, m->opt, err)))
+    /* The parts in manifest order: encoder, head, optim, meta (the spartex
+     * meta-classifier, until its cutoff epoch); NULL objects are skipped. */
+    static const char *const stem[4] = {"encoder", "head", "optim", "meta"};
+    static const save_fn fns[4] = {save_enc, save_head, save_opt, save_meta};
+    const void *objs[4] = {m->enc, m, m->opt, m->meta};
+    char names[4][64], path[4096];
+    const char *files[4];
+    for (int i = 0; i < 4; i++) {
+        snprintf(names[i], sizeof names[i], "%s-s%lld.bin", stem[i], (long long)m->step);
+        files[i] = objs[i] ? names[i] : NULL;
+        if (files[i] && (rc = write_file(dir, files[i], fns[i], objs[i], err)))
             return rc;
     }
-    if (m->meta) { /* spartex meta-classifier, until its cutoff epoch */
-        join(path, sizeof path, dir, fmeta);
-        if ((rc = write_file(path, save_meta, m->meta, err)))
-            return rc;
-    }
-    if (m->label_names) {
-        join(path, sizeof path, dir, "labels.txt");
-        if ((rc = xmc_texts_write(path, m->label_names, err)))
-            return rc;
-    }
-    const char *files[4] = {fenc, fhead, m->opt ? fopt : NULL, m->meta ? fmeta : NULL};
-    char *text = config_json(m, files);
-    if (!text)
-        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (config.json)");
-    join(path, sizeof path, dir, XMC_MODEL_CONFIG);
-    xmc_outfile o;
-    if ((rc = xmc_outfile_open(&o, path, err)) == XMC_OK) {
-        fputs(text, o.fp);
-        fputc('\n', o.fp);
-        rc = xmc_outfile_commit(&o, err);
-    }
-    free(text); /* cJSON's allocator */
-    if (rc)
+    if ((rc = write_labels(dir, m->label_names, err)) ||
+        (rc = write_manifest(dir, config_json(m, files), err)))
         return rc;
     for (int i = 0; i < 4; i++) {
         if (!prev[i][0] || !strcmp(prev[i], files[0]) || !strcmp(prev[i], files[1]) ||
@@ -286,11 +328,8 @@ static int need_str(const cJSON *o, const char *k, const char *path, char *out, 
     return XMC_OK;
 }
 
-static int parse_config(const char *text, const char *path, xmc_model *m, xmc_error *err)
+static int parse_config(const cJSON *root, const char *path, xmc_model *m, xmc_error *err)
 {
-    cJSON *root = cJSON_Parse(text);
-    if (!root)
-        return XMC_ERR(err, XMC_ECORRUPT, path, 0, "not valid JSON");
     int rc = XMC_OK;
     xmc_train_config *c = &m->cfg;
     xmc_train_config_default(c);
@@ -399,52 +438,80 @@ static int parse_config(const char *text, const char *path, xmc_model *m, xmc_er
             rc = XMC_ERR(err, XMC_ECORRUPT, path, 0, "file name '%s' must not contain '/'",
                          m->files[i]);
 done:
-    cJSON_Delete(root);
     return rc;
 }
 
-static int open_in(const char *dir, const char *name, char *path, size_t n, FILE **f,
-                   xmc_error *err)
+typedef int (*load_fn)(FILE *f, const char *path, void *obj, xmc_error *err);
+
+static int load_enc(FILE *f, const char *p, void *o, xmc_error *e)
 {
-    join(path, n, dir, name);
-    *f = fopen(path, "rb");
-    if (!*f)
+    return xmc_encoder_load(f, p, o, e);
+}
+static int load_ffi(FILE *f, const char *p, void *o, xmc_error *e)
+{
+    return xmc_ffi_load(f, p, o, e);
+}
+static int load_ova(FILE *f, const char *p, void *o, xmc_error *e)
+{
+    return xmc_ova_load(f, p, o, e);
+}
+static int load_opt(FILE *f, const char *p, void *o, xmc_error *e)
+{
+    return xmc_enc_optim_load(o, f, p, e);
+}
+
+/* Read dir/name with fn into obj. */
+static int read_file(const char *dir, const char *name, load_fn fn, void *obj, xmc_error *err)
+{
+    char path[4096];
+    join(path, sizeof path, dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
         return XMC_ERR(err, XMC_EIO, path, 0, "cannot open (incomplete model directory?)");
+    int rc = fn(f, path, obj, err);
+    fclose(f);
+    return rc;
+}
+
+/* dir/labels.txt into *out, which must hold n_labels names (on a count
+ * mismatch *out is left set for the caller to free). */
+static int read_labels(const char *dir, int64_t n_labels, xmc_texts **out, xmc_error *err)
+{
+    char path[4096];
+    join(path, sizeof path, dir, "labels.txt");
+    int rc = xmc_texts_read(path, out, err);
+    if (rc)
+        return rc;
+    if ((*out)->n != n_labels)
+        return XMC_ERR(err, XMC_ECORRUPT, path, 0, "%lld label names for %lld labels",
+                       (long long)(*out)->n, (long long)n_labels);
     return XMC_OK;
 }
 
 int xmc_model_load(const char *dir, int with_state, xmc_model **out, xmc_error *err)
 {
     *out = NULL;
-    char *text = NULL;
-    char path[4096], cpath[4096];
-    FILE *f = NULL;
-    int rc = xmc_model_read_config_text(dir, &text, err);
+    char cpath[4096];
+    cJSON *root = NULL;
+    xmc_model *m = NULL;
+    int rc = read_config(dir, cpath, &root, err);
     if (rc)
-        return rc;
-    xmc_model *m = xmc_calloc(1, sizeof *m);
-    if (!m) {
-        xmc_free(text);
-        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (model)");
+        goto fail;
+    if (!(m = xmc_calloc(1, sizeof *m))) {
+        rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (model)");
+        goto fail;
     }
-    join(cpath, sizeof cpath, dir, XMC_MODEL_CONFIG);
-    rc = parse_config(text, cpath, m, err);
-    cJSON *root = rc ? NULL : cJSON_Parse(text);
-    int has_labels = root && cJSON_IsString(item(root, "labels"));
+    rc = parse_config(root, cpath, m, err);
+    int has_labels = cJSON_IsString(item(root, "labels"));
     cJSON_Delete(root);
-    xmc_free(text);
+    root = NULL;
     if (rc)
         goto fail;
-    if ((rc = open_in(dir, m->files[0], path, sizeof path, &f, err)) ||
-        (rc = xmc_encoder_load(f, path, &m->enc, err)))
-        goto fail;
-    fclose(f);
     int spx = !strcmp(m->cfg.recipe, "spartex");
-    if ((rc = open_in(dir, m->files[1], path, sizeof path, &f, err)) ||
-        (rc = spx ? xmc_ffi_load(f, path, &m->ffi, err) : xmc_ova_load(f, path, &m->head, err)))
+    if ((rc = read_file(dir, m->files[0], load_enc, &m->enc, err)) ||
+        (rc = spx ? read_file(dir, m->files[1], load_ffi, &m->ffi, err)
+                  : read_file(dir, m->files[1], load_ova, &m->head, err)))
         goto fail;
-    fclose(f);
-    f = NULL;
     if (head_n_labels(m) != m->n_labels || head_dim(m) != m->enc->dim ||
         (spx && xmc_ffi_get_config(m->ffi)->fan_in != m->cfg.fan_in)) {
         rc = XMC_ERR(err, XMC_ECORRUPT, cpath, 0,
@@ -464,36 +531,17 @@ int xmc_model_load(const char *dir, int with_state, xmc_model **out, xmc_error *
     }
     if ((rc = model_alloc_scratch(m, with_state, err)))
         goto fail;
-    if (with_state) {
-        if ((rc = open_in(dir, m->files[2], path, sizeof path, &f, err)) ||
-            (rc = xmc_enc_optim_load(m->opt, f, path, err)))
-            goto fail;
-        fclose(f);
-        f = NULL;
-        /* The meta head (its clusters are recomputed from the training data). */
-        if (spx && m->files[3][0]) {
-            if ((rc = open_in(dir, m->files[3], path, sizeof path, &f, err)) ||
-                (rc = xmc_ffi_load(f, path, &m->meta, err)))
-                goto fail;
-            fclose(f);
-            f = NULL;
-        }
-    }
-    if (has_labels) {
-        join(path, sizeof path, dir, "labels.txt");
-        if ((rc = xmc_texts_read(path, &m->label_names, err)))
-            goto fail;
-        if (m->label_names->n != m->n_labels) {
-            rc = XMC_ERR(err, XMC_ECORRUPT, path, 0, "%lld label names for %lld labels",
-                         (long long)m->label_names->n, (long long)m->n_labels);
-            goto fail;
-        }
-    }
+    /* The meta head (its clusters are recomputed from the training data). */
+    if (with_state && ((rc = read_file(dir, m->files[2], load_opt, m->opt, err)) ||
+                       (spx && m->files[3][0] &&
+                        (rc = read_file(dir, m->files[3], load_ffi, &m->meta, err)))))
+        goto fail;
+    if (has_labels && (rc = read_labels(dir, m->n_labels, &m->label_names, err)))
+        goto fail;
     *out = m;
     return XMC_OK;
 fail:
-    if (f)
-        fclose(f);
+    cJSON_Delete(root);
     xmc_model_free(m);
     return rc;
 }
@@ -507,15 +555,11 @@ int xmc_recipe_is_unidec(const char *recipe)
 
 int xmc_model_dir_recipe(const char *dir, char *out, size_t n, xmc_error *err)
 {
-    char *text = NULL, path[4096];
-    int rc = xmc_model_read_config_text(dir, &text, err);
+    char path[4096];
+    cJSON *root = NULL;
+    int rc = read_config(dir, path, &root, err);
     if (rc)
         return rc;
-    join(path, sizeof path, dir, XMC_MODEL_CONFIG);
-    cJSON *root = cJSON_Parse(text);
-    xmc_free(text);
-    if (!root)
-        return XMC_ERR(err, XMC_ECORRUPT, path, 0, "not valid JSON");
     rc = need_str(root, "recipe", path, out, n, err);
     cJSON_Delete(root);
     return rc;
@@ -530,22 +574,15 @@ int model_unidec_save(const char *dir, const xmc_train_config *c, const xmc_unid
     if (rc)
         return rc;
     join(path, sizeof path, dir, XMC_MODEL_UNIDEC_FILE);
-    if ((rc = xmc_unidec_save(u, path, err)))
+    if ((rc = xmc_unidec_save(u, path, err)) ||
+        (rc = write_labels(dir, train->label_names, err)))
         return rc;
-    if (train->label_names) {
-        join(path, sizeof path, dir, "labels.txt");
-        if ((rc = xmc_texts_write(path, train->label_names, err)))
-            return rc;
-    }
     xmc_unidec_stats st;
     xmc_unidec_get_stats(u, &st);
     cJSON *root = cJSON_CreateObject();
     if (!root)
         return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (config.json)");
-    cJSON_AddStringToObject(root, "format", "xmc-model");
-    cJSON_AddNumberToObject(root, "version", XMC_MODEL_FORMAT_VERSION);
-    cJSON_AddStringToObject(root, "xmc_version", XMC_VERSION_STRING);
-    cJSON_AddStringToObject(root, "recipe", c->recipe);
+    add_header(root, c->recipe);
     cJSON *e = add_obj(root, "settings");
     cJSON_AddStringToObject(e, "encoder", "bag");
     cJSON_AddNumberToObject(e, "hidden", uc->hidden);
@@ -570,19 +607,10 @@ int model_unidec_save(const char *dir, const xmc_train_config *c, const xmc_unid
     add_float(e, "warmup", uc->warmup);
     add_float(e, "dropout_enc", uc->dropout_enc);
     add_float(e, "dropout_head", uc->dropout_head);
-    if (uc->seed < (1ull << 53))
-        cJSON_AddNumberToObject(root, "seed", (double)uc->seed);
-    else {
-        char sd[32];
-        snprintf(sd, sizeof sd, "%llu", (unsigned long long)uc->seed);
-        cJSON_AddStringToObject(root, "seed", sd);
-    }
+    add_seed(root, uc->seed);
     cJSON *h = add_obj(root, "head");
     cJSON_AddNumberToObject(h, "n_labels", (double)train->n_labels);
-    if (train->label_names)
-        cJSON_AddStringToObject(root, "labels", "labels.txt");
-    else
-        cJSON_AddNullToObject(root, "labels");
+    add_labels(root, train->label_names != NULL);
     cJSON *d = add_obj(root, "data");
     cJSON_AddStringToObject(d, "train", c->train_spec);
     cJSON_AddStringToObject(d, "test", c->test_spec);
@@ -594,17 +622,7 @@ int model_unidec_save(const char *dir, const xmc_train_config *c, const xmc_unid
     cJSON_AddStringToObject(fl, "model", XMC_MODEL_UNIDEC_FILE);
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
-    if (!text)
-        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (config.json)");
-    join(path, sizeof path, dir, XMC_MODEL_CONFIG);
-    xmc_outfile o;
-    if ((rc = xmc_outfile_open(&o, path, err)) == XMC_OK) {
-        fputs(text, o.fp);
-        fputc('\n', o.fp);
-        rc = xmc_outfile_commit(&o, err);
-    }
-    free(text); /* cJSON's allocator */
-    return rc;
+    return write_manifest(dir, text, err);
 }
 
 int xmc_model_load_unidec(const char *dir, xmc_unidec **u, xmc_texts **label_names,
@@ -612,19 +630,13 @@ int xmc_model_load_unidec(const char *dir, xmc_unidec **u, xmc_texts **label_nam
 {
     *u = NULL;
     *label_names = NULL;
-    char *text = NULL, path[4096], cpath[4096], recipe[16];
-    int rc = xmc_model_read_config_text(dir, &text, err);
-    if (rc)
-        return rc;
-    join(cpath, sizeof cpath, dir, XMC_MODEL_CONFIG);
-    cJSON *root = cJSON_Parse(text);
-    xmc_free(text);
+    char path[4096], cpath[4096], recipe[16];
+    cJSON *root = NULL;
     double nl = 0;
     int has_labels = 0;
-    if (!root) {
-        rc = XMC_ERR(err, XMC_ECORRUPT, cpath, 0, "not valid JSON");
+    int rc = read_config(dir, cpath, &root, err);
+    if (rc)
         goto done;
-    }
     if ((rc = need_str(root, "recipe", cpath, recipe, sizeof recipe, err)))
         goto done;
     if (!xmc_recipe_is_unidec(recipe)) {
@@ -637,16 +649,8 @@ int xmc_model_load_unidec(const char *dir, xmc_unidec **u, xmc_texts **label_nam
     join(path, sizeof path, dir, XMC_MODEL_UNIDEC_FILE);
     if ((rc = xmc_unidec_load(path, u, err)))
         goto done;
-    if (has_labels) {
-        join(path, sizeof path, dir, "labels.txt");
-        if ((rc = xmc_texts_read(path, label_names, err)))
-            goto done;
-        if ((*label_names)->n != (int64_t)nl) {
-            rc = XMC_ERR(err, XMC_ECORRUPT, path, 0, "%lld label names for %lld labels",
-                         (long long)(*label_names)->n, (long long)nl);
-            goto done;
-        }
-    }
+    if (has_labels && (rc = read_labels(dir, (int64_t)nl, label_names, err)))
+        goto done;
 done:
     cJSON_Delete(root);
     if (rc) {
