@@ -21,6 +21,7 @@
  * read, after the parallel region's barrier).
  */
 #include "xmc/metrics.h"
+#include "xmc/kernels.h"
 
 #include <math.h>
 #include <omp.h>
@@ -33,10 +34,6 @@
 /* The six per-k sums, over rows. */
 enum { S_P, S_NDCG, S_R, S_PSP_NUM, S_PSP_DEN, S_PSN_NUM, S_PSN_DEN, S_COUNT };
 
-typedef struct ranked {
-    float s;
-    int32_t l;
-} ranked;
 
 typedef struct chunk_sums {
     double v[XMC_METRICS_MAX_KS][S_COUNT];
@@ -44,7 +41,8 @@ typedef struct chunk_sums {
 } chunk_sums;
 
 typedef struct scratch {
-    ranked *top; /* (kmax) bounded heap of predictions */
+    float *top_s;   /* (kmax) bounded heap of predictions: scores */
+    int32_t *top_l; /* (kmax) and their labels (xmc_topk, kernels.h) */
     double *ideal; /* (kmax) bounded heap of relevant weights */
 } scratch;
 
@@ -72,68 +70,6 @@ int xmc_metrics_inv_propensity(const xmc_csr *train_Y, double A, double B, doubl
     for (int64_t l = 0; l < L; l++)
         w[l] = 1.0 + C * pow(w[l] + B, -A);
     return XMC_OK;
-}
-
-/* a ranks before b: higher score, then lower label id (our documented tie
- * break; pyxclib leaves ties to its sort). */
-static inline int better(ranked a, ranked b)
-{
-    return a.s > b.s || (a.s == b.s && a.l < b.l);
-}
-
-/* Bounded heap keeping the best `cap` entries; the root is the worst kept. */
-static void top_push(ranked *h, int *n, int cap, ranked x)
-{
-    int i;
-    if (*n < cap) {
-        i = (*n)++;
-        while (i > 0) {
-            int p = (i - 1) / 2;
-            if (!better(h[p], x))
-                break;
-            h[i] = h[p];
-            i = p;
-        }
-        h[i] = x;
-        return;
-    }
-    if (!better(x, h[0]))
-        return;
-    i = 0;
-    for (;;) {
-        int c = 2 * i + 1;
-        if (c >= *n)
-            break;
-        if (c + 1 < *n && better(h[c], h[c + 1]))
-            c++; /* the worse child */
-        if (!better(x, h[c]))
-            break;
-        h[i] = h[c];
-        i = c;
-    }
-    h[i] = x;
-}
-
-/* Heap sort in place: best first. */
-static void top_sort(ranked *h, int n)
-{
-    for (int end = n - 1; end > 0; end--) {
-        ranked worst = h[0], x = h[end];
-        h[end] = worst;
-        int i = 0;
-        for (;;) {
-            int c = 2 * i + 1;
-            if (c >= end)
-                break;
-            if (c + 1 < end && better(h[c], h[c + 1]))
-                c++;
-            if (!better(x, h[c]))
-                break;
-            h[i] = h[c];
-            i = c;
-        }
-        h[i] = x;
-    }
 }
 
 /* Same for doubles, larger first (ideal weighted ranking). */
@@ -318,12 +254,11 @@ static void eval_row(const eval_ctx *c, int64_t i, scratch *sc, chunk_sums *cs)
             cs->n_pred_filtered++;
             continue;
         }
-        ranked x = {ps ? ps[j] : 1.0f, p[j]};
-        if (isnan(x.s))
-            x.s = -INFINITY;
-        top_push(sc->top, &n_top, c->kmax, x);
+        /* Higher score first, ties to the lower label id (our documented
+         * tie break; pyxclib leaves ties to its sort); NaN ranks last. */
+        xmc_topk_push(sc->top_s, sc->top_l, &n_top, c->kmax, ps ? ps[j] : 1.0f, p[j]);
     }
-    top_sort(sc->top, n_top);
+    xmc_topk_finish(sc->top_s, sc->top_l, n_top, c->kmax);
 
     /* 3+4. positions. */
     double hits = 0, dcg = 0, wsum = 0, wdcg = 0, iwsum = 0, iwdcg = 0;
@@ -333,7 +268,7 @@ static void eval_row(const eval_ctx *c, int64_t i, scratch *sc, chunk_sums *cs)
         jend = c->kmax;
     for (int j = 0; j < jend && qi < c->n_k; j++) {
         if (j < n_top) {
-            int32_t l = sc->top[j].l;
+            int32_t l = sc->top_l[j];
             int64_t at = index_i32(t, nt, l);
             /* Filtered labels never reach the ranking (step 2). */
             int rel = at >= 0 && (!tv || tv[at] != 0.0f);
@@ -432,9 +367,10 @@ int xmc_metrics_eval(const xmc_csr *truth, const xmc_csr *pred, const xmc_metric
         goto done;
     }
     for (int t = 0; t < n_threads; t++) {
-        scr[t].top = xmc_malloc((size_t)kmax * sizeof *scr[t].top);
+        scr[t].top_s = xmc_malloc((size_t)kmax * sizeof *scr[t].top_s);
+        scr[t].top_l = xmc_malloc((size_t)kmax * sizeof *scr[t].top_l);
         scr[t].ideal = xmc_malloc((size_t)kmax * sizeof *scr[t].ideal);
-        if (!scr[t].top || !scr[t].ideal) {
+        if (!scr[t].top_s || !scr[t].top_l || !scr[t].ideal) {
             rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "metrics: out of memory (kmax=%d)", kmax);
             goto done;
         }
@@ -513,7 +449,8 @@ int xmc_metrics_eval(const xmc_csr *truth, const xmc_csr *pred, const xmc_metric
 done:
     if (scr)
         for (int t = 0; t < n_threads; t++) {
-            xmc_free(scr[t].top);
+            xmc_free(scr[t].top_s);
+            xmc_free(scr[t].top_l);
             xmc_free(scr[t].ideal);
         }
     xmc_free(scr);
