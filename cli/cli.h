@@ -5,6 +5,7 @@
 #define XMC_CLI_H
 
 #include "xmc/core.h"
+#include "xmc/dist.h"
 
 typedef enum cli_type {
     CLI_END = 0,
@@ -43,6 +44,14 @@ int cli_failf(const char *fmt, ...)
 
 /* Parse "1,3,5" into ks (at most max); returns count or -1. */
 int cli_parse_int_list(const char *s, int *ks, int max);
+
+/* `mpirun -np P xmc ...` (cli_dist.c): join the process group (rank > 0
+ * then logs warnings only); NULL with *rc set when that fails. */
+xmc_dist *cli_dist_begin(int *argc, char ***argv, int *rc);
+/* Print err once for the job (rank 0 prints a peer's failure); returns 1. */
+int cli_dist_fail(xmc_dist *d, const xmc_error *err);
+/* Leave the group; after an error under MPI exits at once (see cli_dist.c). */
+int cli_dist_end(xmc_dist *d, int rc);
 
 /* Subcommands. */
 int cmd_synth(int argc, char **argv);

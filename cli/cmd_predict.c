@@ -139,7 +139,20 @@ static int predict_unidec(const char *model, const char *recipe, const char *inp
     return rc;
 }
 
+static int predict_main(int argc, char **argv, xmc_dist *dist);
+
+/* `mpirun -np P xmc predict`: each rank loads its label shard (re-sharding
+ * the checkpoint), rank 0 merges the top-k and writes --out. */
 int cmd_predict(int argc, char **argv)
+{
+    int rc;
+    xmc_dist *d = cli_dist_begin(&argc, &argv, &rc);
+    if (!d)
+        return rc;
+    return cli_dist_end(d, predict_main(argc, argv, d));
+}
+
+static int predict_main(int argc, char **argv, xmc_dist *dist)
 {
     const char *model = NULL, *input = NULL, *out = NULL, *head = NULL;
     int topk = 5, text = 0, threads = 0, ann = 0, ef = 0;
@@ -186,10 +199,14 @@ int cmd_predict(int argc, char **argv)
     if (ann && !strcmp(recipe, "spartex"))
         return cli_failf("--ann: not for spartex models (the HNSW indexes dense classifier "
                          "rows; exact top-k is used without --ann)");
+    if (xmc_dist_active(dist) && (text || ann || strcmp(recipe, "renee")))
+        return cli_failf("under mpirun: exact top-k of a renee model with --input/--out only "
+                         "(--text, --ann and other recipes run on one process)");
     xmc_model *m = NULL;
     /* Models may use the bert plug-in kind: register it before loading. */
-    if (xmc_bert_encoder_register(&err) || xmc_model_load(model, 0, &m, &err))
-        return cli_fail(&err);
+    if (xmc_bert_encoder_register(&err) || xmc_model_load_dist(model, 0, dist, &m, &err))
+        return cli_dist_fail(dist, &err);
+    const int root = xmc_dist_rank(dist) == 0;
     int rc = 0;
     if (text) {
         rc = predict_text(m, topk);
@@ -208,9 +225,9 @@ int cmd_predict(int argc, char **argv)
             (ann && xmc_ann_open(m, model, NULL, &a, &built, &err)) ||
             (ann ? xmc_ann_predict(a, m, ds, topk, ef, &P, &err)
                  : xmc_model_predict(m, ds, topk, &P, &err)) ||
-            xmc_csr_write_text(out, P, &err))
-            rc = cli_fail(&err);
-        else
+            (root && xmc_csr_write_text(out, P, &err)))
+            rc = cli_dist_fail(dist, &err);
+        else if (root)
             fprintf(stderr, "predicted top-%d%s for %lld rows in %.2fs -> %s\n", topk,
                     !ann ? "" : built ? " (HNSW, index built)" : " (HNSW, index loaded)",
                     (long long)ds->n, xmc_now() - t0, out);

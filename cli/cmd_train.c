@@ -21,7 +21,19 @@ static int copy_str(char *dst, size_t n, const char *src, const char *flag)
     return 0;
 }
 
+static int train_main(int argc, char **argv, xmc_dist *dist);
+
+/* Under mpirun every rank runs the same command (docs/dist.md). */
 int cmd_train(int argc, char **argv)
+{
+    int rc;
+    xmc_dist *d = cli_dist_begin(&argc, &argv, &rc);
+    if (!d)
+        return rc;
+    return cli_dist_end(d, train_main(argc, argv, d));
+}
+
+static int train_main(int argc, char **argv, xmc_dist *dist)
 {
     xmc_train_config c;
     xmc_train_config_default(&c);
@@ -188,7 +200,7 @@ int cmd_train(int argc, char **argv)
     /* The bert kind is a plug-in: register it before creating or resuming. */
     if (xmc_bert_encoder_register(&err) != XMC_OK)
         return cli_fail(&err);
-    if (xmc_train_run(&c, model, resume, &err) != XMC_OK)
-        return cli_fail(&err);
+    if (xmc_train_run_dist(&c, model, resume, dist, &err) != XMC_OK)
+        return cli_dist_fail(dist, &err);
     return 0;
 }

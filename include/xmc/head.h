@@ -94,6 +94,12 @@ int xmc_ova_topk(const xmc_ova *h, const float *E, int B, int k, int32_t *labels
 int xmc_ova_get_rows(const xmc_ova *h, int64_t l0, int64_t l1, float *out, xmc_error *err);
 int xmc_ova_set_rows(xmc_ova *h, int64_t l0, int64_t l1, const float *in, xmc_error *err);
 
+/* Copy weights and optimizer state (bit for bit) of the labels dst and src
+ * have in common (global ids: label_offset ranges) from src into dst, and
+ * src's step count: re-sharding a checkpoint (docs/dist.md). Both must have
+ * the same dim, dtype and optimizer. Does not allocate. */
+int xmc_ova_copy_rows(xmc_ova *dst, const xmc_ova *src, xmc_error *err);
+
 const xmc_ova_config *xmc_ova_get_config(const xmc_ova *h);
 /* Bytes of weights + optimizer state + per-thread scratch. */
 size_t xmc_ova_bytes(const xmc_ova *h);

@@ -37,6 +37,7 @@
 
 #include "xmc/core.h"
 #include "xmc/data.h"
+#include "xmc/dist.h"
 #include "xmc/encoder.h"
 #include "xmc/ffi.h"
 #include "xmc/head.h"
@@ -193,6 +194,40 @@ int xmc_model_read_config_text(const char *dir, char **text, xmc_error *err);
  * from dir's last checkpoint with its saved config; epochs/stop_after/
  * max_steps/eval_every/threads from cfg), train, checkpoint into dir. */
 int xmc_train_run(const xmc_train_config *cfg, const char *dir, int resume, xmc_error *err);
+
+/* ------------------------------------------------------------------------
+ * Renee's hybrid data/model parallelism over a process group (dist.h,
+ * docs/dist.md). With dist == NULL or one process these are the calls above.
+ * With P > 1 processes (recipe renee, dense head): the head holds rank r's
+ * label shard (xmc_dist_shard over the labels), the encoder is replicated;
+ * xmc_model_step is then collective (every rank passes the same GLOBAL batch
+ * rows and runs the sharded step), xmc_model_topk/predict are collective and
+ * return the merged result on rank 0 only (other ranks get labels -1 / an
+ * empty matrix), xmc_model_save writes one head file per shard plus the
+ * encoder and optimizer (rank 0) and then the manifest (rank 0, last).
+ * Loading on any number of ranks re-shards a checkpoint from any P. A rank
+ * that fails makes every rank return: the failing one its own error, the
+ * others XMC_EDIST naming it (rank 0's message carries its text). The group
+ * is borrowed: it must outlive the model. */
+int xmc_model_create_dist(const xmc_train_config *cfg, const xmc_dataset *train, xmc_dist *dist,
+                          xmc_model **out, xmc_error *err);
+int xmc_model_load_dist(const char *dir, int with_state, xmc_dist *dist, xmc_model **out,
+                        xmc_error *err);
+/* xmc_train_run on the group (collective; rank 0 alone logs and writes the
+ * shared files). */
+int xmc_train_run_dist(const xmc_train_config *cfg, const char *dir, int resume, xmc_dist *dist,
+                       xmc_error *err);
+
+/* Traffic and timing of the sharded steps so far (this rank). */
+typedef struct xmc_model_dist_stats {
+    int ranks;
+    int64_t steps;
+    double step_s;        /* wall time inside sharded steps */
+    double comm_s;        /* of which in blocking collectives / waits */
+    uint64_t bytes_sent;  /* xmc_dist_bytes_sent delta over those steps */
+    uint64_t bytes_model; /* the same from bytes_per_step(B, d, P, N_enc) + sparse rows */
+} xmc_model_dist_stats;
+void xmc_model_get_dist_stats(const xmc_model *m, xmc_model_dist_stats *s);
 
 /* ------------------------------------------------------------------------
  * Recipes "unidec" and "depsl" (include/xmc/psl.h, src/model/unidec.c),

@@ -32,6 +32,8 @@ struct xmc_model {
     int max_batch;
     float *E, *dE;          /* (max_batch, dim) */
     int64_t *rows;          /* (max_batch) predict batch rows */
+    xmc_dist *dist;         /* process group (borrowed), NULL = single process */
+    struct model_dist *dd;  /* sharded-step scratch and counters, or NULL */
     char files[4][64];      /* encoder, head, optim, meta ("" when none) */      /* weight files of the loaded / last checkpoint */
 };
 
@@ -73,5 +75,41 @@ int model_unidec_save(const char *dir, const xmc_train_config *c, const xmc_unid
                       const xmc_unidec *u, const xmc_dataset *train, xmc_error *err);
 /* Planned steps for n_train rows with cfg's batch and epochs. */
 int64_t model_plan_steps(const xmc_train_config *c, int64_t n_train);
+
+/* ---- Renee's hybrid parallelism (train_dist.c, shard_io.c) ---- */
+/* 1 when m runs sharded over more than one process. */
+int model_sharded(const xmc_model *m);
+/* This rank's label range of n_labels. */
+void model_shard_range(const xmc_dist *d, int64_t n_labels, int64_t *l0, int64_t *l1);
+/* Allocate the sharded-step scratch (after xmc_model_prepare: it sizes the
+ * sparse-table merge from the encoder's touched-row capacity). No-op when
+ * single-process or already sized. */
+int model_dist_reserve(xmc_model *m, xmc_error *err);
+void model_dist_free(xmc_model *m);
+/* The sharded step / top-k behind xmc_model_step / xmc_model_topk. */
+int model_dist_step(xmc_model *m, const xmc_enc_data *d, const xmc_csr *Y, const int64_t *rows,
+                    int B, double *loss_out, xmc_error *err);
+int model_dist_topk(xmc_model *m, const xmc_enc_data *d, int k, int32_t *labels, float *scores,
+                    xmc_error *err);
+/* Log traffic, comm share and per-rank peak RSS (collective; rank 0 logs). */
+int model_dist_report(xmc_model *m, xmc_error *err);
+/* All ranks agree on local_rc; on failure every rank returns an error:
+ * the failing rank keeps its own, the others get XMC_EDIST with its text
+ * (what: "at step 3", "writing the checkpoint"). Collective. */
+int model_dist_agree(xmc_dist *d, int local_rc, const char *what, xmc_error *err);
+/* Learning-rate hparams of step t (shared by both step paths). */
+void model_step_hparams(const xmc_model *m, int64_t t, xmc_ova_hparams *hp,
+                        xmc_adam_hparams *a);
+/* Sharded checkpoint (shard_io.c) and the io.c pieces it reuses. */
+int model_shard_save(const xmc_model *m, const char *dir, xmc_error *err);
+/* The dense head of this rank's shard from the manifest's shard list
+ * (`shards`: the cJSON "head_shards" array, or NULL = files[1] holds all
+ * labels), re-sharding when the layouts differ. */
+int model_shard_load_head(xmc_model *m, const char *dir, const void *shards, xmc_error *err);
+int model_write_part(const char *dir, const char *name, int part, const xmc_model *m,
+                     xmc_error *err);
+int model_write_config(const char *dir, const xmc_model *m, const char *files[4],
+                       const void *shards, xmc_error *err);
+void model_old_files(const char *dir, char names[4][64]);
 
 #endif

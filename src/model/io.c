@@ -144,7 +144,7 @@ static void add_labels(cJSON *root, int has_labels)
         cJSON_AddNullToObject(root, "labels");
 }
 
-static char *config_json(const xmc_model *m, const char *files[4])
+static char *config_json(const xmc_model *m, const char *files[4], const cJSON *shards)
 {
     const xmc_train_config *c = &m->cfg;
     cJSON *root = cJSON_CreateObject();
@@ -220,6 +220,8 @@ static char *config_json(const xmc_model *m, const char *files[4])
         cJSON_AddNullToObject(fl, "optim");
     if (files[3])
         cJSON_AddStringToObject(fl, "meta", files[3]);
+    if (shards) /* sharded head: [{"file", "begin", "end"}] by label range */
+        cJSON_AddItemToObject(root, "head_shards", cJSON_Duplicate(shards, 1));
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     return text;
@@ -253,7 +255,7 @@ static int read_config(const char *dir, char cpath[4096], cJSON **root, xmc_erro
 }
 
 /* The file names the current manifest lists (to delete after replacing it). */
-static void old_files(const char *dir, char names[4][64])
+void model_old_files(const char *dir, char names[4][64])
 {
     memset(names, 0, 4 * 64);
     char cpath[4096];
@@ -275,8 +277,10 @@ int xmc_model_save(const xmc_model *m, const char *dir, xmc_error *err)
     int rc = xmc_mkdir_p(dir, err);
     if (rc)
         return rc;
+    if (model_sharded(m))
+        return model_shard_save(m, dir, err);
     char prev[4][64];
-    old_files(dir, prev);
+    model_old_files(dir, prev);
     /* The parts in manifest order: encoder, head, optim, meta (the spartex
      * meta-classifier, until its cutoff epoch); NULL objects are skipped. */
     static const char *const stem[4] = {"encoder", "head", "optim", "meta"};
@@ -291,7 +295,7 @@ int xmc_model_save(const xmc_model *m, const char *dir, xmc_error *err)
             return rc;
     }
     if ((rc = write_labels(dir, m->label_names, err)) ||
-        (rc = write_manifest(dir, config_json(m, files), err)))
+        (rc = write_manifest(dir, config_json(m, files, NULL), err)))
         return rc;
     for (int i = 0; i < 4; i++) {
         if (!prev[i][0] || !strcmp(prev[i], files[0]) || !strcmp(prev[i], files[1]) ||
@@ -301,6 +305,21 @@ int xmc_model_save(const xmc_model *m, const char *dir, xmc_error *err)
         unlink(path); /* best effort: a stale file is harmless */
     }
     return XMC_OK;
+}
+
+int model_write_part(const char *dir, const char *name, int part, const xmc_model *m,
+                     xmc_error *err)
+{
+    static const save_fn fns[3] = {save_enc, save_head, save_opt};
+    const void *objs[3] = {m->enc, m, m->opt};
+    return write_file(dir, name, fns[part], objs[part], err);
+}
+
+int model_write_config(const char *dir, const xmc_model *m, const char *files[4],
+                       const void *shards, xmc_error *err)
+{
+    int rc = write_labels(dir, m->label_names, err);
+    return rc ? rc : write_manifest(dir, config_json(m, files, shards), err);
 }
 
 /* ------------------------------------------------------------ load */
@@ -490,6 +509,12 @@ static int read_labels(const char *dir, int64_t n_labels, xmc_texts **out, xmc_e
 
 int xmc_model_load(const char *dir, int with_state, xmc_model **out, xmc_error *err)
 {
+    return xmc_model_load_dist(dir, with_state, NULL, out, err);
+}
+
+int xmc_model_load_dist(const char *dir, int with_state, xmc_dist *dist, xmc_model **out,
+                        xmc_error *err)
+{
     *out = NULL;
     char cpath[4096];
     cJSON *root = NULL;
@@ -501,18 +526,28 @@ int xmc_model_load(const char *dir, int with_state, xmc_model **out, xmc_error *
         rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (model)");
         goto fail;
     }
+    m->dist = dist;
     rc = parse_config(root, cpath, m, err);
     int has_labels = cJSON_IsString(item(root, "labels"));
-    cJSON_Delete(root);
-    root = NULL;
     if (rc)
         goto fail;
     int spx = !strcmp(m->cfg.recipe, "spartex");
-    if ((rc = read_file(dir, m->files[0], load_enc, &m->enc, err)) ||
-        (rc = spx ? read_file(dir, m->files[1], load_ffi, &m->ffi, err)
-                  : read_file(dir, m->files[1], load_ova, &m->head, err)))
+    const cJSON *shards = item(root, "head_shards");
+    if (spx && (shards || xmc_dist_active(dist))) {
+        rc = XMC_ERR(err, XMC_EUNSUPPORTED, cpath, 0,
+                     "recipe spartex runs on one process (no sharded sparse head)");
         goto fail;
-    if (head_n_labels(m) != m->n_labels || head_dim(m) != m->enc->dim ||
+    }
+    if ((rc = read_file(dir, m->files[0], load_enc, &m->enc, err)) ||
+        (rc = spx                               ? read_file(dir, m->files[1], load_ffi, &m->ffi, err)
+              : shards || xmc_dist_active(dist) ? model_shard_load_head(m, dir, shards, err)
+                                                : read_file(dir, m->files[1], load_ova, &m->head, err)))
+        goto fail;
+    cJSON_Delete(root);
+    root = NULL;
+    int64_t l0 = 0, l1 = m->n_labels;
+    model_shard_range(dist, m->n_labels, &l0, &l1);
+    if (head_n_labels(m) != l1 - l0 || head_dim(m) != m->enc->dim ||
         (spx && xmc_ffi_get_config(m->ffi)->fan_in != m->cfg.fan_in)) {
         rc = XMC_ERR(err, XMC_ECORRUPT, cpath, 0,
                      "head has %lld labels x %d dims, config says %lld x %d",

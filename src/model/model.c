@@ -323,16 +323,27 @@ static int auto_buckets(const xmc_texts *t, int64_t *out, xmc_error *err)
 int xmc_model_create(const xmc_train_config *cfg, const xmc_dataset *train, xmc_model **out,
                      xmc_error *err)
 {
+    return xmc_model_create_dist(cfg, train, NULL, out, err);
+}
+
+int xmc_model_create_dist(const xmc_train_config *cfg, const xmc_dataset *train, xmc_dist *dist,
+                          xmc_model **out, xmc_error *err)
+{
     *out = NULL;
     int rc = check_config(cfg, err);
     if (rc)
         return rc;
+    if (xmc_dist_active(dist) && model_is_spartex(cfg))
+        return XMC_ERR(err, XMC_EUNSUPPORTED, NULL, 0,
+                       "recipe spartex runs on one process (the sharded step covers the dense "
+                       "renee head); run without mpirun or use -np 1");
     if (!train->Y || train->n_labels < 1)
         return XMC_ERR(err, XMC_EINVAL, train->spec, 0, "training data has no labels");
     xmc_model *m = xmc_calloc(1, sizeof *m);
     if (!m)
         return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (model)");
     m->cfg = *cfg;
+    m->dist = dist;
     if (!m->cfg.encoder[0]) /* auto: features beat hashed text when both exist */
         snprintf(m->cfg.encoder, sizeof m->cfg.encoder, "%s", train->X ? "sparse" : "bag");
     if (!strcmp(m->cfg.encoder, "sparse") && !train->X) {
@@ -415,7 +426,10 @@ int xmc_model_create(const xmc_train_config *cfg, const xmc_dataset *train, xmc_
     } else {
         xmc_ova_config hc;
         memset(&hc, 0, sizeof hc);
-        hc.n_labels = train->n_labels;
+        int64_t l0 = 0, l1 = train->n_labels;
+        model_shard_range(m->dist, train->n_labels, &l0, &l1);
+        hc.n_labels = l1 - l0; /* rank r's label shard (all labels single-process) */
+        hc.label_offset = l0;
         hc.dim = m->enc->dim;
         hc.dtype = cfg->bf16 ? XMC_DT_BF16 : XMC_DT_F32;
         hc.opt = cfg->head_opt;
@@ -458,6 +472,7 @@ void xmc_model_free(xmc_model *m)
 {
     if (!m)
         return;
+    model_dist_free(m);
     xmc_encoder_free(m->enc);
     xmc_ova_free(m->head);
     xmc_ffi_free(m->ffi);
@@ -475,6 +490,25 @@ int xmc_model_prepare(xmc_model *m, const xmc_dataset *ds, xmc_enc_data **out, x
     return xmc_encoder_prepare(m->enc, ds, out, err);
 }
 
+void model_step_hparams(const xmc_model *m, int64_t t, xmc_ova_hparams *hp,
+                        xmc_adam_hparams *a)
+{
+    const int64_t warm = (int64_t)((double)m->cfg.warmup * (double)m->total_steps);
+    xmc_schedule s1 = {m->cfg.lr1, warm, m->total_steps, 0.0f};
+    xmc_schedule s2 = {m->cfg.lr2, warm, m->total_steps, 0.0f};
+    memset(hp, 0, sizeof *hp);
+    hp->lr = xmc_schedule_lr(&s1, t);
+    hp->momentum = m->cfg.momentum;
+    hp->weight_decay = m->cfg.wd1;
+    hp->beta1 = XMC_ADAM_DEFAULT_BETA1;
+    hp->beta2 = XMC_ADAM_DEFAULT_BETA2;
+    hp->eps = XMC_ADAM_DEFAULT_EPS;
+    hp->loss = m->cfg.loss;
+    hp->step = t;
+    *a = (xmc_adam_hparams){xmc_schedule_lr(&s2, t), XMC_ADAM_DEFAULT_BETA1,
+                            XMC_ADAM_DEFAULT_BETA2, XMC_ADAM_DEFAULT_EPS, m->cfg.wd2, t};
+}
+
 int xmc_model_step(xmc_model *m, const xmc_enc_data *d, const xmc_csr *Y, const int64_t *rows,
                    int B, double *loss_out, xmc_error *err)
 {
@@ -482,23 +516,15 @@ int xmc_model_step(xmc_model *m, const xmc_enc_data *d, const xmc_csr *Y, const 
         return XMC_ERR(err, XMC_ESTATE, NULL, 0, "model loaded without optimizer state");
     if (B < 1 || B > m->max_batch)
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "batch %d outside [1, %d]", B, m->max_batch);
+    if (model_sharded(m))
+        return model_dist_step(m, d, Y, rows, B, loss_out, err);
     const int64_t t = m->step + 1;
-    const int64_t warm = (int64_t)((double)m->cfg.warmup * (double)m->total_steps);
-    xmc_schedule s1 = {m->cfg.lr1, warm, m->total_steps, 0.0f};
-    xmc_schedule s2 = {m->cfg.lr2, warm, m->total_steps, 0.0f};
     int rc = xmc_encoder_forward(m->enc, d, rows, B, 1, m->E, err);
     if (rc)
         return rc;
     xmc_ova_hparams hp;
-    memset(&hp, 0, sizeof hp);
-    hp.lr = xmc_schedule_lr(&s1, t);
-    hp.momentum = m->cfg.momentum;
-    hp.weight_decay = m->cfg.wd1;
-    hp.beta1 = XMC_ADAM_DEFAULT_BETA1;
-    hp.beta2 = XMC_ADAM_DEFAULT_BETA2;
-    hp.eps = XMC_ADAM_DEFAULT_EPS;
-    hp.loss = m->cfg.loss;
-    hp.step = t;
+    xmc_adam_hparams a;
+    model_step_hparams(m, t, &hp, &a);
     double alpha = 0;
     if (m->meta && m->label_cluster) {
         int64_t per_epoch = (m->n_train + m->cfg.batch - 1) / m->cfg.batch;
@@ -526,8 +552,6 @@ int xmc_model_step(xmc_model *m, const xmc_enc_data *d, const xmc_csr *Y, const 
     xmc_encoder_zero_grad(m->enc);
     if ((rc = xmc_encoder_backward(m->enc, m->dE, B, err)))
         return rc;
-    xmc_adam_hparams a = {xmc_schedule_lr(&s2, t), XMC_ADAM_DEFAULT_BETA1,
-                          XMC_ADAM_DEFAULT_BETA2, XMC_ADAM_DEFAULT_EPS, m->cfg.wd2, t};
     xmc_enc_optim_step(m->opt, m->enc, &a, &a);
     m->step = t;
     if (m->ffi) { /* dynamic sparse training: rewire when due, freeze at the end */
@@ -544,6 +568,8 @@ int xmc_model_topk(xmc_model *m, const xmc_enc_data *d, int k, int32_t *labels, 
 {
     if (k < 1)
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "--topk %d: expected >= 1", k);
+    if (model_sharded(m))
+        return model_dist_topk(m, d, k, labels, scores, err);
     for (int64_t r0 = 0; r0 < d->n; r0 += m->max_batch) {
         int B = (int)(d->n - r0 < m->max_batch ? d->n - r0 : m->max_batch);
         for (int i = 0; i < B; i++)

@@ -64,6 +64,8 @@ int model_train_ex(xmc_model *m, const xmc_dataset *train, const xmc_dataset *pr
     if (test && (rc = xmc_model_prepare(m, test, &dte, err)))
         goto done;
     double t_prep = xmc_now() - t0;
+    if ((rc = model_dist_reserve(m, err))) /* sharded step scratch, sized after prepare */
+        goto done;
     order = xmc_malloc((size_t)(train->n > 0 ? train->n : 1) * sizeof(int64_t));
     perm = xmc_malloc((size_t)(train->n > 0 ? train->n : 1) * sizeof(int64_t));
     if (!order || !perm) {
@@ -214,7 +216,7 @@ int model_train_ex(xmc_model *m, const xmc_dataset *train, const xmc_dataset *pr
         goto done;
     xmc_log(XMC_LOG_INFO, "trained %lld steps in %.1fs; peak RSS %.1f MB", (long long)m->step,
             xmc_now() - t0, MB(xmc_peak_rss()));
-    rc = XMC_OK;
+    rc = model_dist_report(m, err);
 done:
     xmc_enc_data_free(dtr);
     xmc_enc_data_free(dte);
@@ -312,6 +314,16 @@ done:
 
 int xmc_train_run(const xmc_train_config *cfg, const char *dir, int resume, xmc_error *err)
 {
+    return xmc_train_run_dist(cfg, dir, resume, NULL, err);
+}
+
+int xmc_train_run_dist(const xmc_train_config *cfg, const char *dir, int resume, xmc_dist *dist,
+                       xmc_error *err)
+{
+    if (xmc_dist_active(dist) && xmc_recipe_is_unidec(resume ? "" : cfg->recipe))
+        return XMC_ERR(err, XMC_EUNSUPPORTED, NULL, 0,
+                       "recipe %s runs on one process (the sharded step covers renee)",
+                       cfg->recipe);
     if (xmc_recipe_is_unidec(cfg->recipe)) {
         if (resume)
             return XMC_ERR(err, XMC_EUNSUPPORTED, NULL, 0,
@@ -353,7 +365,7 @@ int xmc_train_run(const xmc_train_config *cfg, const char *dir, int resume, xmc_
             return XMC_ERR(err, XMC_EUNSUPPORTED, dir, 0,
                            "recipe %s: --resume is not supported (unidec.bin keeps no "
                            "optimizer state)", rec);
-        if ((rc = xmc_model_load(dir, 1, &m, err)))
+        if ((rc = xmc_model_load_dist(dir, 1, dist, &m, err)))
             return rc;
         /* Only settings that do not change the maths may differ on resume. */
         m->cfg.stop_after = cfg->stop_after;
@@ -420,7 +432,7 @@ int xmc_train_run(const xmc_train_config *cfg, const char *dir, int resume, xmc_
                 (long long)as.unseen, as.seconds);
     }
     const xmc_dataset *fit = aug ? aug : train;
-    if (!m && (rc = xmc_model_create(cfg, fit, &m, err)))
+    if (!m && (rc = xmc_model_create_dist(cfg, fit, dist, &m, err)))
         goto done;
     rc = model_train_ex(m, fit, train, test, dir, err);
 done:
