@@ -86,6 +86,8 @@ void model_shard_range(const xmc_dist *d, int64_t n_labels, int64_t *l0, int64_t
  * single-process or already sized. */
 int model_dist_reserve(xmc_model *m, xmc_error *err);
 void model_dist_free(xmc_model *m);
+/* Bytes of that scratch (0 single-process). */
+size_t model_dist_bytes(const xmc_model *m);
 /* The sharded step / top-k behind xmc_model_step / xmc_model_topk. */
 int model_dist_step(xmc_model *m, const xmc_enc_data *d, const xmc_csr *Y, const int64_t *rows,
                     int B, double *loss_out, xmc_error *err);

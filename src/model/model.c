@@ -695,7 +695,8 @@ void xmc_model_get_stats(const xmc_model *m, xmc_model_stats *s)
     s->head_bytes = head_param_bytes(m);
     s->optim_bytes = (m->opt ? xmc_enc_optim_bytes(m->opt) : 0) + head_state_bytes(m);
     s->scratch_bytes = xmc_encoder_bytes(m->enc) - s->encoder_bytes + head_scratch_bytes(m) +
-                       2 * (size_t)m->max_batch * (size_t)m->enc->dim * sizeof(float);
+                       2 * (size_t)m->max_batch * (size_t)m->enc->dim * sizeof(float) +
+                       model_dist_bytes(m);
     s->epochs_done = m->epochs_done;
     s->steps_done = m->step;
 }

@@ -76,6 +76,18 @@ typedef struct model_dist {
 
 int model_sharded(const xmc_model *m) { return m && xmc_dist_active(m->dist); }
 
+size_t model_dist_bytes(const xmc_model *m)
+{
+    const model_dist *md = m->dd;
+    if (!md)
+        return 0;
+    const size_t row = (size_t)m->enc->dim * sizeof(float), P = (size_t)md->P;
+    return (2 + P) * (size_t)md->bmax * row + P * (sizeof(int) + sizeof(double)) +
+           (size_t)md->tcap * 2 * sizeof(float) * (1 + P) +
+           P * (size_t)md->tcap * (size_t)md->tcols * sizeof(float) +
+           (size_t)md->trows * sizeof(int32_t);
+}
+
 void model_shard_range(const xmc_dist *d, int64_t n_labels, int64_t *l0, int64_t *l1)
 {
     xmc_dist_shard(n_labels, xmc_dist_size(d), xmc_dist_rank(d), l0, l1);
