@@ -6,11 +6,17 @@
 # each rank sends per step (xmc_dist_bytes_sent) against the formula of
 # docs/dist.md. On a small machine the P > 1 runs are oversubscribed: they
 # show memory and traffic, not speed-up (the ranks share the cores).
+# Then a wire check independent of xmc's accounting: 2 ranks over TCP only
+# on a smaller label set, the loopback interface's transmitted bytes
+# (/proc/net/dev) for WIRE_STEPS2 minus WIRE_STEPS1 steps, per step and
+# rank, against bytes_sent (the rest is TCP/IP and MPI headers; other
+# loopback users on the machine would add noise).
 #
 #   bash bench/scale.sh                          # 4M labels, d 256 -> 64
 #   LABELS=400000 STEPS=3 bash bench/scale.sh    # quicker
 # Environment: XMC_BUILD (default build), LABELS, POINTS, FEATURES, DIM,
-# BOTTLENECK, BATCH, STEPS, RANKS ("1 2 4"), THREADS (per rank), DIR.
+# BOTTLENECK, BATCH, STEPS, RANKS ("1 2 4"), THREADS (per rank), DIR,
+# WIRE (1; 0 skips the wire check), WIRE_LABELS, WIRE_STEPS1, WIRE_STEPS2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${XMC_BUILD:-build}
@@ -59,3 +65,26 @@ for P in $RANKS; do
 done
 echo "(logs in $dir/p*.log; bytes/step: xmc_dist_bytes_sent of rank 0 per step; formula:" \
      "docs/dist.md, dense part + the sparse first-layer rows)"
+
+WIRE=${WIRE:-1} WIRE_LABELS=${WIRE_LABELS:-20000} WIRE_STEPS1=${WIRE_STEPS1:-10}
+WIRE_STEPS2=${WIRE_STEPS2:-60}
+[ "$WIRE" = 1 ] && [ -r /proc/net/dev ] || exit 0
+[ -f "$dir/wire/trn_X_Y.txt" ] ||
+  "$xmc" synth --out "$dir/wire" --points "$POINTS" --labels "$WIRE_LABELS" \
+    --features "$FEATURES" --test-frac 0.01 --seed 1 > /dev/null 2>&1
+lo_tx() { awk '/^ *lo:/ { print $10 }' /proc/net/dev; }
+declare -A tx sent
+for n in "$WIRE_STEPS1" "$WIRE_STEPS2"; do
+  rm -rf "$dir/mw"
+  a=$(lo_tx)
+  "${mpi[@]}" --mca btl tcp,self -np 2 "$xmc" train --train "$dir/wire/trn" --dim "$DIM" \
+    --bottleneck "$BOTTLENECK" --batch "$BATCH" --max-steps "$n" --epochs 1000 \
+    --threads "$THREADS" --seed 1 --model "$dir/mw" > "$dir/wire$n.log" 2>&1
+  tx[$n]=$(( $(lo_tx) - a ))
+  sent[$n]=$(sed -n 's/.*per step (rank 0) \([0-9]*\),.*/\1/p' "$dir/wire$n.log")
+done
+awk -v t1="${tx[$WIRE_STEPS1]}" -v t2="${tx[$WIRE_STEPS2]}" -v s1="${sent[$WIRE_STEPS1]}" \
+    -v s2="${sent[$WIRE_STEPS2]}" -v n1="$WIRE_STEPS1" -v n2="$WIRE_STEPS2" 'BEGIN {
+  wire = (t2 - t1) / (n2 - n1) / 2; acc = (s2 * n2 - s1 * n1) / (n2 - n1)
+  printf "wire check (2 ranks, TCP on loopback, %d labels): %.0f bytes per step and rank on the" \
+         " wire, %.0f counted by xmc_dist_bytes_sent: ratio %.3f\n", '"$WIRE_LABELS"', wire, acc, wire / acc }'
