@@ -199,9 +199,9 @@ static int predict_main(int argc, char **argv, xmc_dist *dist)
     if (ann && !strcmp(recipe, "spartex"))
         return cli_failf("--ann: not for spartex models (the HNSW indexes dense classifier "
                          "rows; exact top-k is used without --ann)");
-    if (xmc_dist_active(dist) && (text || ann || strcmp(recipe, "renee")))
-        return cli_failf("under mpirun: exact top-k of a renee model with --input/--out only "
-                         "(--text, --ann and other recipes run on one process)");
+    if (xmc_dist_active(dist) && (text || ann))
+        return cli_failf("under mpirun: exact top-k with --input/--out only (--text and --ann "
+                         "run on one process)");
     xmc_model *m = NULL;
     /* Models may use the bert plug-in kind: register it before loading. */
     if (xmc_bert_encoder_register(&err) || xmc_model_load_dist(model, 0, dist, &m, &err))

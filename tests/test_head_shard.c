@@ -3,12 +3,14 @@
  * on each shard updates exactly its rows of the whole head's step and the
  * shards' dE sum to the whole head's dE; xmc_ova_copy_rows moves weights and
  * optimizer state (re-sharding a checkpoint) so training continues as if
- * never split; mismatched heads are refused. */
+ * never split; mismatched heads are refused. The same for SPARTEX's fixed
+ * fan-in head (xmc_ffi_copy_rows), across a rewiring round. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "testutil.h"
+#include "xmc/ffi.h"
 #include "xmc/head.h"
 
 enum { L = 37, D = 12, B = 9, S0 = 15 }; /* shards [0, 15) and [15, 37) */
@@ -137,11 +139,100 @@ static void test_shards_adam(void **state)
     check_sharded_steps(XMC_HEAD_ADAM);
 }
 
+static xmc_ffi *ffi(int64_t off, int64_t n)
+{
+    xmc_ffi_config c;
+    memset(&c, 0, sizeof c);
+    c.n_labels = n;
+    c.label_offset = off;
+    c.d_in = D;
+    c.fan_in = 5;
+    c.bias = 1;
+    c.opt = XMC_HEAD_ADAM;
+    c.chunk = 8;
+    c.max_batch = B;
+    c.seed = 9;
+    xmc_ffi *h = NULL;
+    xmc_error e = {0};
+    assert_int_equal(xmc_ffi_create(&c, &h, &e), XMC_OK);
+    return h;
+}
+
+static void ffi_rows(const xmc_ffi *h, float *w, int32_t *idx)
+{
+    xmc_error e = {0};
+    const xmc_ffi_config *c = xmc_ffi_get_config(h);
+    assert_int_equal(xmc_ffi_get_rows(h, 0, c->n_labels, w, idx, NULL, &e), XMC_OK);
+}
+
+static void ffi_step(xmc_ffi *h, const float *E, const xmc_csr *Y, int64_t t, float *dE)
+{
+    xmc_ova_hparams hp;
+    memset(&hp, 0, sizeof hp);
+    hp.lr = 0.05f;
+    hp.beta1 = 0.9f;
+    hp.beta2 = 0.999f;
+    hp.eps = 1e-8f;
+    hp.step = t;
+    xmc_error e = {0};
+    assert_int_equal(xmc_ffi_train_step(h, E, B, Y, NULL, &hp, dE, NULL, &e), XMC_OK);
+}
+
+static void test_ffi_reshard(void **state)
+{
+    (void)state;
+    enum { F = 5 };
+    float E[B * D], dE[B * D], w[L * F], ws[L * F];
+    int32_t idx[L * F], idxs[L * F];
+    xmc_rng r;
+    xmc_rng_seed(&r, 4, 0);
+    for (int i = 0; i < B * D; i++)
+        E[i] = (float)(xmc_rng_uniform(&r) - 0.5);
+    xmc_csr *Y = targets(13);
+    xmc_ffi *whole = ffi(0, L), *a = ffi(0, S0), *b = ffi(S0, L - S0);
+    xmc_error e = {0};
+    for (int64_t t = 1; t <= 3; t++) {
+        ffi_step(whole, E, Y, t, dE);
+        ffi_step(a, E, Y, t, dE);
+        ffi_step(b, E, Y, t, dE);
+    }
+    /* A rewiring round on each: streams keyed by global label id. */
+    int64_t n0 = 0, n1 = 0, n2 = 0;
+    assert_int_equal(xmc_ffi_rewire(whole, 0, 0.03f, &n0, &e), XMC_OK);
+    assert_int_equal(xmc_ffi_rewire(a, 0, 0.03f, &n1, &e), XMC_OK);
+    assert_int_equal(xmc_ffi_rewire(b, 0, 0.03f, &n2, &e), XMC_OK);
+    assert_int_equal(n0, n1 + n2);
+    assert_true(n0 > 0); /* the round did change the topology */
+    xmc_ffi *p[3] = {ffi(0, 10), ffi(10, 20), ffi(30, 7)};
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(xmc_ffi_copy_rows(p[k], a, &e), XMC_OK);
+        assert_int_equal(xmc_ffi_copy_rows(p[k], b, &e), XMC_OK);
+        assert_int_equal(xmc_ffi_steps(p[k]), 3);
+        assert_int_equal(xmc_ffi_rewire_rounds(p[k]), 1);
+    }
+    ffi_step(whole, E, Y, 4, dE);
+    for (int k = 0; k < 3; k++)
+        ffi_step(p[k], E, Y, 4, dE);
+    ffi_rows(whole, w, idx);
+    ffi_rows(p[0], ws, idxs);
+    ffi_rows(p[1], ws + 10 * F, idxs + 10 * F);
+    ffi_rows(p[2], ws + 30 * F, idxs + 30 * F);
+    assert_memory_equal(idx, idxs, sizeof idx);
+    assert_true(tu_rel_err(ws, w, L * F, 1e-7, 1e-5) <= 1.0);
+    for (int k = 0; k < 3; k++)
+        xmc_ffi_free(p[k]);
+    xmc_ffi_free(whole);
+    xmc_ffi_free(a);
+    xmc_ffi_free(b);
+    xmc_csr_free(Y);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shards_sgdm),
         cmocka_unit_test(test_shards_adam),
+        cmocka_unit_test(test_ffi_reshard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -146,6 +146,12 @@ int xmc_ffi_reserve(xmc_ffi *h, int max_batch, xmc_error *err);
  * arrays, CRC-32. load validates the indices (XMC_ECORRUPT). */
 int xmc_ffi_save(const xmc_ffi *h, FILE *f, const char *path, xmc_error *err);
 int xmc_ffi_load(FILE *f, const char *path, xmc_ffi **out, xmc_error *err);
+/* Copy every row (weights, input indices, bias, optimizer state; bit for
+ * bit) of the labels dst and src have in common (global ids) from src into
+ * dst, and src's step / rewiring-round counts and frozen flag: re-sharding
+ * a checkpoint (docs/dist.md). Same d_in, fan_in, optimizer and bias
+ * required. Does not allocate. */
+int xmc_ffi_copy_rows(xmc_ffi *dst, const xmc_ffi *src, xmc_error *err);
 
 /* ------------------------------------------------ dynamic sparse training */
 

@@ -198,8 +198,9 @@ int xmc_train_run(const xmc_train_config *cfg, const char *dir, int resume, xmc_
 /* ------------------------------------------------------------------------
  * Renee's hybrid data/model parallelism over a process group (dist.h,
  * docs/dist.md). With dist == NULL or one process these are the calls above.
- * With P > 1 processes (recipe renee, dense head): the head holds rank r's
- * label shard (xmc_dist_shard over the labels), the encoder is replicated;
+ * With P > 1 processes (recipe renee, or spartex without --aux-clusters /
+ * --rewire-fraction): the head holds rank r's label shard (xmc_dist_shard
+ * over the labels), the encoder is replicated;
  * xmc_model_step is then collective (every rank passes the same GLOBAL batch
  * rows and runs the sharded step), xmc_model_topk/predict are collective and
  * return the merged result on rank 0 only (other ranks get labels -1 / an

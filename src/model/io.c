@@ -533,15 +533,10 @@ int xmc_model_load_dist(const char *dir, int with_state, xmc_dist *dist, xmc_mod
         goto fail;
     int spx = !strcmp(m->cfg.recipe, "spartex");
     const cJSON *shards = item(root, "head_shards");
-    if (spx && (shards || xmc_dist_active(dist))) {
-        rc = XMC_ERR(err, XMC_EUNSUPPORTED, cpath, 0,
-                     "recipe spartex runs on one process (no sharded sparse head)");
-        goto fail;
-    }
     if ((rc = read_file(dir, m->files[0], load_enc, &m->enc, err)) ||
-        (rc = spx                               ? read_file(dir, m->files[1], load_ffi, &m->ffi, err)
-              : shards || xmc_dist_active(dist) ? model_shard_load_head(m, dir, shards, err)
-                                                : read_file(dir, m->files[1], load_ova, &m->head, err)))
+        (rc = shards || xmc_dist_active(dist) ? model_shard_load_head(m, dir, shards, err)
+              : spx                           ? read_file(dir, m->files[1], load_ffi, &m->ffi, err)
+                                              : read_file(dir, m->files[1], load_ova, &m->head, err)))
         goto fail;
     cJSON_Delete(root);
     root = NULL;

@@ -333,10 +333,12 @@ int xmc_model_create_dist(const xmc_train_config *cfg, const xmc_dataset *train,
     int rc = check_config(cfg, err);
     if (rc)
         return rc;
-    if (xmc_dist_active(dist) && model_is_spartex(cfg))
+    if (xmc_dist_active(dist) && model_is_spartex(cfg) &&
+        (cfg->aux_clusters > 0 || cfg->rewire_fraction > 0))
         return XMC_ERR(err, XMC_EUNSUPPORTED, NULL, 0,
-                       "recipe spartex runs on one process (the sharded step covers the dense "
-                       "renee head); run without mpirun or use -np 1");
+                       "recipe spartex under mpirun: --aux-clusters and --rewire-fraction need "
+                       "all labels in one process (clusters, a global |W| quantile); use the "
+                       "threshold schedule, or one process");
     if (!train->Y || train->n_labels < 1)
         return XMC_ERR(err, XMC_EINVAL, train->spec, 0, "training data has no labels");
     xmc_model *m = xmc_calloc(1, sizeof *m);
@@ -414,7 +416,10 @@ int xmc_model_create_dist(const xmc_train_config *cfg, const xmc_dataset *train,
             m->cfg.fan_in = m->enc->dim;
         xmc_ffi_config fc;
         memset(&fc, 0, sizeof fc);
-        fc.n_labels = train->n_labels;
+        int64_t l0 = 0, l1 = train->n_labels;
+        model_shard_range(m->dist, train->n_labels, &l0, &l1);
+        fc.n_labels = l1 - l0; /* rank r's label shard (all labels single-process) */
+        fc.label_offset = l0;
         fc.d_in = m->enc->dim;
         fc.fan_in = m->cfg.fan_in;
         fc.dtype = XMC_DT_F32;

@@ -2,7 +2,8 @@
  *
  * A model trained on P ranks is saved as:
  *   head-sN-rRofP.bin   one per rank: its label shard of W + optimizer
- *                       state (an ordinary xmc_ova file, label_offset set)
+ *                       state (an ordinary xmc_ova file, or xmc_ffi for
+ *                       spartex, with label_offset set)
  *   encoder-sN.bin, optim-sN.bin, labels.txt    rank 0 (replicated state)
  *   config.json         rank 0, LAST, after every rank reported its files
  *                       written: the usual manifest plus "head_shards":
@@ -16,7 +17,7 @@
  * labels xmc_dist_shard(L, P', r); if one stored file is exactly that range
  * it is read as is, else the stored shards overlapping the range are read
  * one at a time and their rows (weights and optimizer state, bit for bit)
- * copied in (xmc_ova_copy_rows). Peak memory: the target shard plus the
+ * copied in (xmc_ova_copy_rows / xmc_ffi_copy_rows). Peak memory: the target shard plus the
  * largest stored shard. A manifest without "head_shards" (single-process
  * training) is the one shard [0, L) of files.head.
  */
@@ -141,17 +142,67 @@ typedef struct stored_shard {
     int64_t begin, end;
 } stored_shard;
 
-static int read_ova(const char *dir, const char *name, xmc_ova **out, xmc_error *err)
+/* The two head kinds behind one set of operations: dense (xmc_ova, renee)
+ * and fixed fan-in (xmc_ffi, spartex). */
+typedef struct head_ops {
+    int (*load)(FILE *f, const char *path, void **out, xmc_error *err);
+    void (*range)(const void *h, int64_t *off, int64_t *n);
+    int (*create_like)(const void *src, int64_t off, int64_t n, void **out, xmc_error *err);
+    int (*copy)(void *dst, const void *src, xmc_error *err);
+    void (*free)(void *h);
+} head_ops;
+
+static int ova_load_(FILE *f, const char *p, void **o, xmc_error *e)
+{
+    return xmc_ova_load(f, p, (xmc_ova **)o, e);
+}
+static void ova_range_(const void *h, int64_t *off, int64_t *n)
+{
+    *off = xmc_ova_get_config(h)->label_offset;
+    *n = xmc_ova_get_config(h)->n_labels;
+}
+static int ova_create_(const void *src, int64_t off, int64_t n, void **o, xmc_error *e)
+{
+    xmc_ova_config c = *xmc_ova_get_config(src);
+    c.label_offset = off;
+    c.n_labels = n;
+    return xmc_ova_create(&c, (xmc_ova **)o, e);
+}
+static int ova_copy_(void *d, const void *s, xmc_error *e) { return xmc_ova_copy_rows(d, s, e); }
+static void ova_free_(void *h) { xmc_ova_free(h); }
+
+static int ffi_load_(FILE *f, const char *p, void **o, xmc_error *e)
+{
+    return xmc_ffi_load(f, p, (xmc_ffi **)o, e);
+}
+static void ffi_range_(const void *h, int64_t *off, int64_t *n)
+{
+    *off = xmc_ffi_get_config(h)->label_offset;
+    *n = xmc_ffi_get_config(h)->n_labels;
+}
+static int ffi_create_(const void *src, int64_t off, int64_t n, void **o, xmc_error *e)
+{
+    xmc_ffi_config c = *xmc_ffi_get_config(src);
+    c.label_offset = off;
+    c.n_labels = n;
+    return xmc_ffi_create(&c, (xmc_ffi **)o, e);
+}
+static int ffi_copy_(void *d, const void *s, xmc_error *e) { return xmc_ffi_copy_rows(d, s, e); }
+static void ffi_free_(void *h) { xmc_ffi_free(h); }
+
+static const head_ops ova_ops = {ova_load_, ova_range_, ova_create_, ova_copy_, ova_free_};
+static const head_ops ffi_ops = {ffi_load_, ffi_range_, ffi_create_, ffi_copy_, ffi_free_};
+
+static int read_head(const head_ops *ops, const char *dir, const char *name, void **out,
+                     xmc_error *err)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "rb");
     if (!f)
         return XMC_ERR(err, XMC_EIO, path, 0, "cannot open (incomplete model directory?)");
-    int rc = xmc_ova_load(f, path, out, err);
+    int rc = ops->load(f, path, out, err);
     fclose(f);
-    if (!rc && (xmc_ova_get_config(*out)->label_offset < 0))
-        rc = XMC_ERR(err, XMC_ECORRUPT, path, 0, "bad label offset");
     return rc;
 }
 
@@ -165,7 +216,8 @@ int model_shard_load_head(xmc_model *m, const char *dir, const void *shards_json
     int n = shards ? cJSON_GetArraySize(shards) : 1;
     if (shards && (!cJSON_IsArray(shards) || n < 1))
         return XMC_ERR(err, XMC_ECORRUPT, cpath, 0, "head_shards: expected a non-empty list");
-    xmc_ova *dst = NULL, *src = NULL;
+    const head_ops *ops = !strcmp(m->cfg.recipe, "spartex") ? &ffi_ops : &ova_ops;
+    void *dst = NULL, *src = NULL;
     int64_t covered = 0;
     int rc = XMC_OK;
     for (int i = 0; i < n && !rc; i++) {
@@ -192,14 +244,15 @@ int model_shard_load_head(xmc_model *m, const char *dir, const void *shards_json
         }
         if (s.end <= l0 || s.begin >= l1)
             continue; /* not ours */
-        if ((rc = read_ova(dir, s.file, &src, err)))
+        if ((rc = read_head(ops, dir, s.file, &src, err)))
             break;
-        const xmc_ova_config *sc = xmc_ova_get_config(src);
-        if (sc->label_offset != s.begin || sc->label_offset + sc->n_labels != s.end) {
+        int64_t off, nl;
+        ops->range(src, &off, &nl);
+        if (off != s.begin || off + nl != s.end) {
             rc = XMC_ERR(err, XMC_ECORRUPT, cpath, 0,
                          "%s holds labels [%lld, %lld), the manifest says [%lld, %lld)", s.file,
-                         (long long)sc->label_offset, (long long)(sc->label_offset + sc->n_labels),
-                         (long long)s.begin, (long long)s.end);
+                         (long long)off, (long long)(off + nl), (long long)s.begin,
+                         (long long)s.end);
             break;
         }
         if (s.begin == l0 && s.end == l1) { /* same layout: the file is our shard */
@@ -208,20 +261,15 @@ int model_shard_load_head(xmc_model *m, const char *dir, const void *shards_json
             covered = l1 - l0;
             break;
         }
-        if (!dst) {
-            xmc_ova_config c = *sc;
-            c.n_labels = l1 - l0;
-            c.label_offset = l0;
-            if ((rc = xmc_ova_create(&c, &dst, err)))
-                break;
-        }
-        if ((rc = xmc_ova_copy_rows(dst, src, err)))
+        if (!dst && (rc = ops->create_like(src, l0, l1 - l0, &dst, err)))
+            break;
+        if ((rc = ops->copy(dst, src, err)))
             break;
         covered += (s.end < l1 ? s.end : l1) - (s.begin > l0 ? s.begin : l0);
-        xmc_ova_free(src);
+        ops->free(src);
         src = NULL;
     }
-    xmc_ova_free(src);
+    ops->free(src);
     if (!rc && covered != l1 - l0)
         rc = XMC_ERR(err, XMC_ECORRUPT, cpath, 0,
                      "head_shards cover %lld of the labels [%lld, %lld)", (long long)covered,
@@ -229,9 +277,12 @@ int model_shard_load_head(xmc_model *m, const char *dir, const void *shards_json
     /* A rank that could not load makes all stop (no rank waits later). */
     rc = model_dist_agree(m->dist, rc, "loading its head shard", err);
     if (rc) {
-        xmc_ova_free(dst);
+        ops->free(dst);
         return rc;
     }
-    m->head = dst;
+    if (ops == &ffi_ops)
+        m->ffi = dst;
+    else
+        m->head = dst;
     return XMC_OK;
 }

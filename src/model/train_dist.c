@@ -2,7 +2,10 @@
  * the sharded training step and top-k over a process group (dist.h).
  *
  * P ranks; rank r owns labels [r L/P, (r+1) L/P) of W and their optimizer
- * state (its xmc_ova has label_offset = r L/P); the encoder is replicated.
+ * state (its xmc_ova, or SPARTEX's xmc_ffi, has label_offset = r L/P); the
+ * encoder is replicated. SPARTEX shards rewire their own labels after the
+ * update (threshold schedule, streams keyed by global label id: the
+ * single-process topology); the pruned counts are summed for the log.
  * One step on a global batch of B rows (the same rows on every rank):
  *   1. rank r encodes its slice of the batch (xmc_dist_shard(B, P, r)),
  *   2. allgather E (B x d; slices padded to ceil(B/P) rows),
@@ -279,8 +282,9 @@ static int merge_tables(xmc_model *m, double *tc, double *model_bytes, xmc_error
 int model_dist_step(xmc_model *m, const xmc_enc_data *d, const xmc_csr *Y, const int64_t *rows,
                     int B, double *loss_out, xmc_error *err)
 {
-    if (m->ffi || !m->head)
-        return XMC_ERR(err, XMC_EUNSUPPORTED, NULL, 0, "the sharded step needs the dense head");
+    if (m->meta)
+        return XMC_ERR(err, XMC_EUNSUPPORTED, NULL, 0,
+                       "the sharded step has no meta-classifier (--aux-clusters)");
     /* Normally sized after prepare by the loop; this is the fallback. */
     int rc = model_dist_reserve(m, err);
     model_dist *md = m->dd;
@@ -327,8 +331,7 @@ int model_dist_step(xmc_model *m, const xmc_enc_data *d, const xmc_csr *Y, const
     xmc_adam_hparams a;
     model_step_hparams(m, t, &hp, &a);
     double loss = 0;
-    if ((rc = xmc_ova_train_step(m->head, m->E, B, Y, rows, &hp, m->dE, loss_out ? &loss : NULL,
-                                 err)))
+    if ((rc = head_train_step(m, B, Y, rows, &hp, loss_out ? &loss : NULL, err)))
         return rc;
 
     /* 4. sum dE over shards, scattered by rows */
@@ -365,6 +368,19 @@ int model_dist_step(xmc_model *m, const xmc_enc_data *d, const xmc_csr *Y, const
     /* 7. the same update on every rank */
     xmc_enc_optim_step(m->opt, m->enc, &a, &a);
     m->step = t;
+    if (m->ffi) { /* SPARTEX: each shard rewires its own labels (threshold
+                   * schedule; streams keyed by global label id) */
+        int64_t pruned = 0;
+        if ((rc = xmc_ffi_schedule_apply(m->ffi, &m->sched, t, &pruned, err)))
+            return rc;
+        if (xmc_ffi_schedule_due(&m->sched, t)) {
+            double pr = (double)pruned; /* the epoch log counts all shards */
+            COMM(&tc, xmc_dist_allreduce_f64(g, &pr, 1, err));
+            pruned = (int64_t)pr;
+            model_bytes += 2.0 * (P - 1) / P * 8.0;
+        }
+        m->rewired += pruned;
+    }
     md->steps++;
     md->step_s += xmc_now() - ts;
     md->comm_s += tc;
@@ -376,8 +392,6 @@ int model_dist_step(xmc_model *m, const xmc_enc_data *d, const xmc_csr *Y, const
 int model_dist_topk(xmc_model *m, const xmc_enc_data *d, int k, int32_t *labels, float *scores,
                     xmc_error *err)
 {
-    if (m->ffi || !m->head)
-        return XMC_ERR(err, XMC_EUNSUPPORTED, NULL, 0, "sharded top-k needs the dense head");
     xmc_dist *g = m->dist;
     const int P = xmc_dist_size(g), me = xmc_dist_rank(g);
     const size_t bk = (size_t)m->max_batch * (size_t)k;
@@ -401,7 +415,8 @@ int model_dist_topk(xmc_model *m, const xmc_enc_data *d, int k, int32_t *labels,
          * process computes it, whatever P. */
         int lrc = xmc_encoder_forward(m->enc, d, m->rows, B, 0, m->E, err);
         if (!lrc)
-            lrc = xmc_ova_topk(m->head, m->E, B, k, lab, sc, err);
+            lrc = m->ffi ? xmc_ffi_topk(m->ffi, m->E, B, k, lab, sc, err)
+                         : xmc_ova_topk(m->head, m->E, B, k, lab, sc, err);
         if ((rc = model_dist_agree(g, lrc, "in top-k", err)))
             goto done;
         const size_t n = (size_t)B * (size_t)k;

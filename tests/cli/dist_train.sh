@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Renee's hybrid parallelism end to end (docs/dist.md): 2 ranks train the
 # same model as 1 process (same global batch and seed; dense head with and
-# without bottleneck), a 2-rank checkpoint predicts the same on 1 rank and
+# without bottleneck, and SPARTEX's sparse head), a 2-rank checkpoint predicts the same on 1 rank and
 # on 2, a 1-process checkpoint re-shards onto 3 ranks, the same over TCP
 # only, resume on a different rank count, and a failing rank stops the job
 # with a message on rank 0 and a consistent checkpoint.
@@ -48,9 +48,11 @@ same_preds() { # A B what
     END { if (!bad && rows < 1) { print what ": no rows compared"; bad = 1 } exit bad }' "$1" "$2"
 }
 
-for variant in plain bottleneck; do
+for variant in plain bottleneck spartex; do
   extra=()
   [ "$variant" = bottleneck ] && extra=(--bottleneck 16)
+  # SPARTEX's fixed fan-in head, sharded the same way, rewiring per shard.
+  [ "$variant" = spartex ] && extra=(--recipe spartex --fan-in 16 --rewire-interval 5)
   "$XMC" train "${common[@]}" "${extra[@]}" --model "$T/$variant-1" 2> "$T/$variant-1.log" ||
     fail "$variant: 1-process train: $(tail -3 "$T/$variant-1.log")"
   if ! "${mpi[@]}" -np 2 "$XMC" train "${common[@]}" "${extra[@]}" --model "$T/$variant-2" \
@@ -116,4 +118,4 @@ grep -q "rank 1 of 2 failed at step 40: injected fault" "$T/fault.log" ||
 grep -q '"epochs_done":[[:space:]]*1' "$T/fault/config.json" || fail "fault: checkpoint lost"
 "$XMC" predict --model "$T/fault" --input "$T/data/tst" --out "$T/fault-p.txt" --threads 1 2>/dev/null ||
   fail "fault: the last checkpoint does not load"
-echo "dist_train: 2 ranks = 1 process (plain, bottleneck, tcp), re-shard 2->1, 1->3, resume 2->1, fault ok"
+echo "dist_train: 2 ranks = 1 process (plain, bottleneck, spartex, tcp), re-shard 2->1, 1->3, resume 2->1, fault ok"
