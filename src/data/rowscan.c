@@ -18,8 +18,6 @@ static inline uint64_t scan_mask64(const char *p)
 }
 
 #define ROWSCAN_NAME xmc_sparse_row_ref
-#define scan_uint scan_uint_scalar
-#define scan_float scan_float_scalar
 #include "data/rowscan.h"
 
 xmc_sparse_row_fn xmc_sparse_row_get(const char *level)
