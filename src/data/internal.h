@@ -298,7 +298,8 @@ const char *xmc_sparse_row_avx2(const char *q, const char *e, int64_t ncols, int
                                 int32_t *xi, float *xv, int64_t *n, int *unsorted);
 const char *xmc_sparse_row_avx512(const char *q, const char *e, int64_t ncols, int strict,
                                   int32_t *xi, float *xv, int64_t *n, int *unsorted);
-/* The best variant for this CPU after XMC_KERNEL capping (never NULL). */
+/* The best variant for this CPU after XMC_KERNEL capping; NULL (the scalar
+ * parser alone) without AVX2 or under XMC_KERNEL=ref. */
 xmc_sparse_row_fn xmc_sparse_row_best(void);
 /* "ref", "avx2", "avx512", or NULL when the hardware lacks it (tests). */
 xmc_sparse_row_fn xmc_sparse_row_get(const char *level);
