@@ -285,12 +285,32 @@ void xmc_mapping_unref(xmc_mapping *m);
  * mode SPARSE: "c:v ..." rows (any order) giving X only. */
 enum { XMC_SP_SPARSE = 0, XMC_SP_XC = 1 };
 
+/* The entries "id:val ..." of one row, up to and past its '\n', with a
+ * vector scan for the separators; NULL declines the row (malformed or
+ * unusual), which the scalar parser then reads and reports. Contract and
+ * why in rowscan.h; variants in rowscan*.c. */
+typedef const char *(*xmc_sparse_row_fn)(const char *q, const char *e, int64_t ncols,
+                                         int strict, int32_t *xi, float *xv, int64_t *n,
+                                         int *unsorted);
+const char *xmc_sparse_row_ref(const char *q, const char *e, int64_t ncols, int strict,
+                               int32_t *xi, float *xv, int64_t *n, int *unsorted);
+const char *xmc_sparse_row_avx2(const char *q, const char *e, int64_t ncols, int strict,
+                                int32_t *xi, float *xv, int64_t *n, int *unsorted);
+const char *xmc_sparse_row_avx512(const char *q, const char *e, int64_t ncols, int strict,
+                                  int32_t *xi, float *xv, int64_t *n, int *unsorted);
+/* The best variant for this CPU after XMC_KERNEL capping; NULL (the scalar
+ * parser alone) without AVX2 or under XMC_KERNEL=ref. */
+xmc_sparse_row_fn xmc_sparse_row_best(void);
+/* "ref", "avx2", "avx512", or NULL when the hardware lacks it (tests). */
+xmc_sparse_row_fn xmc_sparse_row_get(const char *level);
+
 /* Parse the body [buf, buf+len) of `path` whose first body line is line
  * `first_line`, with nrows rows. In XC mode *Y gets the labels (nlabels
- * columns, values 1). */
+ * columns, values 1). `row` is the fast row kernel (NULL: the scalar parser
+ * alone; results and errors are the same either way). */
 int xmc_sparse_parse(const char *path, const char *buf, size_t len, long first_line,
-                     int mode, int64_t nrows, int64_t ncols, int64_t nlabels, xmc_csr **X,
-                     xmc_csr **Y, xmc_error *err);
+                     int mode, int64_t nrows, int64_t ncols, int64_t nlabels,
+                     xmc_sparse_row_fn row, xmc_csr **X, xmc_csr **Y, xmc_error *err);
 
 /* XC repository data file. */
 int xmc_xc_read(const char *path, xmc_csr **X, xmc_csr **Y, xmc_error *err);

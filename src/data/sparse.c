@@ -154,6 +154,7 @@ static int sort_row(int32_t *idx, float *val, int64_t n, pair **scratch, int64_t
 typedef struct job {
     const char *path;
     int mode;
+    xmc_sparse_row_fn row; /* fast path, or NULL */
     int64_t ncols, nlabels;
     long first_line;
     xmc_csr *X, *Y;
@@ -245,6 +246,17 @@ static void parse_chunk(const job *j, chunk *c)
         int64_t e0 = ent;
         int32_t prev = -1;
         int unsorted = 0;
+        if (j->row) {
+            int64_t nf;
+            const char *r =
+                j->row(q, e, ncols, j->mode == XMC_SP_XC, xi + ent, xv + ent, &nf, &unsorted);
+            if (r) {
+                ent += nf;
+                p = r;
+                goto row_end;
+            }
+            unsorted = 0; /* declined: the scalar loop re-reads the row */
+        }
         for (;;) {
             while (q < e && is_ws(*q))
                 q++;
@@ -289,6 +301,11 @@ static void parse_chunk(const job *j, chunk *c)
             ent++;
             q = ve;
         }
+        /* q is at the line end: '\n', "\r\n", a final '\r', or e. */
+        if (q < e && *q == '\r')
+            q++;
+        p = q < e ? q + 1 : e;
+    row_end:
         if (unsorted) {
             int32_t dup = 0;
             int s = sort_row(xi + e0, xv + e0, ent - e0, &scratch, &cap, &dup);
@@ -301,10 +318,6 @@ static void parse_chunk(const job *j, chunk *c)
         }
         xp[row + 1] = ent - e0;
         row++;
-        /* q is at the line end: '\n', "\r\n", a final '\r', or e. */
-        if (q < e && *q == '\r')
-            q++;
-        p = q < e ? q + 1 : e;
     }
 done:
     c->nent = ent - c->ent0;
@@ -333,8 +346,8 @@ static void compact(xmc_csr *m, chunk *ch, int nch, int use_lab)
 }
 
 int xmc_sparse_parse(const char *path, const char *buf, size_t len, long first_line,
-                     int mode, int64_t nrows, int64_t ncols, int64_t nlabels, xmc_csr **X,
-                     xmc_csr **Y, xmc_error *err)
+                     int mode, int64_t nrows, int64_t ncols, int64_t nlabels,
+                     xmc_sparse_row_fn row, xmc_csr **X, xmc_csr **Y, xmc_error *err)
 {
     *X = NULL;
     if (Y)
@@ -392,7 +405,7 @@ int xmc_sparse_parse(const char *path, const char *buf, size_t len, long first_l
         goto out;
     if (mode == XMC_SP_XC && (rc = xmc_csr_create(&y, nrows, nlabels, labs, 1, err)))
         goto out;
-    job j = {path, mode, ncols, nlabels, first_line, x, y};
+    job j = {path, mode, row, ncols, nlabels, first_line, x, y};
     xmc_progress prog;
     int64_t done = 0;
     if (len >= PROGRESS_BYTES) {
@@ -502,7 +515,7 @@ int xmc_xc_read(const char *path, xmc_csr **X, xmc_csr **Y, xmc_error *err)
     rc = parse_header(path, b.data, b.len, 3, "N F L", h, &body, err);
     if (rc == XMC_OK)
         rc = xmc_sparse_parse(path, b.data + body, b.len - body, 2, XMC_SP_XC, h[0], h[1], h[2],
-                              X, Y, err);
+                              xmc_sparse_row_best(), X, Y, err);
     xmc_inbuf_close(&b);
     return rc;
 }
@@ -519,7 +532,7 @@ int xmc_csr_read_text(const char *path, xmc_csr **out, xmc_error *err)
     rc = parse_header(path, b.data, b.len, 2, "N C", h, &body, err);
     if (rc == XMC_OK)
         rc = xmc_sparse_parse(path, b.data + body, b.len - body, 2, XMC_SP_SPARSE, h[0], h[1],
-                              0, out, NULL, err);
+                              0, xmc_sparse_row_best(), out, NULL, err);
     xmc_inbuf_close(&b);
     return rc;
 }

@@ -1,0 +1,269 @@
+/* Body of the sparse-row kernels (rowscan.c, rowscan_avx2.c,
+ * rowscan_avx512.c), included once per ISA after defining ROWSCAN_NAME,
+ * `static inline uint64_t scan_mask64(const char *p)` (bit i set when p[i]
+ * is ':', ' ', '\t' or '\n'), and the entry parser
+ * `static inline int scan_entry(const char *s, const char *c, const char *t,
+ * const char *e, int64_t *id, float *v)`: 1 when [s, c) is exactly one
+ * integer and [c + 1, t) one number as xmc_parse_uint / xmc_parse_float
+ * read them (same values, bit for bit), 0 otherwise; it may read up to e.
+ * Not a public header.
+ *
+ * Why: the scalar parser finds each token's end by parsing it, so every
+ * token's start waits for the previous token's digits (a latency chain of
+ * ~3 SWAR steps per entry). Here the separators of 64 bytes come from one
+ * vector compare (simdjson's structural pass, Langdale & Lemire 2019), and
+ * the positions from the bit mask (tzcnt + clear lowest bit), so the next
+ * token's bounds are known before the current one is parsed and the
+ * numbers of several entries are converted in parallel by the out-of-order
+ * core. The numbers go through the same xmc_parse_uint / xmc_parse_float as
+ * the scalar parser (so the values are bit-identical), which must end
+ * exactly at the separator.
+ *
+ * Contract: parse the entries "id:val" of one row from q (after the labels
+ * in XC mode) to its '\n' (an optional '\r' before it, blanks between and
+ * around entries). Returns the byte after the '\n', with n entries written
+ * to xi/xv (ids < ncols; strict = ids must increase, else *unsorted is set
+ * when they do not). Returns NULL, with xi/xv possibly scribbled, for
+ * anything else — a malformed row, a row without '\n' before e, an id that
+ * is out of range — and the caller re-parses the row with the scalar
+ * parser, which reports the error; so this path never creates an error
+ * message of its own. Reads only [q, e). */
+
+/* The scalar parsers, against the chunk end (their SWAR steps need 8-16
+ * readable bytes), then the end must be the separator. */
+static inline int scan_uint_scalar(const char *p, const char *t, const char *e, int64_t *v)
+{
+    return xmc_parse_uint(p, e, v) == t;
+}
+
+static inline int scan_float_scalar(const char *p, const char *t, const char *e, float *v)
+{
+    return xmc_parse_float(p, e, v) == t;
+}
+
+#ifdef ROWSCAN_SSE
+/* A token of known length as one 16-byte vector (SSSE3/SSE4.1): digits with
+ * at most one '.', at most 15 digits, 16 readable bytes. The dot is
+ * squeezed out and the digits right-aligned by one pshufb whose indices are
+ * computed (index < 0 gives 0), then combined as in simdjson's 16-digit SSE
+ * conversion (maddubs, madd, packus, madd). *m = the digits as an integer
+ * (< 10^15 < 2^53), *frac = digits after the dot. Returns 1 without a
+ * dot, 2 with one, 0 for any other shape (signs, exponents, long or empty tokens): the scalar parser then
+ * decides. */
+static inline int tok_digits(const char *p, int len, uint64_t *m, int *frac)
+{
+    if (len < 1 || len > 16)
+        return 0;
+    const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    const __m128i d = _mm_sub_epi8(v, _mm_set1_epi8('0'));
+    const unsigned live = (1u << len) - 1;
+    unsigned dig = (unsigned)_mm_movemask_epi8(
+                       _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d)) & live;
+    unsigned dot = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('.'))) & live;
+    if ((dig | dot) != live || !dig || (dot & (dot - 1)) || (!dot && len > 15))
+        return 0;
+    int f = dot ? len - 1 - __builtin_ctz(dot) : 0;
+    /* Output byte j takes input byte j + len - 16, minus one more for the
+     * integer digits (j < 16 - f) when there is a dot, skipping it. */
+    const __m128i iota = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m128i idx = _mm_add_epi8(iota, _mm_set1_epi8((char)(len - 16)));
+    idx = _mm_add_epi8(idx, _mm_cmplt_epi8(iota, _mm_set1_epi8((char)(dot ? 16 - f : 0))));
+    const __m128i r = _mm_shuffle_epi8(d, idx);
+    const __m128i t1 = _mm_maddubs_epi16(
+        r, _mm_setr_epi8(10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1));
+    const __m128i t2 = _mm_madd_epi16(t1, _mm_setr_epi16(100, 1, 100, 1, 100, 1, 100, 1));
+    const __m128i t3 = _mm_packus_epi32(t2, t2);
+    const __m128i t4 = _mm_madd_epi16(t3, _mm_setr_epi16(10000, 1, 10000, 1, 0, 0, 0, 0));
+    const uint64_t x = (uint64_t)_mm_cvtsi128_si64(t4);
+    *m = (x & 0xffffffffu) * 100000000u + (x >> 32);
+    *frac = f;
+    return dot ? 2 : 1;
+}
+
+static inline int scan_uint(const char *p, const char *t, const char *e, int64_t *v)
+{
+    uint64_t m;
+    int f;
+    if (e - p >= 16 && t - p <= 10 && tok_digits(p, (int)(t - p), &m, &f) == 1) {
+        *v = (int64_t)m;
+        return 1;
+    }
+    return scan_uint_scalar(p, t, e, v);
+}
+
+/* The value m * 10^-frac (m < 2^52, frac <= 15) as xmc_parse_float
+ * computes it: exact for an integer (an exact double, so one rounding to
+ * float), else m * RN(10^-frac) accepted away from float midpoints
+ * (parse.c says why). Returns 0 near a midpoint: the caller then parses
+ * the text with the general parser. */
+static inline int dec_to_float(uint64_t m, int f, float *v)
+{
+    /* (double)m without cvtsi2sd (whose merge with a stale register
+     * stalled here): m in the mantissa of 2^52, minus 2^52. */
+    uint64_t u = m | 0x4330000000000000ULL;
+    double d;
+    memcpy(&d, &u, sizeof d);
+    d -= 4503599627370496.0;
+    if (f == 0 || m == 0) {
+        *v = (float)d;
+        return 1;
+    }
+    d *= xmc_p10_inv[f];
+    uint64_t bits;
+    memcpy(&bits, &d, sizeof bits);
+    int be = (int)((bits >> 52) & 0x7ff) - 1023;
+    if (be >= -126 && (bits & 0x1fffffffULL) - (0x10000000ULL - 16) > 32) {
+        *v = (float)d;
+        return 1;
+    }
+    return 0;
+}
+
+static inline int scan_float(const char *p, const char *t, const char *e, float *v)
+{
+    uint64_t m;
+    int f;
+    if (e - p >= 16 && tok_digits(p, (int)(t - p), &m, &f) && dec_to_float(m, f, v))
+        return 1;
+    return scan_float_scalar(p, t, e, v);
+}
+
+/* A whole entry "id:value" [s, t) (colon at c) in one vector, when it fits
+ * in 16 bytes with at most 8 digits on each side: one pshufb puts the id
+ * right-aligned in bytes 0-7 and the value's digits (dot squeezed out)
+ * right-aligned in bytes 8-15, and one 16-digit conversion yields both (its
+ * two 8-digit halves). Half the work of two tok_digits; most entries of
+ * real and synthetic files ("4711:0.059197") fit. Returns 0 otherwise. */
+static inline int tok_entry(const char *s, const char *c, const char *t, uint64_t *id,
+                            uint64_t *m, int *frac)
+{
+    const int li = (int)(c - s), len = (int)(t - s);
+    if (li < 1 || li > 8 || len > 16 || len < li + 2)
+        return 0;
+    const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+    const __m128i d = _mm_sub_epi8(v, _mm_set1_epi8('0'));
+    const unsigned live = (1u << len) - 1, idm = (1u << li) - 1;
+    const unsigned vm = live & ~((2u << li) - 1); /* the value's bytes */
+    unsigned dig = (unsigned)_mm_movemask_epi8(
+                       _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d)) & live;
+    unsigned dot = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('.'))) & vm;
+    if ((dig & idm) != idm || ((dig & vm) | dot) != vm || !(dig & vm) || (dot & (dot - 1)))
+        return 0;
+    const int nvd = len - li - 1 - (dot != 0); /* value digits */
+    if (nvd > 8)
+        return 0;
+    const int f = dot ? len - 1 - __builtin_ctz(dot) : 0;
+    const __m128i iota = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m128i hi = _mm_set_epi64x(-1, 0);
+    /* Byte j < 8 takes s[j + li - 8]; byte j >= 8 takes s[j + len - 16],
+     * one less for the integer digits when there is a dot, and nothing
+     * (index with the high bit set) left of the value's digits. */
+    __m128i idx = _mm_add_epi8(
+        iota, _mm_set_epi64x((int64_t)(0x0101010101010101ULL * (uint8_t)(len - 16)),
+                             (int64_t)(0x0101010101010101ULL * (uint8_t)(li - 8))));
+    idx = _mm_add_epi8(idx, _mm_and_si128(hi, _mm_cmplt_epi8(iota, _mm_set1_epi8(
+                                                                   (char)(dot ? 16 - f : 0)))));
+    idx = _mm_or_si128(idx, _mm_and_si128(hi, _mm_cmplt_epi8(iota, _mm_set1_epi8(
+                                                                  (char)(16 - nvd)))));
+    const __m128i r = _mm_shuffle_epi8(d, idx);
+    const __m128i t1 = _mm_maddubs_epi16(
+        r, _mm_setr_epi8(10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1));
+    const __m128i t2 = _mm_madd_epi16(t1, _mm_setr_epi16(100, 1, 100, 1, 100, 1, 100, 1));
+    const __m128i t3 = _mm_packus_epi32(t2, t2);
+    const __m128i t4 = _mm_madd_epi16(t3, _mm_setr_epi16(10000, 1, 10000, 1, 0, 0, 0, 0));
+    const uint64_t x = (uint64_t)_mm_cvtsi128_si64(t4);
+    *id = x & 0xffffffffu;
+    *m = x >> 32;
+    *frac = f;
+    return 1;
+}
+
+static inline int scan_entry(const char *s, const char *c, const char *t, const char *e,
+                             int64_t *id, float *v)
+{
+    uint64_t i, m;
+    int f;
+    if (e - s >= 16 && tok_entry(s, c, t, &i, &m, &f)) {
+        *id = (int64_t)i;
+        return dec_to_float(m, f, v) || scan_float_scalar(c + 1, t, e, v);
+    }
+    return scan_uint(s, c, e, id) && scan_float(c + 1, t, e, v);
+}
+#else
+static inline int scan_entry(const char *s, const char *c, const char *t, const char *e,
+                             int64_t *id, float *v)
+{
+    return scan_uint_scalar(s, c, e, id) && scan_float_scalar(c + 1, t, e, v);
+}
+#endif
+
+static inline uint64_t scan_block(const char *p, const char *e)
+{
+    if (e - p >= 64)
+        return scan_mask64(p);
+    char buf[64] = {0}; /* NUL is not a separator */
+    memcpy(buf, p, (size_t)(e - p));
+    return scan_mask64(buf);
+}
+
+const char *ROWSCAN_NAME(const char *q, const char *e, int64_t ncols, int strict, int32_t *xi,
+                         float *xv, int64_t *n_out, int *unsorted)
+{
+    const char *base = q, *s = q, *c, *t;
+    uint64_t m = scan_block(base, e);
+    int64_t n = 0;
+    int32_t prev = -1;
+    int uns = 0;
+/* pos = the next separator at or after the last one, NULL at e. */
+#define NEXT(pos)                                                                        \
+    do {                                                                                 \
+        while (!m) {                                                                     \
+            base += 64;                                                                  \
+            if (base >= e)                                                               \
+                return NULL;                                                             \
+            m = scan_block(base, e);                                                     \
+        }                                                                                \
+        pos = base + __builtin_ctzll(m);                                                 \
+        m &= m - 1;                                                                      \
+    } while (0)
+    for (;;) {
+        NEXT(c);
+        if (*c != ':') {
+            if (*c == '\n') { /* row end after blanks, or an empty row */
+                if (c == s || (c == s + 1 && *s == '\r'))
+                    break;
+                return NULL;
+            }
+            if (c != s)
+                return NULL; /* a token without ':' */
+            s = c + 1;       /* consecutive blanks */
+            continue;
+        }
+        NEXT(t);
+        if (*t == ':')
+            return NULL;
+        const char *tt = *t == '\n' && t[-1] == '\r' ? t - 1 : t;
+        int64_t id;
+        float v;
+        if (!scan_entry(s, c, tt, e, &id, &v) || id >= ncols)
+            return NULL;
+        if ((int32_t)id <= prev) {
+            if (strict)
+                return NULL;
+            uns = 1;
+        }
+        prev = (int32_t)id;
+        xi[n] = (int32_t)id;
+        xv[n] = v;
+        n++;
+        if (*t == '\n') {
+            c = t;
+            break;
+        }
+        s = t + 1;
+    }
+#undef NEXT
+    *n_out = n;
+    *unsorted = uns;
+    return c + 1;
+}

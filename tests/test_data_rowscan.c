@@ -1,0 +1,380 @@
+/* The vector row kernels of the sparse readers (src/data/rowscan*.c) against
+ * the scalar parser: on random and edge inputs every variant (ref, avx2,
+ * avx512 where the CPU has them) must give the same matrices, bit for bit,
+ * and on malformed inputs the same error code, message and line. Every
+ * value is also compared with strtof. Bodies are exact-size heap copies, so
+ * ASan sees any read past the end. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/internal.h"
+#include "testutil.h"
+
+typedef struct sbuf {
+    char *p;
+    size_t n, cap;
+} sbuf;
+
+static void put(sbuf *b, const char *s, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        b->cap = (b->n + n + 1) * 2;
+        b->p = realloc(b->p, b->cap);
+        assert_non_null(b->p);
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+static void puts_(sbuf *b, const char *s) { put(b, s, strlen(s)); }
+
+static int64_t count_rows(const char *p, size_t n)
+{
+    int64_t r = 0;
+    for (size_t i = 0; i < n; i++)
+        r += p[i] == '\n';
+    return r + (n && p[n - 1] != '\n');
+}
+
+typedef struct result {
+    int rc;
+    xmc_error err;
+    xmc_csr *X, *Y;
+} result;
+
+/* Parse an exact-size heap copy of body with `row` (NULL = scalar). */
+static result run(const char *body, size_t n, int mode, int64_t ncols, int64_t nlabels,
+                  xmc_sparse_row_fn row, int threads)
+{
+    char *copy = malloc(n ? n : 1);
+    assert_non_null(copy);
+    memcpy(copy, body, n);
+    result r = {0};
+    xmc_set_threads(threads);
+    r.rc = xmc_sparse_parse("t.txt", copy, n, 2, mode, count_rows(body, n), ncols, nlabels, row,
+                            &r.X, mode == XMC_SP_XC ? &r.Y : NULL, &r.err);
+    free(copy);
+    return r;
+}
+
+static void same_csr(const xmc_csr *a, const xmc_csr *b, const char *what)
+{
+    if (!a || !b) {
+        if (a != b)
+            fail_msg("%s: one variant has no matrix", what);
+        return;
+    }
+    if (!xmc_csr_equal(a, b))
+        fail_msg("%s: matrices differ", what);
+    int64_t nnz = xmc_csr_nnz(a);
+    if (nnz && memcmp(a->values, b->values, (size_t)nnz * sizeof(float)))
+        fail_msg("%s: values differ in their bits", what);
+}
+
+static const char *const levels[] = {"ref", "avx2", "avx512"};
+static long n_compared;
+
+/* Every variant and 1 or 2 threads against the scalar parser on 1 thread.
+ * Returns the scalar result's code. */
+static int compare_all(const char *body, size_t n, int mode, int64_t ncols, int64_t nlabels)
+{
+    result ref = run(body, n, mode, ncols, nlabels, NULL, 1);
+    for (int li = 0; li < 3; li++) {
+        xmc_sparse_row_fn fn = xmc_sparse_row_get(levels[li]);
+        if (!fn)
+            continue;
+        for (int th = 1; th <= 2; th++) {
+            result r = run(body, n, mode, ncols, nlabels, fn, th);
+            if (r.rc != ref.rc || strcmp(r.err.msg, ref.err.msg) || r.err.line != ref.err.line)
+                fail_msg("%s, %d threads, mode %d: rc %d line %ld '%s'; scalar: rc %d line %ld "
+                         "'%s'\nbody (%zu bytes): %.200s",
+                         levels[li], th, mode, r.rc, r.err.line, r.err.msg, ref.rc,
+                         ref.err.line, ref.err.msg, n, body);
+            same_csr(r.X, ref.X, levels[li]);
+            same_csr(r.Y, ref.Y, levels[li]);
+            xmc_csr_free(r.X);
+            xmc_csr_free(r.Y);
+            n_compared++;
+        }
+    }
+    xmc_csr_free(ref.X);
+    xmc_csr_free(ref.Y);
+    xmc_set_threads(0);
+    return ref.rc;
+}
+
+/* A random value in one of the shapes the files hold, and the ones the fast
+ * paths hand on: long mantissas, exponents, signs, "5." and ".5". */
+static void rand_value(xmc_rng *g, char *out)
+{
+    char d[40];
+    int nd = 1 + (int)xmc_rng_below(g, 17);
+    for (int i = 0; i < nd; i++)
+        d[i] = (char)('0' + xmc_rng_below(g, 10));
+    d[nd] = '\0';
+    switch (xmc_rng_below(g, 10)) {
+    case 0: /* integer */
+        snprintf(out, 40, "%.*s", 1 + (int)xmc_rng_below(g, 9), d);
+        break;
+    case 1: /* exponent, sign */
+        snprintf(out, 40, "%s%.*se%d", xmc_rng_below(g, 2) ? "-" : "+", 1 + nd % 6, d,
+                 (int)xmc_rng_below(g, 60) - 30);
+        break;
+    case 2: /* "5." or ".5" */
+        snprintf(out, 40, xmc_rng_below(g, 2) ? "%.*s." : ".%.*s", 1 + nd % 7, d);
+        break;
+    case 3: { /* near a float midpoint, 8-17 significant digits */
+        float f = (float)(xmc_rng_uniform(g) * 2.0);
+        double mid = ((double)f + (double)nextafterf(f, 2.0f)) / 2;
+        snprintf(out, 40, "%.*f", 8 + (int)xmc_rng_below(g, 10), mid);
+        break;
+    }
+    default: /* I.F: the synthetic and real files' shape */
+        snprintf(out, 40, "%.*s.%s", 1 + (int)xmc_rng_below(g, 3), d,
+                 d + xmc_rng_below(g, (uint64_t)nd));
+        if (out[strlen(out) - 1] == '.')
+            strcat(out, "5");
+        break;
+    }
+}
+
+/* A random well-formed body. XC mode: label lists first (or none). */
+static void rand_body(xmc_rng *g, sbuf *b, int mode, int rows, int max_entries,
+                      int64_t ncols, int64_t nlabels, int crlf)
+{
+    char v[48], t[96];
+    for (int r = 0; r < rows; r++) {
+        int k = (int)xmc_rng_below(g, (uint64_t)max_entries + 1);
+        if (xmc_rng_below(g, 200) == 0)
+            k = 3000; /* a long row: many 64-byte blocks */
+        if (mode == XMC_SP_XC) {
+            int nl = (int)xmc_rng_below(g, 4);
+            int64_t l = (int64_t)xmc_rng_below(g, (uint64_t)nlabels / 4 + 1);
+            for (int i = 0; i < nl; i++) {
+                snprintf(t, sizeof t, "%s%lld", i ? "," : "", (long long)l);
+                puts_(b, t);
+                l += 1 + (int64_t)xmc_rng_below(g, 3);
+                if (l >= nlabels)
+                    break;
+            }
+            if (nl == 0 && xmc_rng_below(g, 2))
+                puts_(b, " "); /* no labels: a leading blank */
+        } else if (xmc_rng_below(g, 8) == 0) {
+            puts_(b, xmc_rng_below(g, 2) ? " " : "\t");
+        }
+        int64_t id = (int64_t)xmc_rng_below(g, 50);
+        int shuffled = mode == XMC_SP_SPARSE && xmc_rng_below(g, 4) == 0;
+        for (int i = 0; i < k && id < ncols; i++) {
+            rand_value(g, v);
+            int64_t shown = shuffled ? ncols - 1 - id : id; /* decreasing: unsorted, distinct */
+            const char *sep = (i == 0 && mode != XMC_SP_XC) ? ""
+                              : xmc_rng_below(g, 16)       ? " "
+                              : xmc_rng_below(g, 2)        ? "  "
+                                                           : "\t";
+            if (i == 0 && mode == XMC_SP_XC && b->n && b->p[b->n - 1] == ' ')
+                sep = "";
+            snprintf(t, sizeof t, "%s%s%lld:%s", sep, xmc_rng_below(g, 30) ? "" : "00",
+                     (long long)shown, v);
+            puts_(b, t);
+            id += 1 + (int64_t)xmc_rng_below(g, 300);
+        }
+        if (xmc_rng_below(g, 10) == 0)
+            puts_(b, xmc_rng_below(g, 2) ? " " : " \t ");
+        puts_(b, crlf ? "\r\n" : "\n");
+    }
+}
+
+static void test_random_bodies(void **state)
+{
+    (void)state;
+    xmc_rng g;
+    xmc_rng_seed(&g, 7, 0);
+    for (int it = 0; it < 25; it++) {
+        for (int mode = 0; mode < 2; mode++) {
+            sbuf b = {0};
+            int crlf = it % 5 == 3;
+            rand_body(&g, &b, mode, 1 + (int)xmc_rng_below(&g, 400),
+                      (int)xmc_rng_below(&g, 60), 1000000, 5000, crlf);
+            if (it % 7 == 6 && b.n) /* last row without its newline */
+                b.n -= crlf ? 2 : 1;
+            compare_all(b.p, b.n, mode, 1000000, 5000);
+            free(b.p);
+        }
+    }
+    assert_true(n_compared > 0);
+}
+
+/* Rows of every length 1..200 (from the row start, where the kernels'
+ * 64-byte blocks start), so the '\n', a ':' or a value's last digit falls
+ * on each block boundary; with LF, CRLF and trailing blanks. */
+static void test_block_boundaries(void **state)
+{
+    (void)state;
+    for (int variant = 0; variant < 4; variant++) {
+        for (int mode = 0; mode < 2; mode++) {
+            sbuf b = {0};
+            for (int len = 1; len <= 200; len++) {
+                sbuf row = {0};
+                int id = 0;
+                if (mode == XMC_SP_XC)
+                    puts_(&row, "3,17");
+                while ((int)row.n + 8 <= len) {
+                    char t[32];
+                    snprintf(t, sizeof t, "%s%d:0.5", row.n ? " " : "", id++);
+                    puts_(&row, t);
+                }
+                while ((int)row.n < len) /* pad: a longer value or blanks */
+                    puts_(&row, variant & 1 ? " " : (row.n && row.p[row.n - 1] != ' ' &&
+                                                     strchr(row.p, '.'))
+                                                        ? "1"
+                                                        : " ");
+                put(&b, row.p, row.n);
+                puts_(&b, variant & 2 ? "\r\n" : "\n");
+                free(row.p);
+            }
+            compare_all(b.p, b.n, mode, 1000, 100);
+            /* The same rows, each alone: the body ends right after it (the
+             * kernels' tail block). */
+            const char *p = b.p;
+            while (variant % 3 == 0 && p < b.p + b.n) {
+                const char *nl = memchr(p, '\n', (size_t)(b.p + b.n - p));
+                compare_all(p, (size_t)(nl + 1 - p), mode, 1000, 100);
+                compare_all(p, (size_t)(nl - p), mode, 1000, 100); /* no '\n' */
+                p = nl + 1;
+            }
+            free(b.p);
+        }
+    }
+}
+
+/* Values one per row, each parsed by every variant, compared with strtof. */
+static void test_values_vs_strtof(void **state)
+{
+    (void)state;
+    xmc_rng g;
+    xmc_rng_seed(&g, 11, 0);
+    enum { N = 60000 };
+    sbuf b = {0};
+    float *want = malloc(N * sizeof *want);
+    assert_non_null(want);
+    int n = 0;
+    static const char *const fixed[] = {
+        "0",         "1",           "0.5",        "0.059197",   "0.12574",  "1.5",
+        "007",       "0.0000001",   "123456789",  "9007199254740993",     "3.4028235e38",
+        "1e-38",     "1.17549435e-38", "1e-45",   "0.333333343267631531", "16777217",
+        "5.",        ".5",          "-0",         "+2.5",       "0.000000000000001",
+        "999999999999999",          "1.00000005960464477539", "0.100000001490116119384765625"};
+    char v[48];
+    for (int i = 0; i < N; i++) {
+        if (i < (int)(sizeof fixed / sizeof *fixed))
+            snprintf(v, sizeof v, "%s", fixed[i]);
+        else
+            rand_value(&g, v);
+        char *end;
+        float f = strtof(v, &end);
+        if (*end || !isfinite(f))
+            continue;
+        want[n++] = f;
+        char t[64];
+        snprintf(t, sizeof t, "0:%s\n", v);
+        puts_(&b, t);
+    }
+    compare_all(b.p, b.n, XMC_SP_SPARSE, 1, 0);
+    for (int li = 0; li < 3; li++) {
+        xmc_sparse_row_fn fn = xmc_sparse_row_get(levels[li]);
+        if (!fn)
+            continue;
+        result r = run(b.p, b.n, XMC_SP_SPARSE, 1, 0, fn, 1);
+        assert_int_equal(r.rc, XMC_OK);
+        assert_int_equal(xmc_csr_nnz(r.X), n);
+        for (int i = 0; i < n; i++)
+            if (memcmp(&r.X->values[i], &want[i], 4)) {
+                const char *p = b.p;
+                for (int k = 0; k < i; k++)
+                    p = strchr(p, '\n') + 1;
+                fail_msg("%s: row %d '%.40s': %.9g, strtof %.9g", levels[li], i + 1, p,
+                         (double)r.X->values[i], (double)want[i]);
+            }
+        xmc_csr_free(r.X);
+    }
+    free(want);
+    free(b.p);
+}
+
+/* Malformed bodies: random bytes changed, inserted or deleted in a valid
+ * body. Whatever the scalar parser says (code, message, line), every
+ * variant must say too. */
+static void test_malformed_same_errors(void **state)
+{
+    (void)state;
+    xmc_rng g;
+    xmc_rng_seed(&g, 13, 0);
+    static const char bad[] = "0123456789:., \t\r\n-+eEx\x80";
+    int failures = 0;
+    for (int it = 0; it < 1000; it++) {
+        int mode = it & 1;
+        sbuf b = {0};
+        rand_body(&g, &b, mode, 1 + (int)xmc_rng_below(&g, 12), 12, 5000, 50, it % 3 == 0);
+        int edits = 1 + (int)xmc_rng_below(&g, 3);
+        for (int k = 0; k < edits && b.n > 1; k++) {
+            size_t at = (size_t)xmc_rng_below(&g, b.n);
+            char c = bad[xmc_rng_below(&g, sizeof bad)]; /* includes the NUL */
+            switch (xmc_rng_below(&g, 3)) {
+            case 0:
+                b.p[at] = c;
+                break;
+            case 1:
+                put(&b, "", 0);
+                put(&b, " ", 1);
+                memmove(b.p + at + 1, b.p + at, b.n - 1 - at);
+                b.p[at] = c;
+                break;
+            default:
+                memmove(b.p + at, b.p + at + 1, b.n - at - 1);
+                b.n--;
+                break;
+            }
+        }
+        /* Ids beyond the header, too. */
+        failures += compare_all(b.p, b.n, mode, it % 4 ? 5000 : 300, it % 4 ? 50 : 5) != 0;
+        free(b.p);
+    }
+    assert_true(failures > 150); /* the edits did hit the error paths */
+}
+
+/* Multi-chunk bodies (several MiB): chunk ends fall inside the kernels'
+ * blocks, and the earliest error wins whatever the thread count. */
+static void test_large_and_error_deep(void **state)
+{
+    (void)state;
+    xmc_rng g;
+    xmc_rng_seed(&g, 17, 0);
+    sbuf b = {0};
+    rand_body(&g, &b, XMC_SP_SPARSE, 30000, 30, 1000000, 0, 0);
+    assert_true(b.n > 1u << 20);
+    assert_int_equal(compare_all(b.p, b.n, XMC_SP_SPARSE, 1000000, 0), XMC_OK);
+    /* An error in the middle: a value replaced by letters. */
+    char *mid = strchr(b.p + b.n / 2, ':');
+    assert_non_null(mid);
+    mid[1] = 'x';
+    assert_int_equal(compare_all(b.p, b.n, XMC_SP_SPARSE, 1000000, 0), XMC_EFORMAT);
+    result r = run(b.p, b.n, XMC_SP_SPARSE, 1000000, 0, xmc_sparse_row_best(), 2);
+    assert_int_equal(r.err.line, 2 + count_rows(b.p, (size_t)(mid - b.p)) - 1);
+    assert_non_null(strstr(r.err.msg, "expected a finite number"));
+    free(b.p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_random_bodies),
+        cmocka_unit_test(test_block_boundaries),
+        cmocka_unit_test(test_values_vs_strtof),
+        cmocka_unit_test(test_malformed_same_errors),
+        cmocka_unit_test(test_large_and_error_deep),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
