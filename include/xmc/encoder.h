@@ -195,6 +195,12 @@ int xmc_encoder_load(FILE *f, const char *path, xmc_encoder **out, xmc_error *er
  * (lower-cased with utf8proc, words = runs of letters/digits) and returns
  * how many n-grams there were (may exceed max). */
 int64_t xmc_bag_hash_text(const char *text, int64_t n_buckets, int32_t *ids, int64_t max);
+/* The same with unigrams only (max_n = 1) or unigrams + bigrams (2). */
+int64_t xmc_bag_hash_ngrams(const char *text, int64_t n_buckets, int max_n, int32_t *ids,
+                            int64_t max);
+/* The n-gram order a bag encoder with config `extra` hashes: 1 for "idf"
+ * (unit-norm tf-idf unigrams), 2 for "" (the mean of uni + bigrams). */
+int xmc_bag_ngram_order(const char *extra);
 
 #ifdef __cplusplus
 }
