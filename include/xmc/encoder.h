@@ -199,7 +199,8 @@ int64_t xmc_bag_hash_text(const char *text, int64_t n_buckets, int32_t *ids, int
 int64_t xmc_bag_hash_ngrams(const char *text, int64_t n_buckets, int max_n, int32_t *ids,
                             int64_t max);
 /* The n-gram order a bag encoder with config `extra` hashes: 1 for "idf"
- * (unit-norm tf-idf unigrams), 2 for "" (the mean of uni + bigrams). */
+ * (unit-norm tf-idf unigrams), 2 for "" or "mean" (the mean of uni +
+ * bigrams). */
 int xmc_bag_ngram_order(const char *extra);
 
 #ifdef __cplusplus

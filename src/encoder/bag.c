@@ -4,7 +4,8 @@
  *
  *   ids  = hash(unigrams, bigrams of lower-cased words) mod n_buckets
  *          (prepare, once per dataset: a CSR of unique ids with weights)
- *   w    = count/total, so the weighted sum below IS the mean (extra "");
+ *   w    = count/total, so the weighted sum below IS the mean (extra "" or
+ *          "mean");
  *          or with extra "idf": (1 + log count) * idf, rows L2-normalised
  *          (sublinear tf-idf, Salton & Buckley 1988), idf = 1 +
  *          log((1 + N) / (1 + df)) over the buckets of the FIRST dataset a
@@ -139,9 +140,10 @@ static int bag_declare(xmc_encoder *e, xmc_error *err)
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "bag encoder: %lld buckets, expected [1, 2^31)",
                        (long long)c->n_inputs);
     int idf = !strcmp(c->extra, "idf");
-    if (!idf && c->extra[0])
+    if (!idf && c->extra[0] && strcmp(c->extra, "mean"))
         return XMC_ERR(err, XMC_EINVAL, NULL, 0,
-                       "bag encoder: option '%s', expected \"idf\" or none", c->extra);
+                       "bag encoder: option '%s', expected \"idf\", \"mean\" or none",
+                       c->extra);
     bag_impl *s = xmc_calloc(1, sizeof *s);
     if (!s)
         return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (bag encoder)");

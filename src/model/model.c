@@ -364,7 +364,7 @@ int xmc_model_create(const xmc_train_config *cfg, const xmc_dataset *train, xmc_
      * "idf"), so the sparse encoder's width and rate; docs/renee.md. */
     if (is_bag && !m->cfg.extra[0])
         snprintf(m->cfg.extra, sizeof m->cfg.extra, "idf");
-    int bag_mean = is_bag && !m->cfg.extra[0];
+    int bag_mean = is_bag && xmc_bag_ngram_order(m->cfg.extra) == 2;
     if (m->cfg.dim <= 0)
         m->cfg.dim = bag_mean ? 256 : XMC_ENC_DEFAULT_HIDDEN;
     /* Reuters-21578 test P@1, mean bag: lr2 0.002 87.74 (20 epochs), 0.01 89.33 (10). */

@@ -26,9 +26,17 @@ done
 "$XMC" train --train "$T/texts.txt+$T/labels.txt" --model "$T/new" --epochs 6 --dim 16 --batch 16 \
   --threads 2 2>/dev/null || fail "bag train failed"
 grep -q '"extra":[[:space:]]*"idf"' "$T/new/config.json" || fail "new bag model is not idf"
-"$XMC" info "$T/new" | grep -q "bag.idf" || fail "info does not list bag.idf: $("$XMC" info "$T/new")"
+"$XMC" info "$T/new" | grep -qF "bag.idf" || fail "info does not list bag.idf: $("$XMC" info "$T/new")"
 printf 'the oil barrel\nharvest of wheat\n' | "$XMC" predict --model "$T/new" --text --topk 1 \
   > "$T/text.out" || fail "predict --text failed"
 grep -qP "^1\t1\t\d+\t[0-9.]+\tcrude$" "$T/text.out" || fail "--text line 1: $(cat "$T/text.out")"
 grep -qP "^2\t1\t\d+\t[0-9.]+\tgrain$" "$T/text.out" || fail "--text line 2: $(cat "$T/text.out")"
+# --bag mean: the uni + bigram mean bag, still available for new models.
+"$XMC" train --train "$T/texts.txt+$T/labels.txt" --model "$T/mean" --epochs 2 --dim 8 --batch 16 \
+  --bag mean --threads 2 2>/dev/null || fail "--bag mean train failed"
+grep -q '"extra":[[:space:]]*"mean"' "$T/mean/config.json" || fail "--bag mean not recorded"
+if "$XMC" info "$T/mean" | grep -qF "bag.idf"; then fail "--bag mean has an idf"; fi
+if "$XMC" train --train "$T/texts.txt+$T/labels.txt" --model "$T/x" --bag tfidf 2> "$T/err"; then
+  fail "--bag tfidf accepted"; fi
+grep -q "expected idf or mean" "$T/err" || fail "--bag message: $(cat "$T/err")"
 echo "ok"
