@@ -6,10 +6,13 @@
  *             second layer act(Z W2 + b2) -> optional bottleneck P (h -> b).
  *             W1 (F x h) is a sparse-row table: a step touches only the rows
  *             of features present in the batch.
- *   "bag"     text -> lower-cased word unigrams + bigrams hashed into
- *             n_buckets -> mean of embedding rows (fastText-style embedding
- *             bag, table n_buckets x h) -> act -> linear h x h + bias ->
- *             optional bottleneck.
+ *   "bag"     text -> lower-cased words hashed into n_buckets. extra
+ *             "idf": unigrams, sublinear tf-idf (idf of the training texts,
+ *             saved as tensor bag.idf), unit rows -> act(x T + b) (the
+ *             sparse encoder's layer); extra "" / "mean": unigrams +
+ *             bigrams -> mean of embedding rows (fastText-style embedding
+ *             bag) -> act -> linear h x h + bias. Either -> optional
+ *             bottleneck; table T is n_buckets x h.
  * Transformers (the BERT engineer's module) plug in through the same ops.
  *
  * Parameters follow llm.c's layout: every dense tensor lives in ONE float
