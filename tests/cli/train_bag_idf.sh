@@ -31,6 +31,14 @@ printf 'the oil barrel\nharvest of wheat\n' | "$XMC" predict --model "$T/new" --
   > "$T/text.out" || fail "predict --text failed"
 grep -qP "^1\t1\t\d+\t[0-9.]+\tcrude$" "$T/text.out" || fail "--text line 1: $(cat "$T/text.out")"
 grep -qP "^2\t1\t\d+\t[0-9.]+\tgrain$" "$T/text.out" || fail "--text line 2: $(cat "$T/text.out")"
+# --resume reloads the saved idf (no refit): bit-identical to one run.
+"$XMC" train --train "$T/texts.txt+$T/labels.txt" --model "$T/part" --epochs 6 --dim 16 --batch 16 \
+  --threads 2 --stop-after 2 2>/dev/null || fail "partial train failed"
+"$XMC" train --train "$T/texts.txt+$T/labels.txt" --model "$T/part" --resume --threads 2 \
+  2>/dev/null || fail "resume failed"
+for f in "$T"/new/encoder-*.bin "$T"/new/head-*.bin; do
+  cmp -s "$f" "$T/part/$(basename "$f")" || fail "resumed $(basename "$f") differs"
+done
 # --bag mean: the uni + bigram mean bag, still available for new models.
 "$XMC" train --train "$T/texts.txt+$T/labels.txt" --model "$T/mean" --epochs 2 --dim 8 --batch 16 \
   --bag mean --threads 2 2>/dev/null || fail "--bag mean train failed"
