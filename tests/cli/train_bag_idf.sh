@@ -2,7 +2,8 @@
 # The bag encoder's idf weights (docs/renee.md): a new text model records
 # encoder.extra "idf" and predicts after a reload; a model written before
 # idf existed (tests/data/trainer/bag_v1, the mean bag of xmc 0.1.0 at
-# 237c38a) still loads and predicts exactly what that build printed.
+# 237c38a) still loads and predicts exactly what that build printed;
+# --resume of an idf model is bit-identical; --bag mean trains the old kind.
 set -euo pipefail
 XMC=${XMC:?}
 SRC=${XMC_SOURCE_DIR:?}
