@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Side-by-side accuracy and cost of xmc against fastText (-loss ova) and
-# napkinXC (PLT and OVR) on the shared datasets, same splits, one table:
+# Side-by-side accuracy and cost of xmc against fastText (-loss ova),
+# napkinXC (PLT and OVR) and omikuji on the shared datasets, same splits,
+# one table:
 #   P@1, P@5, PSP@5 (all scored by `xmc eval`, A=0.55 B=1.5), train time,
 #   predict time, peak RSS (/usr/bin/time -v) of train and predict.
 #
@@ -10,14 +11,15 @@
 #        default $OUT/venv), XMC_FLAGS (extra flags for xmc train)
 #
 # Installs what is missing: fastText via apt-get (Debian package
-# `fasttext`, needs root), napkinXC via pip into a venv. Data stays in
-# ../shared/data; converted copies go under $OUT.
+# `fasttext`, needs root), napkinXC and omikuji via pip into a venv. Data
+# stays in ../shared/data; converted copies go under $OUT.
 #
 # Input conversions (the peers need their own formats):
-#  - napkinXC reads the same sparse features as xmc (scipy CSR; it
-#    L2-normalises rows itself, norm=True). For reuters21578 (raw text) both
-#    peers' features are built here: lower-cased \w+ unigrams, vocabulary
-#    from the training split, tf-idf (log idf), rows L2-normalised.
+#  - napkinXC and omikuji read the same sparse features as xmc (napkinXC a
+#    scipy CSR and L2-normalises rows itself, norm=True; omikuji the XC
+#    text file). For reuters21578 (raw text) their features are built
+#    here: lower-cased \w+ unigrams, vocabulary from the training split,
+#    tf-idf (log idf), rows L2-normalised.
 #  - fastText reads text. For XC sparse-feature data each feature id f is
 #    written as the token "f<id>", repeated by its value when values are
 #    integer counts (stackex_cooking, capped at 10), once otherwise (binary
@@ -47,6 +49,14 @@ PY=$PEERS_VENV/bin/python
 if ! [ -x "$PY" ] || ! "$PY" -c "import napkinxc, scipy" 2>/dev/null; then
   python3 -m venv "$PEERS_VENV"
   "$PEERS_VENV/bin/pip" install -q napkinxc numpy scipy
+fi
+# omikuji: a binary wheel on PyPI for CPython x86_64 (0.5.2 on 3.11); where
+# it does not install the table says so and the other peers still run.
+HAVE_OMIKUJI=0
+if "$PY" -c "import omikuji" 2>/dev/null || "$PEERS_VENV/bin/pip" install -q omikuji >/dev/null 2>&1; then
+  HAVE_OMIKUJI=1
+else
+  echo "peers.sh: omikuji did not install (pip install omikuji); skipped" >&2
 fi
 
 datasets=("$@")
@@ -182,6 +192,30 @@ def napkin(kind, out, phase, threads):
         P = M.predict_proba(Xte, top_k=5)
         write_pred(f'{out}/pred_nxc_{kind}.txt', [[(int(l), float(s)) for l, s in row] for row in P], L)
 
+def omikuji_run(out, phase, threads):
+    # Omikuji (Parabel / Bonsai-style label trees, PyPI `omikuji`) with its
+    # default hyper-parameters; it reads the XC text format itself, rows
+    # with no label or no feature left out (its reader refuses them).
+    import omikuji
+    mdir = f'{out}/omikuji_model'
+    if phase == 'train':
+        with open(f'{out}/train.xc') as f, open(f'{out}/omikuji_train.xc', 'w') as g:
+            hdr = f.readline().split()
+            rows = [ln for ln in f if ln.strip() and not ln.startswith(' ') and ':' in ln]
+            g.write('%d %s %s\n' % (len(rows), hdr[1], hdr[2]))
+            g.writelines(rows)
+        m = omikuji.Model.train_on_data(f'{out}/omikuji_train.xc', omikuji.Model.default_hyper_param(),
+                                        n_threads=threads)
+        m.save(mdir)
+    else:
+        m = omikuji.Model.load(mdir)
+        Xte, _, L = read_xc(f'{out}/test.xc')
+        preds = []
+        for i in range(Xte.shape[0]):
+            fv = [(int(Xte.indices[p]), float(Xte.data[p])) for p in range(Xte.indptr[i], Xte.indptr[i + 1])]
+            preds.append(m.predict(fv, top_k=5) if fv else [])
+        write_pred(f'{out}/pred_omikuji.txt', preds, L)
+
 def fasttext_pred(out, L):
     rows = []
     for ln in open(f'{out}/ft_pred.txt'):
@@ -194,6 +228,7 @@ if __name__ == '__main__':
     if cmd == 'convert': convert(sys.argv[2], sys.argv[3], sys.argv[4])
     elif cmd == 'napkin': napkin(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
     elif cmd == 'ftpred': fasttext_pred(sys.argv[2], int(sys.argv[3]))
+    elif cmd == 'omikuji': omikuji_run(sys.argv[2], sys.argv[3], int(sys.argv[4]))
 PYEOF
 
 # xmc's own specs for each dataset (the same splits as the conversion).
@@ -267,5 +302,13 @@ for ds in "${datasets[@]}"; do
     fi
     echo "| $ds | napkinXC $kind | $(scores "$ds" "$o/pred_nxc_${kind}.txt" | sed 's/ / | /g') | ${tr% *} | ${pr% *} | ${tr#* } | ${pr#* } |" >> "$table"
   done
+  if [ "$HAVE_OMIKUJI" = 1 ]; then
+    if tr=$(timed "$o/omikuji_train.log" "$PY" "$OUT/peers.py" omikuji "$o" train "$THREADS") &&
+       pr=$(timed "$o/omikuji_pred.log" "$PY" "$OUT/peers.py" omikuji "$o" predict "$THREADS"); then
+      echo "| $ds | omikuji | $(scores "$ds" "$o/pred_omikuji.txt" | sed 's/ / | /g') | ${tr% *} | ${pr% *} | ${tr#* } | ${pr#* } |" >> "$table"
+    else
+      echo "| $ds | omikuji | failed | | | | | | |" >> "$table"
+    fi
+  fi
 done
 cat "$table"

@@ -39,7 +39,7 @@ static int train_main(int argc, char **argv, xmc_dist *dist)
     xmc_train_config_default(&c);
     const char *train = NULL, *test = NULL, *model = NULL, *recipe = "renee", *encoder = NULL,
                *loss = "bce", *act = NULL, *head_opt = "sgdm", *config = NULL, *augment = NULL,
-               *model_dir = NULL, *pool = NULL;
+               *model_dir = NULL, *pool = NULL, *bag = NULL;
     int dim = c.dim, bottleneck = 0, layers = c.layers, epochs = c.epochs, batch = c.batch,
         bf16 = 0, threads = 0, eval_every = c.eval_every, loss_every = c.loss_every,
         stop_after = 0, resume = 0, max_len = 0;
@@ -77,7 +77,9 @@ static int train_main(int argc, char **argv, xmc_dist *dist)
         {"model-dir", CLI_STR, &model_dir, "bert: Hugging Face checkpoint directory", 0},
         {"max-len", CLI_INT, &max_len, "bert: tokens per text (default 128)", 0},
         {"pool", CLI_STR, &pool, "bert: mean | cls (default mean)", 0},
-        {"dim", CLI_INT, &dim, "encoder width h (default 512 sparse, 256 bag; bert: ignored)", 0},
+        {"bag", CLI_STR, &bag,
+         "bag weights: idf (default; tf-idf unigrams) | mean (uni + bigrams, fastText's)", 0},
+        {"dim", CLI_INT, &dim, "encoder width h (default 512; 256 --bag mean; bert: ignored)", 0},
         {"bottleneck", CLI_INT, &bottleneck, "linear h -> b before the classifier (0 = none)", 0},
         {"layers", CLI_INT, &layers, "encoder dense layers, 1 or 2 (default 1)", 0},
         {"activation", CLI_STR, &act, "gelu | relu (default gelu)", 0},
@@ -88,7 +90,7 @@ static int train_main(int argc, char **argv, xmc_dist *dist)
         {"batch", CLI_INT, &batch, "batch size (default 128)", 0},
         {"lr1", CLI_DOUBLE, &lr1, "classifier learning rate (SGD momentum, summed loss)", 0},
         {"lr2", CLI_DOUBLE, &lr2,
-         "encoder learning rate (AdamW; default 0.002 sparse, 0.01 bag, 1e-4 bert)", 0},
+         "encoder learning rate (AdamW; default 0.002, 0.01 --bag mean, 1e-4 bert)", 0},
         {"wd1", CLI_DOUBLE, &wd1, "classifier weight decay", 0},
         {"wd2", CLI_DOUBLE, &wd2, "encoder weight decay (not on biases)", 0},
         {"momentum", CLI_DOUBLE, &momentum, "classifier SGD momentum (default 0.9)", 0},
@@ -155,6 +157,12 @@ static int train_main(int argc, char **argv, xmc_dist *dist)
             return cli_failf("--model-dir %s: path too long (max %zu bytes with options)", abs,
                              sizeof c.extra - 1);
     }
+    if (bag && strcmp(bag, "idf") && strcmp(bag, "mean"))
+        return cli_failf("--bag: expected idf or mean, got '%s'", bag);
+    if (bag && (bert || (encoder && strcmp(encoder, "bag"))))
+        return cli_failf("--bag is for the bag encoder (texts)");
+    if (bag)
+        snprintf(c.extra, sizeof c.extra, "%s", bag);
     if (act && strcmp(act, "relu") && strcmp(act, "gelu"))
         return cli_failf("--activation: expected relu or gelu, got '%s'", act);
     if (strcmp(loss, "bce") && strcmp(loss, "sqhinge"))

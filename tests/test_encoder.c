@@ -1,6 +1,6 @@
 /* Encoders: finite-difference checks of every backward (sparse 1/2 layers,
  * ReLU/GELU, bottleneck, dropout; bag), touched-row bookkeeping, the n-gram
- * hashing, save/load round trip and corruption, no allocation in a step. */
+ * hashing, the bag's idf weights, save/load round trip and corruption, no allocation in a step. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -302,6 +302,122 @@ static void test_bag_fd(void **state)
     xmc_encoder_free(enc);
 }
 
+/* Value of bucket `id` in row i of d (0 when absent). */
+static float row_weight(const xmc_enc_data *d, int64_t i, int32_t id)
+{
+    for (int64_t p = d->ids->indptr[i]; p < d->ids->indptr[i + 1]; p++)
+        if (d->ids->indices[p] == id)
+            return d->ids->values[p];
+    return 0.0f;
+}
+
+static const float *find_tensor(const xmc_encoder *e, const char *name)
+{
+    for (int i = 0; i < e->n_tensors; i++)
+        if (!strcmp(e->tensors[i].name, name))
+            return xmc_encoder_dense(e, i);
+    return NULL;
+}
+
+/* extra "idf": unigrams, sublinear tf x idf with unit rows, idf fitted by
+ * the first prepare only, saved and loaded with the weights, gradients
+ * right; "" keeps the mean of uni + bigrams and the h x h layer. */
+static void test_bag_idf(void **state)
+{
+    (void)state;
+    xmc_error err = {0};
+    const int64_t nb = 1 << 12;
+    xmc_dataset *ds = xmc_calloc(1, sizeof *ds);
+    ds->texts = make_texts(docs, 6);
+    ds->n = 6;
+    xmc_encoder_config c;
+    xmc_encoder_config_default(&c, "bag");
+    c.n_inputs = nb;
+    c.hidden = 8;
+    c.act = XMC_ACT_GELU; /* smooth: the bias sits before it (ReLU kinks fail FD) */
+    c.max_batch = 6;
+    xmc_encoder *plain = NULL, *enc = NULL, *enc2 = NULL;
+    assert_int_equal(xmc_encoder_create(&c, &plain, &err), XMC_OK);
+    snprintf(c.extra, sizeof c.extra, "idf");
+    assert_int_equal(xmc_encoder_create(&c, &enc, &err), XMC_OK);
+    /* idf: T, b and the idf (no h x h layer). */
+    assert_int_equal(xmc_encoder_param_count(enc), xmc_encoder_param_count(plain) - 8 * 8 + nb);
+    assert_null(find_tensor(enc, "bag.W"));
+    assert_null(find_tensor(plain, "bag.idf"));
+    const float *idf = find_tensor(enc, "bag.idf");
+    assert_non_null(idf);
+    xmc_enc_data *d = NULL, *d2 = NULL, *dp = NULL;
+    assert_int_equal(xmc_encoder_prepare(enc, ds, &d, &err), XMC_OK);
+    assert_int_equal(xmc_encoder_prepare(plain, ds, &dp, &err), XMC_OK);
+    for (int64_t i = 0; i < d->n; i++) {
+        double ss = 0;
+        for (int64_t p = d->ids->indptr[i]; p < d->ids->indptr[i + 1]; p++)
+            ss += (double)d->ids->values[p] * d->ids->values[p];
+        assert_true(i == 2 ? ss == 0 : fabs(ss - 1.0) < 1e-5);
+    }
+    /* Unigrams only: row 0 has 8 distinct words and no bigram. */
+    assert_int_equal(d->ids->indptr[1] - d->ids->indptr[0], 8);
+    assert_int_equal(xmc_bag_ngram_order("idf"), 1);
+    assert_int_equal(xmc_bag_ngram_order(""), 2);
+    /* Row 0: "the" twice and in 2 of 6 texts, "quick" once in 1 text. */
+    int32_t the, quick;
+    assert_int_equal(xmc_bag_hash_text("the", nb, &the, 1), 1);
+    assert_int_equal(xmc_bag_hash_text("quick", nb, &quick, 1), 1);
+    double idf_the = 1 + log(7.0 / 3.0), idf_quick = 1 + log(7.0 / 2.0);
+    assert_true(fabs(idf[the] - idf_the) < 1e-5 && fabs(idf[quick] - idf_quick) < 1e-5);
+    double want = (1 + log(2.0)) * idf_the / idf_quick;
+    assert_true(fabs(row_weight(d, 0, the) / row_weight(d, 0, quick) - want) < 1e-5);
+    /* Without idf the same row is the mean: "the" weighs 2 of 17 n-grams. */
+    assert_true(fabs(row_weight(dp, 0, the) - 2.0f / 17.0f) < 1e-6);
+    /* A later prepare (test data) uses the fitted idf, never refits it. */
+    float *snap = malloc((size_t)nb * sizeof(float));
+    memcpy(snap, idf, (size_t)nb * sizeof(float));
+    xmc_dataset *other = xmc_calloc(1, sizeof *other);
+    const char *const od[] = {"the the zebra", "zebra"};
+    other->texts = make_texts(od, 2);
+    other->n = 2;
+    assert_int_equal(xmc_encoder_prepare(enc, other, &d2, &err), XMC_OK);
+    assert_memory_equal(snap, idf, (size_t)nb * sizeof(float));
+    xmc_enc_data_free(d2);
+    d2 = NULL;
+    /* Saved and loaded with the weights: same inputs after load. */
+    const char *p = tu_path("bag_idf.bin");
+    FILE *f = fopen(p, "wb");
+    assert_int_equal(xmc_encoder_save(enc, f, p, &err), XMC_OK);
+    fclose(f);
+    f = fopen(p, "rb");
+    assert_int_equal(xmc_encoder_load(f, p, &enc2, &err), XMC_OK);
+    fclose(f);
+    assert_string_equal(enc2->cfg.extra, "idf");
+    assert_memory_equal(find_tensor(enc2, "bag.idf"), snap, (size_t)nb * sizeof(float));
+    assert_int_equal(xmc_encoder_prepare(enc2, other, &d2, &err), XMC_OK);
+    assert_true(d2->ids->indptr[2] > 0);
+    xmc_enc_data *d3 = NULL;
+    assert_int_equal(xmc_encoder_prepare(enc, other, &d3, &err), XMC_OK);
+    assert_memory_equal(d2->ids->values, d3->ids->values, (size_t)d2->ids->indptr[2] * sizeof(float));
+    /* Gradients stay right with idf weights (the idf tensor has none). */
+    double frac = fd_check(enc, d, NULL, 6, 1e-2, 2e-3, 2e-2);
+    print_message("bag idf: %.1f%% of FD checks off\n", 100 * frac);
+    assert_true(frac == 0.0);
+    /* An unknown option is refused by name. */
+    snprintf(c.extra, sizeof c.extra, "tfidf");
+    xmc_encoder *bad = NULL;
+    xmc_error_clear(&err);
+    assert_int_equal(xmc_encoder_create(&c, &bad, &err), XMC_EINVAL);
+    assert_non_null(strstr(err.msg, "tfidf"));
+    assert_null(bad);
+    free(snap);
+    xmc_enc_data_free(d);
+    xmc_enc_data_free(d2);
+    xmc_enc_data_free(d3);
+    xmc_enc_data_free(dp);
+    xmc_encoder_free(enc);
+    xmc_encoder_free(enc2);
+    xmc_encoder_free(plain);
+    xmc_dataset_free(ds);
+    xmc_dataset_free(other);
+}
+
 static void test_bag_hash(void **state)
 {
     (void)state;
@@ -509,6 +625,7 @@ int main(void)
         cmocka_unit_test(test_input_dropout_fd),
         cmocka_unit_test(test_bag_fd),
         cmocka_unit_test(test_bag_hash),
+        cmocka_unit_test(test_bag_idf),
         cmocka_unit_test(test_touched_rows),
         cmocka_unit_test(test_save_load_and_no_alloc),
         cmocka_unit_test(test_create_errors_and_oom),

@@ -6,10 +6,13 @@
  *             second layer act(Z W2 + b2) -> optional bottleneck P (h -> b).
  *             W1 (F x h) is a sparse-row table: a step touches only the rows
  *             of features present in the batch.
- *   "bag"     text -> lower-cased word unigrams + bigrams hashed into
- *             n_buckets -> mean of embedding rows (fastText-style embedding
- *             bag, table n_buckets x h) -> act -> linear h x h + bias ->
- *             optional bottleneck.
+ *   "bag"     text -> lower-cased words hashed into n_buckets. extra
+ *             "idf": unigrams, sublinear tf-idf (idf of the training texts,
+ *             saved as tensor bag.idf), unit rows -> act(x T + b) (the
+ *             sparse encoder's layer); extra "" / "mean": unigrams +
+ *             bigrams -> mean of embedding rows (fastText-style embedding
+ *             bag) -> act -> linear h x h + bias. Either -> optional
+ *             bottleneck; table T is n_buckets x h.
  * Transformers (the BERT engineer's module) plug in through the same ops.
  *
  * Parameters follow llm.c's layout: every dense tensor lives in ONE float
@@ -195,6 +198,13 @@ int xmc_encoder_load(FILE *f, const char *path, xmc_encoder **out, xmc_error *er
  * (lower-cased with utf8proc, words = runs of letters/digits) and returns
  * how many n-grams there were (may exceed max). */
 int64_t xmc_bag_hash_text(const char *text, int64_t n_buckets, int32_t *ids, int64_t max);
+/* The same with unigrams only (max_n = 1) or unigrams + bigrams (2). */
+int64_t xmc_bag_hash_ngrams(const char *text, int64_t n_buckets, int max_n, int32_t *ids,
+                            int64_t max);
+/* The n-gram order a bag encoder with config `extra` hashes: 1 for "idf"
+ * (unit-norm tf-idf unigrams), 2 for "" or "mean" (the mean of uni +
+ * bigrams). */
+int xmc_bag_ngram_order(const char *extra);
 
 #ifdef __cplusplus
 }

@@ -272,12 +272,12 @@ int model_alloc_scratch(xmc_model *m, int with_state, xmc_error *err)
     return XMC_OK;
 }
 
-/* Buckets for the bag encoder: the distinct unigrams + bigrams of the
- * training texts, counted by hashing into 2^24 bits, rounded to a power of
- * two and halved (a few collisions cost little, as fastText's fixed -bucket
- * shows), clamped to [2^12, 2^20]. Reuters-21578 (336k distinct n-grams):
- * 2^18 buckets. */
-static int auto_buckets(const xmc_texts *t, int64_t *out, xmc_error *err)
+/* Buckets for the bag encoder: the distinct n-grams (up to max_n words) of
+ * the training texts, counted by hashing into 2^24 bits, rounded to a power
+ * of two and halved (a few collisions cost little, as fastText's fixed
+ * -bucket shows), clamped to [2^12, 2^20]. Reuters-21578: 336k distinct uni
+ * + bigrams, 2^18 buckets; 24k unigrams, 2^14 buckets. */
+static int auto_buckets(const xmc_texts *t, int max_n, int64_t *out, xmc_error *err)
 {
     const int64_t nbits = 1 << 24;
     uint64_t *bits = xmc_calloc((size_t)nbits / 64, sizeof(uint64_t));
@@ -290,7 +290,7 @@ static int auto_buckets(const xmc_texts *t, int64_t *out, xmc_error *err)
     }
     int64_t distinct = 0;
     for (int64_t i = 0; i < t->n; i++) {
-        int64_t k = xmc_bag_hash_text(xmc_texts_get(t, i), nbits, ids, cap);
+        int64_t k = xmc_bag_hash_ngrams(xmc_texts_get(t, i), nbits, max_n, ids, cap);
         if (k > cap) {
             int32_t *n2 = xmc_realloc(ids, (size_t)k * sizeof(int32_t));
             if (!n2) {
@@ -300,7 +300,7 @@ static int auto_buckets(const xmc_texts *t, int64_t *out, xmc_error *err)
             }
             ids = n2;
             cap = k;
-            k = xmc_bag_hash_text(xmc_texts_get(t, i), nbits, ids, cap);
+            k = xmc_bag_hash_ngrams(xmc_texts_get(t, i), nbits, max_n, ids, cap);
         }
         for (int64_t j = 0; j < k; j++) {
             uint64_t m = 1ull << (ids[j] & 63);
@@ -373,15 +373,21 @@ int xmc_model_create_dist(const xmc_train_config *cfg, const xmc_dataset *train,
         goto fail;
     }
     int is_bag = !strcmp(m->cfg.encoder, "bag");
+    /* bag: unit-norm tf-idf n-grams into the sparse encoder's layer (bag.c
+     * "idf"), so the sparse encoder's width and rate; docs/renee.md. */
+    if (is_bag && !m->cfg.extra[0])
+        snprintf(m->cfg.extra, sizeof m->cfg.extra, "idf");
+    int bag_mean = is_bag && xmc_bag_ngram_order(m->cfg.extra) == 2;
     if (m->cfg.dim <= 0)
-        m->cfg.dim = is_bag ? 256 : XMC_ENC_DEFAULT_HIDDEN;
-    /* Reuters-21578 test P@1: lr2 0.002 87.74 (20 epochs), 0.01 89.33 (10 epochs). */
+        m->cfg.dim = bag_mean ? 256 : XMC_ENC_DEFAULT_HIDDEN;
+    /* Reuters-21578 test P@1, mean bag: lr2 0.002 87.74 (20 epochs), 0.01 89.33 (10). */
     if (m->cfg.lr2 <= 0)
-        m->cfg.lr2 = is_bag    ? XMC_TRAIN_DEFAULT_LR2_BAG
+        m->cfg.lr2 = bag_mean  ? XMC_TRAIN_DEFAULT_LR2_BAG
                      : is_bert ? XMC_TRAIN_DEFAULT_LR2_BERT
                                : XMC_TRAIN_DEFAULT_LR2;
     if (is_bag && m->cfg.buckets <= 0 &&
-        (rc = auto_buckets(train->texts, &m->cfg.buckets, err)) != XMC_OK)
+        (rc = auto_buckets(train->texts, xmc_bag_ngram_order(m->cfg.extra), &m->cfg.buckets,
+                           err)) != XMC_OK)
         goto fail;
     m->n_labels = train->n_labels;
     m->max_batch = cfg->batch;
