@@ -377,6 +377,25 @@ enum { XMC_UNIDEC_SCORE_DE = 1, XMC_UNIDEC_SCORE_CLF = 2, XMC_UNIDEC_SCORE_BOTH 
 int xmc_unidec_predict(xmc_unidec *u, const xmc_dataset *ds, const xmc_texts *label_texts,
                        int k, int which, int ef, xmc_csr **out, xmc_error *err);
 
+/* Shape and label texts of a model (for indexes kept outside it, ann.h). */
+int64_t xmc_unidec_n_labels(const xmc_unidec *u);
+int xmc_unidec_dim(const xmc_unidec *u);      /* d: a half's width (BOTH: 2d) */
+int xmc_unidec_is_depsl(const xmc_unidec *u);
+const xmc_texts *xmc_unidec_label_texts(const xmc_unidec *u);
+
+/* The vectors xmc_unidec_predict scores with, for head `which`, row-major
+ * into out (n x d, or n x 2d for BOTH):
+ *   labels  [Φ_D(z_l) ; normalize(Ψ_l)]: t NULL = the training labels
+ *           (l0 must be 0, n = L); else t holds the texts of labels
+ *           l0 .. l0 + t->n - 1, and a label >= L (added after training)
+ *           has no Ψ row, so its CLF half is 0;
+ *   queries [Φ_D(x) ; normalize(Φ_C(x))] for the point texts of ds.
+ * Fails (XMC_EINVAL) for a head the model lacks (DEPSL: DE only). */
+int xmc_unidec_embed_labels(xmc_unidec *u, const xmc_texts *t, int64_t l0, int which, float *out,
+                            xmc_error *err);
+int xmc_unidec_embed_queries(xmc_unidec *u, const xmc_dataset *ds, int which, float *out,
+                             xmc_error *err);
+
 #ifdef __cplusplus
 }
 #endif

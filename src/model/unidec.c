@@ -878,3 +878,82 @@ done:
     *out = u;
     return XMC_OK;
 }
+
+/* ------------------------------------------------ embeddings for an index */
+
+int64_t xmc_unidec_n_labels(const xmc_unidec *u) { return u->L; }
+int xmc_unidec_dim(const xmc_unidec *u) { return u->d; }
+int xmc_unidec_is_depsl(const xmc_unidec *u) { return u->cfg.depsl; }
+const xmc_texts *xmc_unidec_label_texts(const xmc_unidec *u) { return u->ltexts; }
+
+static int check_which(const xmc_unidec *u, int which, xmc_error *err)
+{
+    if (which < XMC_UNIDEC_SCORE_DE || which > XMC_UNIDEC_SCORE_BOTH ||
+        (u->cfg.depsl && which != XMC_UNIDEC_SCORE_DE))
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "unidec: head %d (%s has %s)", which,
+                       u->cfg.depsl ? "depsl" : "unidec",
+                       u->cfg.depsl ? "only the DE head" : "de = 1, clf = 2, both = 3");
+    return XMC_OK;
+}
+
+int xmc_unidec_embed_labels(xmc_unidec *u, const xmc_texts *t, int64_t l0, int which, float *out,
+                            xmc_error *err)
+{
+    int rc = check_which(u, which, err);
+    if (rc)
+        return rc;
+    const int64_t n = t ? t->n : u->L;
+    if (l0 < 0 || (!t && l0 != 0))
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "unidec embed: first label %lld", (long long)l0);
+    const int d = u->d;
+    const int64_t dd = which == XMC_UNIDEC_SCORE_BOTH ? 2 * d : d;
+    int64_t col = 0;
+    if (which & XMC_UNIDEC_SCORE_DE) {
+        xmc_enc_data *dl = NULL;
+        if (t && (rc = prepare_texts(u, t, &dl, err)))
+            return rc;
+        /* the training labels' texts are already prepared (rows N.. of comb) */
+        rc = embed(u, dl ? dl : u->comb, dl ? 0 : u->N, NULL, n, XMC_UNIDEC_SCORE_DE, out, dd, 0,
+                   err);
+        xmc_enc_data_free(dl);
+        if (rc)
+            return rc;
+        col = d;
+    }
+    if (which & XMC_UNIDEC_SCORE_CLF)
+        for (int64_t i = 0; i < n; i++) {
+            float *dst = out + (size_t)i * (size_t)dd + col;
+            const int64_t l = l0 + i;
+            /* a label added after training has no Ψ row: its CLF half is 0 */
+            const float *w = l < u->L ? u->psi->w + (size_t)l * d : NULL;
+            double s = 0;
+            for (int j = 0; w && j < d; j++)
+                s += (double)w[j] * w[j];
+            float inv = s > 0 ? (float)(1.0 / sqrt(s)) : 0.0f;
+            for (int j = 0; j < d; j++)
+                dst[j] = w ? w[j] * inv : 0.0f;
+        }
+    return XMC_OK;
+}
+
+int xmc_unidec_embed_queries(xmc_unidec *u, const xmc_dataset *ds, int which, float *out,
+                             xmc_error *err)
+{
+    int rc = check_which(u, which, err);
+    if (rc)
+        return rc;
+    xmc_enc_data *dt = NULL;
+    if ((rc = xmc_encoder_prepare(u->enc, ds, &dt, err)))
+        return rc;
+    const int d = u->d;
+    const int64_t dd = which == XMC_UNIDEC_SCORE_BOTH ? 2 * d : d;
+    int64_t col = 0;
+    if (which & XMC_UNIDEC_SCORE_DE) {
+        rc = embed(u, dt, 0, NULL, ds->n, XMC_UNIDEC_SCORE_DE, out, dd, 0, err);
+        col = d;
+    }
+    if (!rc && (which & XMC_UNIDEC_SCORE_CLF))
+        rc = embed(u, dt, 0, NULL, ds->n, XMC_UNIDEC_SCORE_CLF, out, dd, col, err);
+    xmc_enc_data_free(dt);
+    return rc;
+}
