@@ -16,7 +16,8 @@ row for such a label; plus P@k with all of the row's positives counted.
       labels without a training positive are held out; the rest are renumbered
       0..S-1 in order, the held-out ones S.. in order. Writes OUT/trn_X.txt,
       OUT/trn_X_Y.txt, OUT/Y.txt (seen label texts), OUT/Y_new.txt (held-out
-      texts), OUT/tst_X.txt, OUT/tst_X_Y.txt (renumbered).
+      texts), OUT/tst_X.txt, OUT/tst_X_Y.txt (seen labels only, for loading)
+      and OUT/tst_truth.txt (all test labels, renumbered: eval --truth-ids).
   eval PRED --model DIR (--truth-names FILE | --truth-ids FILE) [--k 1,3,5]
       PRED: `xmc predict --out` file. Held-out ids are those >= the model's L.
 
@@ -81,7 +82,11 @@ def split_lf(src, out):
     held = [l for l in range(L) if l not in ss]
     new = {l: i for i, l in enumerate(seen + held)}
     write_sparse(os.path.join(out, "trn_X_Y.txt"), len(seen), [sorted(new[l] for l in r) for r in tr])
-    write_sparse(os.path.join(out, "tst_X_Y.txt"), L, [sorted(new[l] for l in r) for r in te])
+    # the loader needs test labels within the trained ones: the full truth
+    # (held-out ids S..) goes to tst_truth.txt for eval
+    write_sparse(os.path.join(out, "tst_X_Y.txt"), len(seen),
+                 [sorted(new[l] for l in r if l in ss) for r in te])
+    write_sparse(os.path.join(out, "tst_truth.txt"), L, [sorted(new[l] for l in r) for r in te])
     write_lines(os.path.join(out, "Y.txt"), [texts[l] for l in seen])
     write_lines(os.path.join(out, "Y_new.txt"), [texts[l] for l in held])
     for f in ("trn_X.txt", "tst_X.txt"):

@@ -346,6 +346,7 @@ typedef struct xmc_unidec_stats {
     size_t encoder_bytes, heads_bytes, psi_bytes, optim_bytes, step_bytes, negs_bytes;
     size_t index_bytes;           /* largest HNSW built while mining */
     uint64_t step_allocs;         /* xmc_malloc calls inside steps (must be 0) */
+    int epochs_done;              /* epochs completed (< epochs after a stop_after) */
 } xmc_unidec_stats;
 
 /* Train on `train` (needs point texts and label texts, or label names).
@@ -353,6 +354,33 @@ typedef struct xmc_unidec_stats {
 int xmc_unidec_train(const xmc_unidec_config *cfg, const xmc_dataset *train, xmc_unidec **out,
                      xmc_error *err);
 void xmc_unidec_free(xmc_unidec *u);
+
+/* Training with a checkpoint after every epoch, and resume from it. The
+ * checkpoint (one file, rewritten atomically: temp + rename) holds the
+ * config, the step, the encoder, heads and Ψ WITH their optimizer moments,
+ * the mined negative lists and the query clusters of the current τ window,
+ * and the stats, each section with a CRC-32: a resumed run is bit-identical
+ * to an uninterrupted one with the same config (batch orders come from
+ * (seed, epoch), pools from (seed, step), dropout from the saved step
+ * counters). Its size is about 3 x (encoder + heads + Ψ) + N·nτ int32.
+ * resume = 1: cfg must equal the checkpoint's (xmc_unidec_ckpt_info reads
+ * it) and `train` must be the same data (N, L, rows with labels are
+ * checked); training continues after the saved epoch. stop_after > 0: stop
+ * after that many epochs of this call (st.epochs_done says where). */
+#define XMC_UNIDEC_CKPT_FILE "unidec.ckpt" /* in a model directory (xmc train) */
+typedef struct xmc_unidec_ckpt {
+    const char *path;  /* checkpoint file (NULL: none written) */
+    int resume;        /* 1: restore from path first */
+    int stop_after;    /* epochs of this call, 0 = to the end */
+    const char *note;  /* caller text kept in the checkpoint (e.g. data specs), may be NULL */
+} xmc_unidec_ckpt;
+int xmc_unidec_train_ckpt(const xmc_unidec_config *cfg, const xmc_dataset *train,
+                          const xmc_unidec_ckpt *ck, xmc_unidec **out, xmc_error *err);
+/* Config, epochs done and note of a checkpoint (header only, checksummed).
+ * *note (may be NULL) freed with xmc_free. */
+int xmc_unidec_ckpt_info(const char *path, xmc_unidec_config *cfg, int *epochs_done, char **note,
+                         xmc_error *err);
+
 void xmc_unidec_get_stats(const xmc_unidec *u, xmc_unidec_stats *s);
 
 /* A trained model for prediction, in one file written atomically (temp +

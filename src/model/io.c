@@ -616,7 +616,7 @@ int model_unidec_save(const char *dir, const xmc_train_config *c, const xmc_unid
     cJSON_AddStringToObject(d, "test", c->test_spec);
     cJSON_AddNumberToObject(d, "n_train", (double)train->n);
     cJSON *s = add_obj(root, "state");
-    cJSON_AddNumberToObject(s, "epochs_done", uc->epochs);
+    cJSON_AddNumberToObject(s, "epochs_done", st.epochs_done);
     cJSON_AddNumberToObject(s, "step", (double)st.steps);
     cJSON *fl = add_obj(root, "files");
     cJSON_AddStringToObject(fl, "model", XMC_MODEL_UNIDEC_FILE);
