@@ -4,9 +4,14 @@
 Labels are held out of training entirely, then served from their texts with
 `xmc index add-labels` (ids L.. after the L trained labels) and scored by
 `xmc predict --ann --head de`. Reported on the test rows that have at least
-one held-out positive: zero-shot P@k = (held-out positives in the top k) / k,
-the number a one-vs-all classifier (Renee) cannot raise above 0, as it has no
-row for such a label; plus P@k with all of the row's positives counted.
+one held-out positive:
+  zsP@k   (held-out positives in the top k over ALL labels) / k: the number a
+          one-vs-all classifier (Renee) cannot raise above 0, as it has no row
+          for such a label (generalised zero-shot: trained labels compete);
+  zslP@k  the same with only the held-out labels ranked (zero-shot setting;
+          from the returned list, so predict with --topk >= L + added for the
+          exact value);
+  allP@k  P@k with all of the row's positives counted.
 
   split-names SRC OUT --holdout K [--seed S]   reuters-style TEXTS+LABELS data
       (train_texts.txt / train_labels.txt with label names): K labels with
@@ -127,7 +132,12 @@ def evaluate(pred, model, truth_names, truth_ids, ks):
     for k in ks:
         zs = sum(sum(1 for l in P[i][:k] if l >= L and l in truth[i]) for i in rows)
         al = sum(sum(1 for l in P[i][:k] if l in truth[i]) for i in rows)
+        # ranking among the held-out labels only (the ZSL setting): the
+        # first k held-out ids of each returned list; exact when the list
+        # holds every held-out label (--topk >= L + added), else a lower bound
+        zl = sum(sum(1 for l in [l for l in P[i] if l >= L][:k] if l in truth[i]) for i in rows)
         res["zsP@%d" % k] = round(100.0 * zs / (k * max(1, len(rows))), 2)
+        res["zslP@%d" % k] = round(100.0 * zl / (k * max(1, len(rows))), 2)
         res["allP@%d" % k] = round(100.0 * al / (k * max(1, len(rows))), 2)
     print(json.dumps(res))
 

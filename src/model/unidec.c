@@ -545,6 +545,23 @@ static int64_t plan_steps(const xmc_unidec_config *c, int64_t n)
     return total;
 }
 
+/* The accounting split by what grows with L: the step's working set must
+ * not (docs/unidec.md compares two L). While mining, L x d floats of label
+ * embeddings (and the HNSW when L >= hnsw_min_labels) come on top. */
+static void log_label_memory(const xmc_unidec *u)
+{
+    const double MB = 1048576.0;
+    size_t fixed = u->st.encoder_bytes + u->st.optim_bytes + u->st.heads_bytes +
+                   u->st.step_bytes + u->st.negs_bytes;
+    size_t mine = sizeof(float) * (size_t)(u->seen ? u->n_seen : u->L) * (size_t)u->d;
+    xmc_log(XMC_LOG_INFO,
+            "%s memory: independent of L %.1f MB (encoder + optimizer + heads + step scratch "
+            "+ mined lists); grows with L: Psi %.1f MB, prepared texts %.1f MB (%lld points + "
+            "%lld labels), label embeddings while mining %.1f MB",
+            u->cfg.depsl ? "depsl" : "unidec", fixed / MB, u->st.psi_bytes / MB,
+            xmc_enc_data_bytes(u->comb) / MB, (long long)u->N, (long long)u->L, mine / MB);
+}
+
 static int ckpt_save(const xmc_unidec *u, int epochs_done, const xmc_unidec_ckpt *ck,
                      xmc_error *err);
 static int ckpt_restore(xmc_unidec *u, const xmc_dataset *ds, const char *path, int *epochs_done,
@@ -584,6 +601,7 @@ int xmc_unidec_train_ckpt(const xmc_unidec_config *cfg, const xmc_dataset *train
             u->st.encoder_bytes / 1048576.0, u->st.optim_bytes / 1048576.0,
             u->st.heads_bytes / 1048576.0, u->st.psi_bytes / 1048576.0,
             u->st.step_bytes / 1048576.0, u->st.negs_bytes / 1048576.0);
+    log_label_memory(u);
     if (e0 > 0)
         xmc_log(XMC_LOG_INFO, "%s: resuming after epoch %d (step %lld)",
                 c->depsl ? "depsl" : "unidec", e0, (long long)u->step);
