@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "xmc/ann.h"
+#include "xmc/bert.h"
 #include "xmc/hnsw.h"
 #include "xmc/model.h"
 
@@ -314,7 +315,8 @@ static int index_add_labels(int argc, char **argv)
     int64_t first = 0;
     int rc = 0;
     double t0 = xmc_now();
-    if (read_label_texts(labels, &t, &err) || xmc_model_load_unidec(model, &u, &names, &err) ||
+    if (read_label_texts(labels, &t, &err) || xmc_bert_encoder_register(&err) ||
+        xmc_model_load_unidec(model, &u, &names, &err) ||
         xmc_unidec_add_labels(u, model, t, which, &first, &err))
         rc = cli_fail(&err);
     else

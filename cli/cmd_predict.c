@@ -180,7 +180,7 @@ static int predict_unidec(const char *model, const char *recipe, const char *inp
     memset(&lo, 0, sizeof lo);
     lo.need_texts = 1;
     double t0 = xmc_now();
-    if (xmc_model_load_unidec(model, &u, &names, &err) ||
+    if (xmc_bert_encoder_register(&err) || xmc_model_load_unidec(model, &u, &names, &err) ||
         xmc_unidec_added_labels(model, &added, &err) ||
         (added && !ann && all_label_texts(u, added, &all, &err)))
         goto fail;

@@ -333,6 +333,9 @@ typedef struct xmc_unidec_config {
     float lr_enc, lr_head, lr_psi, wd, warmup;
     float dropout_enc, dropout_head;
     uint64_t seed;
+    char encoder[16];     /* Φ's kind: "" or "bag" (default), or "bert" (after
+                             xmc_bert_encoder_register; hidden, buckets ignored) */
+    char encoder_extra[256]; /* bert: "HF_DIR[,max_len=N][,pool=mean|cls]" (bert.h) */
 } xmc_unidec_config;
 
 void xmc_unidec_config_default(xmc_unidec_config *c, int depsl);

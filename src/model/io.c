@@ -584,7 +584,7 @@ int model_unidec_save(const char *dir, const xmc_train_config *c, const xmc_unid
         return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (config.json)");
     add_header(root, c->recipe);
     cJSON *e = add_obj(root, "settings");
-    cJSON_AddStringToObject(e, "encoder", "bag");
+    cJSON_AddStringToObject(e, "encoder", uc->encoder[0] ? uc->encoder : "bag");
     cJSON_AddNumberToObject(e, "hidden", uc->hidden);
     cJSON_AddNumberToObject(e, "dim", uc->dim);
     cJSON_AddNumberToObject(e, "buckets", (double)uc->buckets);

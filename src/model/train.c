@@ -285,10 +285,11 @@ static int run_unidec(const xmc_train_config *cli, const char *dir, int resume, 
         c = &cr;
     }
     int depsl = !strcmp(c->recipe, "depsl");
-    if (c->augment[0] || c->encoder[0] || c->extra[0])
+    if (c->augment[0] || (c->encoder[0] && strcmp(c->encoder, "bag") &&
+                          strcmp(c->encoder, "bert")))
         return XMC_ERR(err, XMC_EINVAL, NULL, 0,
-                       "recipe %s: --augment and --encoder are for recipe renee (%s uses the "
-                       "bag encoder on point and label texts)", c->recipe, c->recipe);
+                       "recipe %s: --augment is for recipe renee, and the encoder must be bag "
+                       "or bert (%s encodes point and label texts)", c->recipe, c->recipe);
     if (!c->train_spec[0])
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "no training data (--train)");
     snprintf(note, sizeof note, "%s\n%s\n%s", c->recipe, c->train_spec, c->test_spec);
@@ -306,6 +307,14 @@ static int run_unidec(const xmc_train_config *cli, const char *dir, int resume, 
         uc.buckets = c->buckets;
     if (c->lr2 > 0)
         uc.lr_enc = c->lr2;
+    if (!strcmp(c->encoder, "bert")) {
+        snprintf(uc.encoder, sizeof uc.encoder, "bert");
+        memcpy(uc.encoder_extra, c->extra, sizeof uc.encoder_extra < sizeof c->extra
+                                               ? sizeof uc.encoder_extra : sizeof c->extra);
+        uc.encoder_extra[sizeof uc.encoder_extra - 1] = '\0';
+        if (!(c->lr2 > 0))
+            uc.lr_enc = XMC_TRAIN_DEFAULT_LR2_BERT;
+    }
 configured:;
     double t0 = xmc_now();
     xmc_load_opts lo;

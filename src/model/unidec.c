@@ -250,7 +250,9 @@ static int create(const xmc_unidec_config *c, const xmc_dataset *ds, xmc_unidec 
     u->max_enc = c->batch + u->max_pool;
 
     xmc_encoder_config ec;
-    xmc_encoder_config_default(&ec, "bag");
+    xmc_encoder_config_default(&ec, c->encoder[0] ? c->encoder : "bag");
+    if (c->encoder[0] && strcmp(c->encoder, "bag") != 0) /* a plugged-in kind, e.g. bert */
+        memcpy(ec.extra, c->encoder_extra, sizeof ec.extra);
     ec.n_inputs = c->buckets;
     ec.hidden = c->hidden;
     ec.layers = 1;
