@@ -10,7 +10,7 @@ one held-out positive:
           for such a label (generalised zero-shot: trained labels compete);
   zslP@k  the same with only the held-out labels ranked (zero-shot setting;
           from the returned list, so predict with --topk >= L + added for the
-          exact value);
+          exact value); zslP_chance is a random ranking's value;
   allP@k  P@k with all of the row's positives counted.
 
   split-names SRC OUT --holdout K [--seed S]   reuters-style TEXTS+LABELS data
@@ -128,7 +128,14 @@ def evaluate(pred, model, truth_names, truth_ids, ks):
     assert len(P) == len(truth), "prediction rows %d vs truth rows %d" % (len(P), len(truth))
     rows = [i for i, t in enumerate(truth) if any(l >= L for l in t)]
     only = sum(1 for i in rows if all(l >= L for l in truth[i]))
-    res = {"model_labels": L, "test_rows": len(truth), "zs_rows": len(rows), "zs_only_rows": only}
+    U = max(1, max((l for r in P for l in r), default=L - 1) + 1 - L)  # labels added (seen)
+    if os.path.exists(added):
+        U = len(read_lines(added))
+    # a random ranking of the U held-out labels puts k * h_i / U of row i's
+    # h_i held-out positives in its top k: P@k = h_i / U for every k <= U
+    chance = sum(sum(1 for l in truth[i] if l >= L) / U for i in rows) / max(1, len(rows))
+    res = {"model_labels": L, "added_labels": U, "test_rows": len(truth), "zs_rows": len(rows),
+           "zs_only_rows": only, "zslP_chance": round(100.0 * chance, 4)}
     for k in ks:
         zs = sum(sum(1 for l in P[i][:k] if l >= L and l in truth[i]) for i in rows)
         al = sum(sum(1 for l in P[i][:k] if l in truth[i]) for i in rows)

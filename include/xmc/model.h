@@ -202,7 +202,9 @@ int xmc_train_run(const xmc_train_config *cfg, const char *dir, int resume, xmc_
  * buckets > 0, lr2 > 0 -> encoder rate; the rest keep the recipe's
  * defaults. Model directory: unidec.bin (xmc_unidec_save), labels.txt when
  * the data had label names, then config.json (recipe, settings, label
- * count, steps) written last. No resume (unidec.bin has no optimizer state).
+ * count, steps) written last; during training DIR/unidec.ckpt (psl.h,
+ * xmc_unidec_train_ckpt) after every epoch, removed when the run completes:
+ * --resume continues from it bit-identically.
  * Test metrics (P@1/3/5, PSP@5 with the training propensities) use both
  * heads for unidec, the DE head for depsl. */
 #define XMC_MODEL_UNIDEC_FILE "unidec.bin"

@@ -299,8 +299,8 @@ int xmc_psl_mine(const float *E, int64_t L, const float *Q, int64_t N, int d, co
 /* ------------------------------------------------------------- recipe */
 
 /* UniDEC / DEPSL end to end over a label-feature dataset (point texts and
- * label texts), with the `bag` text encoder as the shared Φ (src/model/
- * unidec.c; docs/unidec.md). One step on a batch Q_B:
+ * label texts), with the `bag` text encoder (or `bert`: cfg.encoder) as the
+ * shared Φ (src/model/unidec.c; docs/unidec.md). One step on a batch Q_B:
  *   pool = sampler(Q_B, H); H_all = Φ([x_i ; z_l]) in ONE encoder pass;
  *   DE:  S_DE = Φ_D(x) Φ_D(z)^T, loss_DE = psl_loss(S_DE, t_DE, λ)
  *   CLF: S_CLF = Φ_C(x) Ψ_{L_B}^T, loss_CLF = psl_loss(S_CLF, t_CLF, λ) (+ BCE)
@@ -389,8 +389,9 @@ void xmc_unidec_get_stats(const xmc_unidec *u, xmc_unidec_stats *s);
 /* A trained model for prediction, in one file written atomically (temp +
  * rename): magic, version, config, label texts (the ones trained on), the
  * encoder (encoder.h format), the heads and Ψ (each with its CRC-32).
- * Optimizer state, mined lists and clusters are not saved: a loaded model
- * predicts (and serves zero-shot labels), it does not resume training. */
+ * Optimizer state, mined lists and clusters are not in it: a loaded model
+ * predicts (and serves zero-shot labels); resume uses xmc_unidec_train_ckpt's
+ * checkpoint. */
 int xmc_unidec_save(const xmc_unidec *u, const char *path, xmc_error *err);
 int xmc_unidec_load(const char *path, xmc_unidec **out, xmc_error *err);
 
