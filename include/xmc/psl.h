@@ -350,6 +350,7 @@ typedef struct xmc_unidec_stats {
     size_t index_bytes;           /* largest HNSW built while mining */
     uint64_t step_allocs;         /* xmc_malloc calls inside steps (must be 0) */
     int epochs_done;              /* epochs completed (< epochs after a stop_after) */
+    double ckpt_s;                /* seconds writing checkpoints */
 } xmc_unidec_stats;
 
 /* Train on `train` (needs point texts and label texts, or label names).

@@ -372,8 +372,11 @@ configured:;
     }
     xmc_unidec_stats st;
     xmc_unidec_get_stats(u, &st);
-    xmc_log(XMC_LOG_INFO, "trained %lld steps in %.1fs (mining %.1fs); peak RSS %.1f MB",
-            (long long)st.steps, xmc_now() - t0, st.mine_s, MB(xmc_peak_rss()));
+    xmc_log(XMC_LOG_INFO,
+            "trained %lld steps in %.1fs (steps %.1fs, mining %.1fs, checkpoints %.1fs); peak "
+            "RSS %.1f MB",
+            (long long)st.steps, xmc_now() - t0, st.train_s, st.mine_s, st.ckpt_s,
+            MB(xmc_peak_rss()));
     rc = XMC_OK;
 done:
     xmc_unidec_free(u);

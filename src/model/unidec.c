@@ -671,8 +671,10 @@ int xmc_unidec_train_ckpt(const xmc_unidec_config *cfg, const xmc_dataset *train
                 xmc_now() - t0);
         u->st.epochs_done = e + 1;
         u->st.steps = u->step;
+        double tc = xmc_now();
         if (ck && ck->path && (rc = ckpt_save(u, e + 1, ck, err)))
             goto done;
+        u->st.ckpt_s += xmc_now() - tc;
     }
     u->st.steps = u->step;
 done:
@@ -1043,7 +1045,7 @@ static int ckpt_save(const xmc_unidec *u, int epochs_done, const xmc_unidec_ckpt
     h.n_train = u->n_train;
     h.n_clusters = u->clusters ? u->clusters->n_clusters : 0;
     h.st = u->st;
-    h.st.train_s = h.st.mine_s = 0; /* wall times: not part of the state */
+    h.st.train_s = h.st.mine_s = h.st.ckpt_s = 0; /* wall times: not part of the state */
     h.note_n = ck->note ? (uint32_t)strlen(ck->note) : 0;
     xmc_outfile o;
     int rc = xmc_outfile_open(&o, path, err);
