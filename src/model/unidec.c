@@ -196,7 +196,7 @@ static int create(const xmc_unidec_config *c, const xmc_dataset *ds, xmc_unidec 
     xmc_unidec *u = xmc_calloc(1, sizeof *u);
     if (!u)
         return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "unidec: out of memory");
-    u->cfg = *c;
+    memcpy(&u->cfg, c, sizeof u->cfg); /* padding too: a checkpoint compares the bytes */
     u->N = ds->n;
     u->L = ds->n_labels;
     u->d = c->dim;
@@ -1033,7 +1033,7 @@ static int ckpt_save(const xmc_unidec *u, int epochs_done, const xmc_unidec_ckpt
     h.version = UNIDEC_CKPT_VERSION;
     h.cfg_size = (uint32_t)sizeof h.cfg;
     h.stats_size = (uint32_t)sizeof h.st;
-    h.cfg = u->cfg;
+    memcpy(&h.cfg, &u->cfg, sizeof h.cfg);
     h.epochs_done = epochs_done;
     h.mined = u->mined;
     h.has_clusters = u->clusters != NULL;
@@ -1114,7 +1114,7 @@ int xmc_unidec_ckpt_info(const char *path, xmc_unidec_config *cfg, int *epochs_d
     if (rc)
         return rc;
     if (cfg)
-        *cfg = h.cfg;
+        memcpy(cfg, &h.cfg, sizeof *cfg); /* padding too (see create) */
     if (epochs_done)
         *epochs_done = h.epochs_done;
     return XMC_OK;
