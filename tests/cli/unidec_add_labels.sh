@@ -58,6 +58,21 @@ grep -q "adding labels 202..202" "$T/add2.log" || fail "index not grown: $(cat "
 printf 'volcano magma\n' | "$XMC" predict --model "$T/m" --text --ann --topk 1 2>/dev/null |
   grep -q "^1	1	202	1.0000	volcano magma$" || fail "label 202 not served"
 
+# unidec: an added label has no Ψ row, so its CLF half is 0 and under
+# --head both it scores exactly its DE half (1 for its own text); the default
+# index for unidec is the `both` one, and --head de serves it first.
+"$XMC" train --recipe unidec --train "$T/data/trn" --model "$T/u" "${small[@]}" 2>/dev/null ||
+  fail "unidec train"
+"$XMC" index add-labels --model "$T/u" --labels "$T/new.txt" 2> "$T/addu.log" ||
+  fail "unidec add-labels: $(cat "$T/addu.log")"
+ls "$T"/u/ann-unidec-both-*.hnsw >/dev/null 2>&1 || fail "unidec: no 'both' index built"
+printf 'glacier fjord tundra\n' | "$XMC" predict --model "$T/u" --text --ann --head de --topk 1 \
+  2>/dev/null | grep -q "^1	1	201	1.0000	glacier fjord tundra$" || fail "unidec --head de"
+printf 'glacier fjord tundra\n' | "$XMC" predict --model "$T/u" --text --head both --topk 202 \
+  > "$T/both.tsv" 2>/dev/null || fail "unidec --head both"
+grep -q "^1	[0-9]*	201	1.0000	glacier fjord tundra$" "$T/both.tsv" ||
+  fail "unidec --head both: the added label's score is not its DE half alone"
+
 # Errors.
 printf 'ok text\n  \nmore\n' > "$T/empty_line.txt"
 if "$XMC" index add-labels --model "$T/m" --labels "$T/empty_line.txt" 2> "$T/err"; then
