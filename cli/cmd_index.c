@@ -5,12 +5,18 @@
  *   xmc index add    --index IDX --vectors F --dim D      (ids continue)
  *   xmc index search --index IDX --queries F --k K [--ef E] [--out FILE]
  *   xmc index info   --index IDX
+ *   xmc index add-labels --model DIR --labels Y_new.txt [--head de|clf|both]
+ *                    (unidec / depsl: embed new label texts into the model's
+ *                    label index; ids continue after the trained L)
  * search prints "query<TAB>rank<TAB>id<TAB>distance" lines. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "xmc/ann.h"
+#include "xmc/bert.h"
 #include "xmc/hnsw.h"
+#include "xmc/model.h"
 
 /* Read a raw float32 file of rows of `dim`; *data freed with xmc_free. */
 static int read_f32(const char *path, int64_t dim, float **data, int64_t *n, xmc_error *err)
@@ -222,6 +228,106 @@ static int index_info(int argc, char **argv)
     return 0;
 }
 
+/* Label texts, one per line; an empty line is refused with its place. */
+static int read_label_texts(const char *path, xmc_texts **out, xmc_error *err)
+{
+    xmc_lines *r = NULL;
+    char **strs = NULL, *line;
+    int64_t n = 0, cap = 0;
+    size_t len;
+    int got, rc = xmc_lines_open(&r, path, err);
+    *out = NULL;
+    while (!rc && (got = xmc_lines_next(r, &line, &len, err)) == 1) {
+        size_t i = 0;
+        while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
+            i++;
+        if (i == len) {
+            rc = XMC_ERR(err, XMC_EFORMAT, path, xmc_lines_lineno(r),
+                         "empty label text (one label text per line)");
+            break;
+        }
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            char **ns = xmc_realloc(strs, (size_t)cap * sizeof *strs);
+            if (!ns) {
+                rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory reading %s", path);
+                break;
+            }
+            strs = ns;
+        }
+        if (!(strs[n] = xmc_strdup(line))) {
+            rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory reading %s", path);
+            break;
+        }
+        n++;
+    }
+    if (!rc && got < 0)
+        rc = err ? err->code : XMC_EIO;
+    if (!rc && n == 0)
+        rc = XMC_ERR(err, XMC_EFORMAT, path, 0, "no label texts (one per line)");
+    if (!rc)
+        rc = xmc_texts_create((const char *const *)strs, n, out, err);
+    for (int64_t i = 0; i < n; i++)
+        xmc_free(strs[i]);
+    xmc_free(strs);
+    xmc_lines_close(r);
+    return rc;
+}
+
+static int index_add_labels(int argc, char **argv)
+{
+    const char *model = NULL, *labels = NULL, *head = NULL;
+    int threads = 0;
+    const cli_opt opts[] = {
+        {"model", CLI_STR, &model, "unidec / depsl model directory", 1},
+        {"labels", CLI_STR, &labels, "new label texts, one per line", 1},
+        {"head", CLI_STR, &head, "index to build if missing: de | clf | both (default: "
+                                 "both for unidec, de for depsl)", 0},
+        {"threads", CLI_INT, &threads, "threads (default: all)", 0},
+        {NULL, CLI_END, NULL, NULL, 0},
+    };
+    int pr = cli_parse(argc, argv, opts, "--model DIR --labels Y_new.txt [--head H]");
+    if (pr)
+        return pr == 1 ? 0 : 2;
+    if (threads > 0)
+        xmc_set_threads(threads);
+    xmc_error err = {0};
+    char recipe[16];
+    if (xmc_model_dir_recipe(model, recipe, sizeof recipe, &err))
+        return cli_fail(&err);
+    if (!xmc_recipe_is_unidec(recipe))
+        return cli_failf("%s: recipe %s has no dual-encoder (DE) head to embed label texts "
+                         "with; add-labels needs a unidec or depsl model", model, recipe);
+    int depsl = !strcmp(recipe, "depsl");
+    int which = depsl ? XMC_UNIDEC_SCORE_DE : XMC_UNIDEC_SCORE_BOTH;
+    if (head && !strcmp(head, "de"))
+        which = XMC_UNIDEC_SCORE_DE;
+    else if (head && !strcmp(head, "clf"))
+        which = XMC_UNIDEC_SCORE_CLF;
+    else if (head && !strcmp(head, "both"))
+        which = XMC_UNIDEC_SCORE_BOTH;
+    else if (head)
+        return cli_failf("--head: expected de, clf or both, got '%s'", head);
+    if (depsl && which != XMC_UNIDEC_SCORE_DE)
+        return cli_failf("--head %s: a depsl model has only the DE head", head);
+    xmc_texts *t = NULL, *names = NULL;
+    xmc_unidec *u = NULL;
+    int64_t first = 0;
+    int rc = 0;
+    double t0 = xmc_now();
+    if (read_label_texts(labels, &t, &err) || xmc_bert_encoder_register(&err) ||
+        xmc_model_load_unidec(model, &u, &names, &err) ||
+        xmc_unidec_add_labels(u, model, t, which, &first, &err))
+        rc = cli_fail(&err);
+    else
+        fprintf(stderr, "added %lld labels (ids %lld..%lld) to %s in %.2fs\n", (long long)t->n,
+                (long long)first, (long long)(first + t->n - 1), model, xmc_now() - t0);
+    xmc_texts_free(t);
+    xmc_texts_free(names);
+    xmc_unidec_free(u);
+    return rc;
+}
+
 int cmd_index(int argc, char **argv)
 {
     static const struct {
@@ -233,12 +339,13 @@ int cmd_index(int argc, char **argv)
         {"add", index_add, "add vectors to an index (no rebuild)"},
         {"search", index_search, "k nearest neighbours of query vectors"},
         {"info", index_info, "parameters and size of an index"},
+        {"add-labels", index_add_labels, "unidec/depsl: index new label texts (zero-shot)"},
     };
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         FILE *f = argc < 2 ? stderr : stdout;
         fprintf(f, "usage: xmc index <command> [options]\n");
         for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
-            fprintf(f, "  %-8s %s\n", subs[i].name, subs[i].summary);
+            fprintf(f, "  %-10s %s\n", subs[i].name, subs[i].summary);
         return argc < 2 ? 2 : 0;
     }
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)

@@ -95,10 +95,66 @@ done:
     return rc;
 }
 
-/* unidec / depsl model directories: --input/--out only; --head picks the
- * score half, --ann [--ef E] searches an HNSW over the label vectors. */
+/* Stdin lines as a dataset of point texts (ds->texts freed by the caller
+ * with xmc_texts_free; *n = 0 when stdin is empty). */
+static int read_stdin_texts(xmc_dataset *ds, xmc_error *err)
+{
+    xmc_lines *r = NULL;
+    char **lines = NULL, *line;
+    int64_t n = 0, cap = 0;
+    size_t len;
+    int got, rc = xmc_lines_open(&r, "-", err);
+    memset(ds, 0, sizeof *ds);
+    ds->spec = "<stdin>";
+    while (!rc && (got = xmc_lines_next(r, &line, &len, err)) == 1) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            char **nl = xmc_realloc(lines, (size_t)cap * sizeof *lines);
+            if (!nl) {
+                rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory reading stdin");
+                break;
+            }
+            lines = nl;
+        }
+        if (!(lines[n] = xmc_strdup(line))) {
+            rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory reading stdin");
+            break;
+        }
+        n++;
+    }
+    if (!rc && got < 0)
+        rc = err ? err->code : XMC_EIO;
+    if (!rc && n > 0 && !(rc = xmc_texts_create((const char *const *)lines, n, &ds->texts, err)))
+        ds->n = n;
+    for (int64_t i = 0; i < n; i++)
+        xmc_free(lines[i]);
+    xmc_free(lines);
+    xmc_lines_close(r);
+    return rc;
+}
+
+/* Training label texts followed by the added ones (labels L..). */
+static int all_label_texts(const xmc_unidec *u, const xmc_texts *added, xmc_texts **out,
+                           xmc_error *err)
+{
+    const xmc_texts *lt = xmc_unidec_label_texts(u);
+    const int64_t L = lt->n, n = L + added->n;
+    const char **strs = xmc_malloc(sizeof(char *) * (size_t)n);
+    if (!strs)
+        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (label texts)");
+    for (int64_t l = 0; l < n; l++)
+        strs[l] = l < L ? xmc_texts_get(lt, l) : xmc_texts_get(added, l - L);
+    int rc = xmc_texts_create(strs, n, out, err);
+    xmc_free(strs);
+    return rc;
+}
+
+/* unidec / depsl model directories: --input/--out, or --text; --head picks
+ * the score half, --ann [--ef E] searches the model directory's HNSW over the
+ * label vectors (built on first use, grown by `xmc index add-labels`).
+ * Labels added with add-labels (ids L..) are scored in both modes. */
 static int predict_unidec(const char *model, const char *recipe, const char *input,
-                          const char *out, int topk, const char *head, int ann, int ef)
+                          const char *out, int text, int topk, const char *head, int ann, int ef)
 {
     int depsl = !strcmp(recipe, "depsl");
     int which = depsl ? XMC_UNIDEC_SCORE_DE : XMC_UNIDEC_SCORE_BOTH;
@@ -114,27 +170,74 @@ static int predict_unidec(const char *model, const char *recipe, const char *inp
         return cli_failf("--head %s: a depsl model has only the DE head", head);
     xmc_error err = {0};
     xmc_unidec *u = NULL;
-    xmc_texts *names = NULL;
-    xmc_dataset *ds = NULL;
+    xmc_texts *names = NULL, *added = NULL, *all = NULL;
+    xmc_dataset *ds = NULL, sds;
     xmc_csr *P = NULL;
-    int rc = 0;
+    xmc_hnsw *idx = NULL;
+    int rc = 0, built = 0;
+    memset(&sds, 0, sizeof sds);
     xmc_load_opts lo;
     memset(&lo, 0, sizeof lo);
     lo.need_texts = 1;
     double t0 = xmc_now();
-    if (xmc_model_load_unidec(model, &u, &names, &err))
-        return cli_fail(&err);
+    if (xmc_bert_encoder_register(&err) || xmc_model_load_unidec(model, &u, &names, &err) ||
+        xmc_unidec_added_labels(model, &added, &err) ||
+        (added && !ann && all_label_texts(u, added, &all, &err)))
+        goto fail;
     lo.label_vocab = names;
-    if (xmc_dataset_load(input, &lo, &ds, &err) ||
-        xmc_unidec_predict(u, ds, NULL, topk, which, ann ? ef : 0, &P, &err) ||
-        xmc_csr_write_text(out, P, &err))
-        rc = cli_fail(&err);
-    else
-        fprintf(stderr, "predicted top-%d (%s%s) for %lld rows in %.2fs -> %s\n", topk, recipe,
-                ann ? ", HNSW" : "", (long long)ds->n, xmc_now() - t0, out);
+    if (text) {
+        if (read_stdin_texts(&sds, &err))
+            goto fail;
+        if (sds.n == 0)
+            goto done;
+        ds = &sds;
+    } else if (xmc_dataset_load(input, &lo, &ds, &err))
+        goto fail;
+    if (ann ? xmc_unidec_ann_open(u, model, which, added, &idx, &built, &err) ||
+                  xmc_unidec_ann_predict(u, idx, which, ds, topk, ef, &P, &err)
+            : xmc_unidec_predict(u, ds, all, topk, which, 0, &P, &err))
+        goto fail;
+    if (!text) {
+        if (xmc_csr_write_text(out, P, &err))
+            goto fail;
+        fprintf(stderr, "predicted top-%d (%s%s) for %lld rows over %lld labels in %.2fs -> %s\n",
+                topk, recipe,
+                !ann ? "" : built == 1 ? ", HNSW built" : built ? ", HNSW grown" : ", HNSW",
+                (long long)ds->n, (long long)P->ncols, xmc_now() - t0, out);
+        goto done;
+    }
+    /* --text: rows are sorted by label id; rank them by score */
+    const int64_t L = xmc_unidec_n_labels(u);
+    printf("# line\trank\tlabel\tscore\tname\n");
+    for (int64_t i = 0; i < P->nrows; i++) {
+        int64_t a = P->indptr[i], b = P->indptr[i + 1];
+        char used[1000] = {0};
+        for (int rank = 1; rank <= b - a; rank++) {
+            int64_t best = -1;
+            for (int64_t p = a; p < b; p++)
+                if (!used[p - a] && (best < 0 || P->values[p] > P->values[best]))
+                    best = p;
+            used[best - a] = 1;
+            int32_t l = P->indices[best];
+            const char *nm = l >= L ? xmc_texts_get(added, l - L)
+                             : names ? xmc_texts_get(names, l)
+                                     : xmc_texts_get(xmc_unidec_label_texts(u), l);
+            printf("%lld\t%d\t%d\t%.4f\t%s\n", (long long)i + 1, rank, l,
+                   (double)P->values[best], nm);
+        }
+    }
+    goto done;
+fail:
+    rc = cli_fail(&err);
+done:
+    xmc_hnsw_free(idx);
     xmc_csr_free(P);
-    xmc_dataset_free(ds);
+    if (ds != &sds)
+        xmc_dataset_free(ds);
+    xmc_texts_free(sds.texts);
     xmc_texts_free(names);
+    xmc_texts_free(added);
+    xmc_texts_free(all);
     xmc_unidec_free(u);
     return rc;
 }
@@ -188,9 +291,7 @@ static int predict_main(int argc, char **argv, xmc_dist *dist)
     if (xmc_model_dir_recipe(model, recipe, sizeof recipe, &err))
         return cli_fail(&err);
     if (xmc_recipe_is_unidec(recipe)) {
-        if (text)
-            return cli_failf("--text: not for %s models (use --input SPEC --out FILE)", recipe);
-        return predict_unidec(model, recipe, input, out, topk, head, ann, ef);
+        return predict_unidec(model, recipe, input, out, text, topk, head, ann, ef);
     }
     if (head)
         return cli_failf("--head is for unidec / depsl models (this one is %s)", recipe);

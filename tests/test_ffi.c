@@ -121,7 +121,8 @@ typedef struct fixture {
 static void fx_get(const char *text, const char *name, size_t n, double *out)
 {
     char key[128];
-    snprintf(key, sizeof key, "\n%.120s ", name);
+    if (snprintf(key, sizeof key, "\n%s ", name) >= (int)sizeof key)
+        fail_msg("fixture: section name %s too long", name);
     const char *p = strstr(text, key);
     if (!p)
         fail_msg("fixture: no section %s", name);

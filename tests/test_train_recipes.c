@@ -131,15 +131,19 @@ static void test_unidec_dir(void **state)
     xmc_dataset_free(ds);
     xmc_unidec_free(u);
     xmc_texts_free(names);
-    /* The Renee loader and resume refuse it with a message. */
+    /* The Renee loader refuses it with a message; a finished run leaves no
+     * checkpoint, and resuming it has nothing to do (tests/cli/
+     * recipes_unidec.sh resumes an unfinished one bit-identically). */
     xmc_model *m = NULL;
     xmc_error_clear(&err);
     assert_int_not_equal(xmc_model_load(d, 0, &m, &err), XMC_OK);
     assert_null(m);
+    char ck[4096];
+    snprintf(ck, sizeof ck, "%s/%s", d, XMC_UNIDEC_CKPT_FILE);
+    assert_false(xmc_file_exists(ck));
     xmc_error_clear(&err);
     xmc_train_config_default(&c);
-    assert_int_equal(xmc_train_run(&c, d, 1, &err), XMC_EUNSUPPORTED);
-    assert_non_null(strstr(err.msg, "resume"));
+    assert_int_equal(xmc_train_run(&c, d, 1, &err), XMC_OK);
     /* A Renee directory is not a unidec one. */
     small_config(&c, texts_spec());
     const char *r = tu_path("renee");

@@ -61,6 +61,40 @@ int xmc_ann_predict(xmc_ann *a, xmc_model *m, const xmc_dataset *ds, int k, int 
 int xmc_ann_topk_to_csr(const int32_t *labels, const float *scores, int64_t n, int k,
                         int64_t n_labels, xmc_csr **out, xmc_error *err);
 
+/* ---- UniDEC / DEPSL (psl.h): a persistent label index that grows ----
+ * The model directory (xmc train --recipe unidec|depsl) keeps
+ * labels-added.txt (texts of labels added after training; label L + i is
+ * line i) and per scoring head an HNSW (inner product) over the label
+ * vectors [Φ_D(z_l) ; normalize(Ψ_l)] (or one half) of all L + added labels,
+ * named ann-unidec-<de|clf|both>-<CRC-32 of unidec.bin>.hnsw. Labels added
+ * after training have no Ψ row: their CLF half is 0, so the DE half serves
+ * them (zero-shot). */
+#define XMC_UNIDEC_ADDED_FILE "labels-added.txt"
+
+/* Texts of the labels added to dir so far (*out NULL when none). */
+int xmc_unidec_added_labels(const char *dir, xmc_texts **out, xmc_error *err);
+
+/* The index of head `which` over the L + added->n labels (added may be
+ * NULL): loaded (mmap) when a file for this model exists, grown by the
+ * labels it lacks, or built; saved back when changed. *built (may be NULL):
+ * 0 loaded as is, 1 built, 2 grown. Free *out with xmc_hnsw_free. */
+int xmc_unidec_ann_open(xmc_unidec *u, const char *dir, int which, const xmc_texts *added,
+                        xmc_hnsw **out, int *built, xmc_error *err);
+
+/* Append new_texts (none empty) to dir's added labels, embed only them, and
+ * add them to every index of the model in dir plus the one of head `which`
+ * (built when missing). *first (may be NULL): the id of the first new label.
+ * labels-added.txt is written first (atomically); if growing an index then
+ * fails, the next xmc_unidec_ann_open grows it. */
+int xmc_unidec_add_labels(xmc_unidec *u, const char *dir, const xmc_texts *new_texts, int which,
+                          int64_t *first, xmc_error *err);
+
+/* Top-k of every row of ds through index (of head `which`, from
+ * xmc_unidec_ann_open) with candidate list ef: an N x size(index) score
+ * matrix of inner products (free with xmc_csr_free). */
+int xmc_unidec_ann_predict(xmc_unidec *u, const xmc_hnsw *index, int which, const xmc_dataset *ds,
+                           int k, int ef, xmc_csr **out, xmc_error *err);
+
 #ifdef __cplusplus
 }
 #endif

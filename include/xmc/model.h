@@ -238,7 +238,9 @@ void xmc_model_get_dist_stats(const xmc_model *m, xmc_model_dist_stats *s);
  * buckets > 0, lr2 > 0 -> encoder rate; the rest keep the recipe's
  * defaults. Model directory: unidec.bin (xmc_unidec_save), labels.txt when
  * the data had label names, then config.json (recipe, settings, label
- * count, steps) written last. No resume (unidec.bin has no optimizer state).
+ * count, steps) written last; during training DIR/unidec.ckpt (psl.h,
+ * xmc_unidec_train_ckpt) after every epoch, removed when the run completes:
+ * --resume continues from it bit-identically.
  * Test metrics (P@1/3/5, PSP@5 with the training propensities) use both
  * heads for unidec, the DE head for depsl. */
 #define XMC_MODEL_UNIDEC_FILE "unidec.bin"

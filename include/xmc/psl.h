@@ -299,8 +299,8 @@ int xmc_psl_mine(const float *E, int64_t L, const float *Q, int64_t N, int d, co
 /* ------------------------------------------------------------- recipe */
 
 /* UniDEC / DEPSL end to end over a label-feature dataset (point texts and
- * label texts), with the `bag` text encoder as the shared Φ (src/model/
- * unidec.c; docs/unidec.md). One step on a batch Q_B:
+ * label texts), with the `bag` text encoder (or `bert`: cfg.encoder) as the
+ * shared Φ (src/model/unidec.c; docs/unidec.md). One step on a batch Q_B:
  *   pool = sampler(Q_B, H); H_all = Φ([x_i ; z_l]) in ONE encoder pass;
  *   DE:  S_DE = Φ_D(x) Φ_D(z)^T, loss_DE = psl_loss(S_DE, t_DE, λ)
  *   CLF: S_CLF = Φ_C(x) Ψ_{L_B}^T, loss_CLF = psl_loss(S_CLF, t_CLF, λ) (+ BCE)
@@ -333,6 +333,9 @@ typedef struct xmc_unidec_config {
     float lr_enc, lr_head, lr_psi, wd, warmup;
     float dropout_enc, dropout_head;
     uint64_t seed;
+    char encoder[16];     /* Φ's kind: "" or "bag" (default), or "bert" (after
+                             xmc_bert_encoder_register; hidden, buckets ignored) */
+    char encoder_extra[256]; /* bert: "HF_DIR[,max_len=N][,pool=mean|cls]" (bert.h) */
 } xmc_unidec_config;
 
 void xmc_unidec_config_default(xmc_unidec_config *c, int depsl);
@@ -346,6 +349,8 @@ typedef struct xmc_unidec_stats {
     size_t encoder_bytes, heads_bytes, psi_bytes, optim_bytes, step_bytes, negs_bytes;
     size_t index_bytes;           /* largest HNSW built while mining */
     uint64_t step_allocs;         /* xmc_malloc calls inside steps (must be 0) */
+    int epochs_done;              /* epochs completed (< epochs after a stop_after) */
+    double ckpt_s;                /* seconds writing checkpoints */
 } xmc_unidec_stats;
 
 /* Train on `train` (needs point texts and label texts, or label names).
@@ -353,13 +358,41 @@ typedef struct xmc_unidec_stats {
 int xmc_unidec_train(const xmc_unidec_config *cfg, const xmc_dataset *train, xmc_unidec **out,
                      xmc_error *err);
 void xmc_unidec_free(xmc_unidec *u);
+
+/* Training with a checkpoint after every epoch, and resume from it. The
+ * checkpoint (one file, rewritten atomically: temp + rename) holds the
+ * config, the step, the encoder, heads and Ψ WITH their optimizer moments,
+ * the mined negative lists and the query clusters of the current τ window,
+ * and the stats, each section with a CRC-32: a resumed run is bit-identical
+ * to an uninterrupted one with the same config (batch orders come from
+ * (seed, epoch), pools from (seed, step), dropout from the saved step
+ * counters). Its size is about 3 x (encoder + heads + Ψ) + N·nτ int32.
+ * resume = 1: cfg must equal the checkpoint's (xmc_unidec_ckpt_info reads
+ * it) and `train` must be the same data (N, L, rows with labels are
+ * checked); training continues after the saved epoch. stop_after > 0: stop
+ * after that many epochs of this call (st.epochs_done says where). */
+#define XMC_UNIDEC_CKPT_FILE "unidec.ckpt" /* in a model directory (xmc train) */
+typedef struct xmc_unidec_ckpt {
+    const char *path;  /* checkpoint file (NULL: none written) */
+    int resume;        /* 1: restore from path first */
+    int stop_after;    /* epochs of this call, 0 = to the end */
+    const char *note;  /* caller text kept in the checkpoint (e.g. data specs), may be NULL */
+} xmc_unidec_ckpt;
+int xmc_unidec_train_ckpt(const xmc_unidec_config *cfg, const xmc_dataset *train,
+                          const xmc_unidec_ckpt *ck, xmc_unidec **out, xmc_error *err);
+/* Config, epochs done and note of a checkpoint (header only, checksummed).
+ * *note (may be NULL) freed with xmc_free. */
+int xmc_unidec_ckpt_info(const char *path, xmc_unidec_config *cfg, int *epochs_done, char **note,
+                         xmc_error *err);
+
 void xmc_unidec_get_stats(const xmc_unidec *u, xmc_unidec_stats *s);
 
 /* A trained model for prediction, in one file written atomically (temp +
  * rename): magic, version, config, label texts (the ones trained on), the
  * encoder (encoder.h format), the heads and Ψ (each with its CRC-32).
- * Optimizer state, mined lists and clusters are not saved: a loaded model
- * predicts (and serves zero-shot labels), it does not resume training. */
+ * Optimizer state, mined lists and clusters are not in it: a loaded model
+ * predicts (and serves zero-shot labels); resume uses xmc_unidec_train_ckpt's
+ * checkpoint. */
 int xmc_unidec_save(const xmc_unidec *u, const char *path, xmc_error *err);
 int xmc_unidec_load(const char *path, xmc_unidec **out, xmc_error *err);
 
@@ -376,6 +409,25 @@ enum { XMC_UNIDEC_SCORE_DE = 1, XMC_UNIDEC_SCORE_CLF = 2, XMC_UNIDEC_SCORE_BOTH 
  * the same inner products, recall is the index's). */
 int xmc_unidec_predict(xmc_unidec *u, const xmc_dataset *ds, const xmc_texts *label_texts,
                        int k, int which, int ef, xmc_csr **out, xmc_error *err);
+
+/* Shape and label texts of a model (for indexes kept outside it, ann.h). */
+int64_t xmc_unidec_n_labels(const xmc_unidec *u);
+int xmc_unidec_dim(const xmc_unidec *u);      /* d: a half's width (BOTH: 2d) */
+int xmc_unidec_is_depsl(const xmc_unidec *u);
+const xmc_texts *xmc_unidec_label_texts(const xmc_unidec *u);
+
+/* The vectors xmc_unidec_predict scores with, for head `which`, row-major
+ * into out (n x d, or n x 2d for BOTH):
+ *   labels  [Φ_D(z_l) ; normalize(Ψ_l)]: t NULL = the training labels
+ *           (l0 must be 0, n = L); else t holds the texts of labels
+ *           l0 .. l0 + t->n - 1, and a label >= L (added after training)
+ *           has no Ψ row, so its CLF half is 0;
+ *   queries [Φ_D(x) ; normalize(Φ_C(x))] for the point texts of ds.
+ * Fails (XMC_EINVAL) for a head the model lacks (DEPSL: DE only). */
+int xmc_unidec_embed_labels(xmc_unidec *u, const xmc_texts *t, int64_t l0, int which, float *out,
+                            xmc_error *err);
+int xmc_unidec_embed_queries(xmc_unidec *u, const xmc_dataset *ds, int which, float *out,
+                             xmc_error *err);
 
 #ifdef __cplusplus
 }

@@ -187,6 +187,12 @@ static int bert_forward(xmc_encoder *e, const xmc_enc_data *d, const int64_t *ro
                sizeof(int32_t) * (size_t)k->max_len);
         k->lens[b] = ti->lens[r];
     }
+    /* The model keys its dropout by its own step count, which a loaded
+     * encoder does not restore: tie it to the framework's (saved) counter,
+     * which this forward has already advanced. Same masks as counting in the
+     * model, and a resumed run draws the masks an uninterrupted one would. */
+    if (train)
+        xmc_bert_set_step(k->m, e->step - 1);
     return xmc_bert_forward(k->m, k->ids, k->lens, B, k->max_len, train, H, err);
 }
 

@@ -328,3 +328,259 @@ int xmc_ann_predict(xmc_ann *a, xmc_model *m, const xmc_dataset *ds, int k, int 
     xmc_enc_data_free(d);
     return rc;
 }
+
+/* ------------------------------------------------------ unidec / depsl */
+
+/* A UniDEC / DEPSL model directory keeps, next to unidec.bin,
+ *   labels-added.txt                   texts of labels added after training
+ *                                      (label L + i is line i), and
+ *   ann-unidec-<head>-<crc>.hnsw       per scoring head, an HNSW (inner
+ *                                      product) over the label vectors
+ *                                      [Φ_D(z_l) ; normalize(Ψ_l)] (or one
+ *                                      half) of all L + added labels; crc is
+ *                                      the CRC-32 of unidec.bin, so a
+ *                                      retrained model never reuses it.
+ * Adding labels appends to labels-added.txt (rewritten atomically) and then
+ * grows the indexes with xmc_hnsw_add: only the new texts go through the
+ * encoder. An index with fewer vectors than labels (e.g. a crash between
+ * the two writes) is grown the same way on open; one with more is rebuilt. */
+
+static const char *head_name(int which)
+{
+    return which == XMC_UNIDEC_SCORE_DE ? "de" : which == XMC_UNIDEC_SCORE_CLF ? "clf" : "both";
+}
+
+/* CRC-32 of a file, streamed (unidec.bin can be hundreds of MB). */
+static int file_crc(const char *path, uint32_t *out, xmc_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return XMC_ERR(err, XMC_EIO, path, 0, "cannot open the model file");
+    char *buf = xmc_malloc(1 << 20);
+    if (!buf) {
+        fclose(f);
+        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "ann: out of memory");
+    }
+    uint32_t crc = 0;
+    size_t n;
+    while ((n = fread(buf, 1, 1 << 20, f)) > 0)
+        crc = xmc_crc32(crc, buf, n);
+    int bad = ferror(f);
+    fclose(f);
+    xmc_free(buf);
+    if (bad)
+        return XMC_ERR(err, XMC_EIO, path, 0, "read error");
+    *out = crc;
+    return XMC_OK;
+}
+
+static int index_path(const char *dir, int which, char *path, size_t n, xmc_error *err)
+{
+    char mpath[4096];
+    uint32_t crc = 0;
+    int len = snprintf(mpath, sizeof mpath, "%s/%s", dir, XMC_MODEL_UNIDEC_FILE);
+    if (len < 0 || (size_t)len >= sizeof mpath)
+        return XMC_ERR(err, XMC_EINVAL, dir, 0, "ann: model directory path too long");
+    int rc = file_crc(mpath, &crc, err);
+    if (rc)
+        return rc;
+    len = snprintf(path, n, "%s/ann-unidec-%s-%08x.hnsw", dir, head_name(which), (unsigned)crc);
+    if (len < 0 || (size_t)len >= n)
+        return XMC_ERR(err, XMC_EINVAL, dir, 0, "ann: model directory path too long");
+    return XMC_OK;
+}
+
+int xmc_unidec_added_labels(const char *dir, xmc_texts **out, xmc_error *err)
+{
+    char path[4096];
+    *out = NULL;
+    int len = snprintf(path, sizeof path, "%s/%s", dir, XMC_UNIDEC_ADDED_FILE);
+    if (len < 0 || (size_t)len >= sizeof path)
+        return XMC_ERR(err, XMC_EINVAL, dir, 0, "model directory path too long");
+    if (!xmc_file_exists(path))
+        return XMC_OK;
+    return xmc_texts_read(path, out, err);
+}
+
+/* Texts of labels [a, b) of the concatenation training ++ added. */
+static int label_range(const xmc_unidec *u, const xmc_texts *added, int64_t a, int64_t b,
+                       xmc_texts **out, xmc_error *err)
+{
+    const int64_t L = xmc_unidec_n_labels(u);
+    const xmc_texts *lt = xmc_unidec_label_texts(u);
+    const char **strs = xmc_malloc(sizeof(char *) * (size_t)(b > a ? b - a : 1));
+    if (!strs)
+        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "ann: out of memory (label texts)");
+    for (int64_t l = a; l < b; l++)
+        strs[l - a] = l < L ? xmc_texts_get(lt, l) : xmc_texts_get(added, l - L);
+    int rc = xmc_texts_create(strs, b - a, out, err);
+    xmc_free(strs);
+    return rc;
+}
+
+/* Embed labels [a, b) for head `which` and build (h == NULL) or grow *h. */
+static int index_labels(xmc_unidec *u, const xmc_texts *added, int which, int64_t a, int64_t b,
+                        xmc_hnsw **h, xmc_error *err)
+{
+    const int64_t dd = (which == XMC_UNIDEC_SCORE_BOTH ? 2 : 1) * (int64_t)xmc_unidec_dim(u);
+    const int64_t n = b - a;
+    xmc_texts *t = NULL;
+    float *E = xmc_malloc(sizeof(float) * (size_t)(n > 0 ? n : 1) * (size_t)dd);
+    int rc = E ? XMC_OK : XMC_ERR(err, XMC_ENOMEM, NULL, 0, "ann: out of memory (%lld labels)",
+                                  (long long)n);
+    /* the training labels in one piece reuse the model's prepared texts */
+    if (!rc && !(a == 0 && b == xmc_unidec_n_labels(u)))
+        rc = label_range(u, added, a, b, &t, err);
+    if (!rc)
+        rc = xmc_unidec_embed_labels(u, t, a, which, E, err);
+    if (!rc && !*h) {
+        xmc_hnsw_params hp;
+        xmc_hnsw_params_default(&hp);
+        hp.metric = XMC_METRIC_IP; /* as xmc_unidec_predict: Φ_D halves are unit vectors */
+        rc = xmc_hnsw_build(h, E, n, dd, &hp, err);
+    } else if (!rc)
+        rc = xmc_hnsw_add(*h, E, n, dd, err);
+    xmc_texts_free(t);
+    xmc_free(E);
+    return rc;
+}
+
+int xmc_unidec_ann_open(xmc_unidec *u, const char *dir, int which, const xmc_texts *added,
+                        xmc_hnsw **out, int *built, xmc_error *err)
+{
+    *out = NULL;
+    if (built)
+        *built = 0;
+    const int64_t L = xmc_unidec_n_labels(u) + (added ? added->n : 0);
+    const int64_t dd = (which == XMC_UNIDEC_SCORE_BOTH ? 2 : 1) * (int64_t)xmc_unidec_dim(u);
+    char path[4096];
+    xmc_hnsw *h = NULL;
+    int rc = index_path(dir, which, path, sizeof path, err);
+    if (rc)
+        return rc;
+    if (xmc_file_exists(path)) {
+        xmc_error lerr = {0};
+        if (xmc_hnsw_load(&h, path, XMC_HNSW_LOAD_MMAP, &lerr) == XMC_OK &&
+            (xmc_hnsw_size(h) > L || xmc_hnsw_dim(h) != dd)) {
+            xmc_hnsw_free(h);
+            h = NULL;
+        }
+        if (!h) /* damaged or foreign: rebuild over it */
+            xmc_log(XMC_LOG_WARN, "%s: %s; rebuilding", path,
+                    lerr.code ? lerr.msg : "more labels than the model has");
+    }
+    int changed = 0;
+    if (!h) {
+        xmc_log(XMC_LOG_INFO, "ann: building HNSW over %lld label vectors (head %s, d=%lld)",
+                (long long)L, head_name(which), (long long)dd);
+        const int64_t L0 = xmc_unidec_n_labels(u);
+        /* training labels first (prepared already), then the added ones */
+        rc = index_labels(u, added, which, 0, L0, &h, err);
+        if (!rc && L > L0)
+            rc = index_labels(u, added, which, L0, L, &h, err);
+        changed = 1;
+        if (built)
+            *built = 1;
+    } else if (xmc_hnsw_size(h) < L) {
+        xmc_log(XMC_LOG_INFO, "ann: adding labels %lld..%lld to %s", (long long)xmc_hnsw_size(h),
+                (long long)L - 1, path);
+        rc = index_labels(u, added, which, xmc_hnsw_size(h), L, &h, err);
+        changed = 1;
+        if (built)
+            *built = 2;
+    }
+    if (!rc && changed)
+        rc = xmc_hnsw_save(h, path, err);
+    if (rc) {
+        xmc_hnsw_free(h);
+        return rc;
+    }
+    *out = h;
+    return XMC_OK;
+}
+
+int xmc_unidec_add_labels(xmc_unidec *u, const char *dir, const xmc_texts *new_texts, int which,
+                          int64_t *first, xmc_error *err)
+{
+    if (!new_texts || new_texts->n < 1)
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "add labels: no label texts given");
+    for (int64_t i = 0; i < new_texts->n; i++) {
+        const char *s = xmc_texts_get(new_texts, i);
+        while (*s == ' ' || *s == '\t' || *s == '\r')
+            s++;
+        if (!*s) /* an empty text embeds to the bias alone: refuse, it is a typo */
+            return XMC_ERR(err, XMC_EINVAL, NULL, 0, "add labels: label text %lld is empty",
+                           (long long)i + 1);
+    }
+    xmc_texts *old = NULL, *all = NULL;
+    int rc = xmc_unidec_added_labels(dir, &old, err);
+    if (rc)
+        return rc;
+    const int64_t L0 = xmc_unidec_n_labels(u), n_old = old ? old->n : 0;
+    if (L0 + n_old + new_texts->n > INT32_MAX) {
+        xmc_texts_free(old);
+        return XMC_ERR(err, XMC_EINVAL, dir, 0, "add labels: more than %d labels", INT32_MAX);
+    }
+    const char **strs = xmc_malloc(sizeof(char *) * (size_t)(n_old + new_texts->n));
+    if (!strs) {
+        xmc_texts_free(old);
+        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "add labels: out of memory");
+    }
+    for (int64_t i = 0; i < n_old; i++)
+        strs[i] = xmc_texts_get(old, i);
+    for (int64_t i = 0; i < new_texts->n; i++)
+        strs[n_old + i] = xmc_texts_get(new_texts, i);
+    rc = xmc_texts_create(strs, n_old + new_texts->n, &all, err);
+    xmc_free(strs);
+    char path[4096];
+    if (!rc) {
+        snprintf(path, sizeof path, "%s/%s", dir, XMC_UNIDEC_ADDED_FILE);
+        rc = xmc_texts_write(path, all, err);
+    }
+    /* grow every head's index that exists, and build the asked-for one */
+    for (int h = XMC_UNIDEC_SCORE_DE; !rc && h <= XMC_UNIDEC_SCORE_BOTH; h++) {
+        if (xmc_unidec_is_depsl(u) && h != XMC_UNIDEC_SCORE_DE)
+            continue;
+        if (h != which && ((rc = index_path(dir, h, path, sizeof path, err)) ||
+                           !xmc_file_exists(path)))
+            continue;
+        xmc_hnsw *idx = NULL;
+        rc = xmc_unidec_ann_open(u, dir, h, all, &idx, NULL, err);
+        xmc_hnsw_free(idx);
+    }
+    if (!rc && first)
+        *first = L0 + n_old;
+    xmc_texts_free(old);
+    xmc_texts_free(all);
+    return rc;
+}
+
+int xmc_unidec_ann_predict(xmc_unidec *u, const xmc_hnsw *index, int which, const xmc_dataset *ds,
+                           int k, int ef, xmc_csr **out, xmc_error *err)
+{
+    *out = NULL;
+    const int64_t L = xmc_hnsw_size(index), n = ds->n;
+    const int dd = (which == XMC_UNIDEC_SCORE_BOTH ? 2 : 1) * xmc_unidec_dim(u);
+    if (k < 1)
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "ann predict: k must be >= 1, got %d", k);
+    if (k > L)
+        k = (int)L;
+    const size_t nk = (size_t)(n > 0 ? n : 1) * (size_t)k;
+    float *Q = xmc_malloc(sizeof(float) * (size_t)(n > 0 ? n : 1) * (size_t)dd);
+    int32_t *ids = xmc_malloc(sizeof(int32_t) * nk);
+    float *sims = xmc_malloc(sizeof(float) * nk);
+    int rc = Q && ids && sims ? XMC_OK : XMC_ERR(err, XMC_ENOMEM, NULL, 0,
+                                                 "ann predict: out of memory (%lld rows)",
+                                                 (long long)n);
+    if (!rc && n > 0)
+        rc = xmc_unidec_embed_queries(u, ds, which, Q, err);
+    /* psl_mine with an index and no Y: the top-k inner products it finds */
+    if (!rc && n > 0)
+        rc = xmc_psl_mine(NULL, L, Q, n, dd, NULL, k, index, ef, ids, sims, err);
+    if (!rc)
+        rc = xmc_ann_topk_to_csr(ids, sims, n, k, L, out, err);
+    xmc_free(Q);
+    xmc_free(ids);
+    xmc_free(sims);
+    return rc;
+}

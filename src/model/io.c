@@ -614,7 +614,7 @@ int model_unidec_save(const char *dir, const xmc_train_config *c, const xmc_unid
         return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (config.json)");
     add_header(root, c->recipe);
     cJSON *e = add_obj(root, "settings");
-    cJSON_AddStringToObject(e, "encoder", "bag");
+    cJSON_AddStringToObject(e, "encoder", uc->encoder[0] ? uc->encoder : "bag");
     cJSON_AddNumberToObject(e, "hidden", uc->hidden);
     cJSON_AddNumberToObject(e, "dim", uc->dim);
     cJSON_AddNumberToObject(e, "buckets", (double)uc->buckets);
@@ -646,7 +646,7 @@ int model_unidec_save(const char *dir, const xmc_train_config *c, const xmc_unid
     cJSON_AddStringToObject(d, "test", c->test_spec);
     cJSON_AddNumberToObject(d, "n_train", (double)train->n);
     cJSON *s = add_obj(root, "state");
-    cJSON_AddNumberToObject(s, "epochs_done", uc->epochs);
+    cJSON_AddNumberToObject(s, "epochs_done", st.epochs_done);
     cJSON_AddNumberToObject(s, "step", (double)st.steps);
     cJSON *fl = add_obj(root, "files");
     cJSON_AddStringToObject(fl, "model", XMC_MODEL_UNIDEC_FILE);

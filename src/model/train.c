@@ -229,20 +229,74 @@ done:
 /* `xmc train --recipe unidec|depsl`: the common settings onto
  * xmc_unidec_config (model.h), train, save the model directory, then test
  * metrics with the propensities of the training labels. */
-static int run_unidec(const xmc_train_config *c, const char *dir, xmc_error *err)
+/* --resume of a unidec / depsl run: the config and data specs come from
+ * the checkpoint (its note: "recipe\ntrain\ntest"), stop_after and threads
+ * from the command line. */
+static int unidec_resume_config(const char *ckpt, const xmc_train_config *cli,
+                                xmc_train_config *c, xmc_unidec_config *uc, xmc_error *err)
+{
+    char *note = NULL;
+    int done = 0, rc = xmc_unidec_ckpt_info(ckpt, uc, &done, &note, err);
+    if (rc)
+        return rc;
+    *c = *cli;
+    char *a = note, *b = strchr(a, '\n'), *t = b ? strchr(b + 1, '\n') : NULL;
+    if (!b || !t || (size_t)(b - a) >= sizeof c->recipe ||
+        (size_t)(t - b - 1) >= sizeof c->train_spec || strlen(t + 1) >= sizeof c->test_spec) {
+        xmc_free(note);
+        return XMC_ERR(err, XMC_ECORRUPT, ckpt, 0, "checkpoint note is not recipe/train/test");
+    }
+    *b = *t = '\0';
+    snprintf(c->recipe, sizeof c->recipe, "%s", a);
+    snprintf(c->train_spec, sizeof c->train_spec, "%s", b + 1);
+    snprintf(c->test_spec, sizeof c->test_spec, "%s", t + 1);
+    c->epochs = uc->epochs;
+    xmc_free(note);
+    xmc_log(XMC_LOG_INFO, "resuming %s run after epoch %d of %d (%s)", c->recipe, done,
+            uc->epochs, ckpt);
+    return XMC_OK;
+}
+
+static int run_unidec(const xmc_train_config *cli, const char *dir, int resume, xmc_error *err)
 {
     xmc_unidec_config uc;
+    xmc_train_config cr;
+    const xmc_train_config *c = cli;
     xmc_unidec *u = NULL;
     xmc_dataset *train = NULL, *test = NULL;
     xmc_csr *P = NULL;
     double *inv_prop = NULL;
-    int depsl = !strcmp(c->recipe, "depsl"), rc;
-    if (c->augment[0] || c->encoder[0] || c->extra[0])
+    char ckpt[4096] = "", note[3 * 4096];
+    int rc;
+    if (dir && snprintf(ckpt, sizeof ckpt, "%s/%s", dir, XMC_UNIDEC_CKPT_FILE) >=
+                   (int)sizeof ckpt)
+        return XMC_ERR(err, XMC_EINVAL, dir, 0, "model directory path too long");
+    if (resume) {
+        if (!dir || !xmc_file_exists(ckpt)) {
+            char rec[16];
+            if (dir && xmc_model_dir_recipe(dir, rec, sizeof rec, NULL) == XMC_OK &&
+                xmc_recipe_is_unidec(rec)) {
+                xmc_log(XMC_LOG_INFO, "%s: all epochs done already (no %s)", dir,
+                        XMC_UNIDEC_CKPT_FILE);
+                return XMC_OK;
+            }
+            return XMC_ERR(err, XMC_EIO, ckpt, 0, "no unidec checkpoint to resume from");
+        }
+        if ((rc = unidec_resume_config(ckpt, cli, &cr, &uc, err)))
+            return rc;
+        c = &cr;
+    }
+    int depsl = !strcmp(c->recipe, "depsl");
+    if (c->augment[0] || (c->encoder[0] && strcmp(c->encoder, "bag") &&
+                          strcmp(c->encoder, "bert")))
         return XMC_ERR(err, XMC_EINVAL, NULL, 0,
-                       "recipe %s: --augment and --encoder are for recipe renee (%s uses the "
-                       "bag encoder on point and label texts)", c->recipe, c->recipe);
+                       "recipe %s: --augment is for recipe renee, and the encoder must be bag "
+                       "or bert (%s encodes point and label texts)", c->recipe, c->recipe);
     if (!c->train_spec[0])
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "no training data (--train)");
+    snprintf(note, sizeof note, "%s\n%s\n%s", c->recipe, c->train_spec, c->test_spec);
+    if (resume)
+        goto configured;
     xmc_unidec_config_default(&uc, depsl);
     uc.epochs = c->epochs;
     uc.batch = c->batch;
@@ -255,6 +309,15 @@ static int run_unidec(const xmc_train_config *c, const char *dir, xmc_error *err
         uc.buckets = c->buckets;
     if (c->lr2 > 0)
         uc.lr_enc = c->lr2;
+    if (!strcmp(c->encoder, "bert")) {
+        snprintf(uc.encoder, sizeof uc.encoder, "bert");
+        memcpy(uc.encoder_extra, c->extra, sizeof uc.encoder_extra < sizeof c->extra
+                                               ? sizeof uc.encoder_extra : sizeof c->extra);
+        uc.encoder_extra[sizeof uc.encoder_extra - 1] = '\0';
+        if (!(c->lr2 > 0))
+            uc.lr_enc = XMC_TRAIN_DEFAULT_LR2_BERT;
+    }
+configured:;
     double t0 = xmc_now();
     xmc_load_opts lo;
     memset(&lo, 0, sizeof lo);
@@ -268,10 +331,21 @@ static int run_unidec(const xmc_train_config *c, const char *dir, xmc_error *err
     }
     xmc_log(XMC_LOG_INFO, "data: %lld train rows%s in %.1fs; recipe %s", (long long)train->n,
             test ? " + test split" : "", xmc_now() - t0, c->recipe);
-    if ((rc = xmc_unidec_train(&uc, train, &u, err)))
+    /* a checkpoint after every epoch; removed once the run is complete */
+    xmc_unidec_ckpt ck = {dir ? ckpt : NULL, resume, c->stop_after, note};
+    if (dir && (rc = xmc_mkdir_p(dir, err)))
+        goto done;
+    if ((rc = xmc_unidec_train_ckpt(&uc, train, &ck, &u, err)))
         goto done;
     if (dir && (rc = model_unidec_save(dir, c, &uc, u, train, err)))
         goto done;
+    xmc_unidec_stats sd;
+    xmc_unidec_get_stats(u, &sd);
+    if (dir && sd.epochs_done >= uc.epochs)
+        remove(ckpt);
+    else if (dir)
+        xmc_log(XMC_LOG_INFO, "stopped after epoch %d of %d; continue with --resume",
+                sd.epochs_done, uc.epochs);
     if (test) {
         double tv = xmc_now();
         int which = depsl ? XMC_UNIDEC_SCORE_DE : XMC_UNIDEC_SCORE_BOTH;
@@ -300,8 +374,11 @@ static int run_unidec(const xmc_train_config *c, const char *dir, xmc_error *err
     }
     xmc_unidec_stats st;
     xmc_unidec_get_stats(u, &st);
-    xmc_log(XMC_LOG_INFO, "trained %lld steps in %.1fs (mining %.1fs); peak RSS %.1f MB",
-            (long long)st.steps, xmc_now() - t0, st.mine_s, MB(xmc_peak_rss()));
+    xmc_log(XMC_LOG_INFO,
+            "trained %lld steps in %.1fs (steps %.1fs, mining %.1fs, checkpoints %.1fs); peak "
+            "RSS %.1f MB",
+            (long long)st.steps, xmc_now() - t0, st.train_s, st.mine_s, st.ckpt_s,
+            MB(xmc_peak_rss()));
     rc = XMC_OK;
 done:
     xmc_unidec_free(u);
@@ -324,14 +401,10 @@ int xmc_train_run_dist(const xmc_train_config *cfg, const char *dir, int resume,
         return XMC_ERR(err, XMC_EUNSUPPORTED, NULL, 0,
                        "recipe %s runs on one process (the sharded step covers renee)",
                        cfg->recipe);
-    if (xmc_recipe_is_unidec(cfg->recipe)) {
-        if (resume)
-            return XMC_ERR(err, XMC_EUNSUPPORTED, NULL, 0,
-                           "recipe %s: --resume is not supported (unidec.bin keeps no "
-                           "optimizer state)", cfg->recipe);
+    if (xmc_recipe_is_unidec(cfg->recipe) && !resume) {
         if (cfg->threads > 0)
             xmc_set_threads(cfg->threads);
-        return run_unidec(cfg, dir, err);
+        return run_unidec(cfg, dir, 0, err);
     }
     if (!resume && strcmp(cfg->recipe, "renee") != 0 &&
         strcmp(cfg->recipe, "spartex") != 0) /* before loading any data */
@@ -360,11 +433,16 @@ int xmc_train_run_dist(const xmc_train_config *cfg, const char *dir, int resume,
         xmc_set_threads(cfg->threads);
     if (resume) {
         char rec[16];
-        if (xmc_model_dir_recipe(dir, rec, sizeof rec, NULL) == XMC_OK &&
-            xmc_recipe_is_unidec(rec))
-            return XMC_ERR(err, XMC_EUNSUPPORTED, dir, 0,
-                           "recipe %s: --resume is not supported (unidec.bin keeps no "
-                           "optimizer state)", rec);
+        char ck[4096];
+        snprintf(ck, sizeof ck, "%s/%s", dir, XMC_UNIDEC_CKPT_FILE);
+        if (xmc_file_exists(ck) || (xmc_model_dir_recipe(dir, rec, sizeof rec, NULL) == XMC_OK &&
+                                    xmc_recipe_is_unidec(rec))) {
+            if (xmc_dist_active(dist))
+                return XMC_ERR(err, XMC_EUNSUPPORTED, dir, 0,
+                               "recipe unidec/depsl runs on one process (the sharded step "
+                               "covers renee)");
+            return run_unidec(cfg, dir, 1, err);
+        }
         if ((rc = xmc_model_load_dist(dir, 1, dist, &m, err)))
             return rc;
         /* Only settings that do not change the maths may differ on resume. */

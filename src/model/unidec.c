@@ -196,7 +196,7 @@ static int create(const xmc_unidec_config *c, const xmc_dataset *ds, xmc_unidec 
     xmc_unidec *u = xmc_calloc(1, sizeof *u);
     if (!u)
         return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "unidec: out of memory");
-    u->cfg = *c;
+    memcpy(&u->cfg, c, sizeof u->cfg); /* padding too: a checkpoint compares the bytes */
     u->N = ds->n;
     u->L = ds->n_labels;
     u->d = c->dim;
@@ -250,7 +250,9 @@ static int create(const xmc_unidec_config *c, const xmc_dataset *ds, xmc_unidec 
     u->max_enc = c->batch + u->max_pool;
 
     xmc_encoder_config ec;
-    xmc_encoder_config_default(&ec, "bag");
+    xmc_encoder_config_default(&ec, c->encoder[0] ? c->encoder : "bag");
+    if (c->encoder[0] && strcmp(c->encoder, "bag") != 0) /* a plugged-in kind, e.g. bert */
+        memcpy(ec.extra, c->encoder_extra, sizeof ec.extra);
     ec.n_inputs = c->buckets;
     ec.hidden = c->hidden;
     ec.layers = 1;
@@ -545,13 +547,45 @@ static int64_t plan_steps(const xmc_unidec_config *c, int64_t n)
     return total;
 }
 
+/* The accounting split by what grows with L: the step's working set must
+ * not (docs/unidec.md compares two L). While mining, L x d floats of label
+ * embeddings (and the HNSW when L >= hnsw_min_labels) come on top. */
+static void log_label_memory(const xmc_unidec *u)
+{
+    const double MB = 1048576.0;
+    size_t fixed = u->st.encoder_bytes + u->st.optim_bytes + u->st.heads_bytes +
+                   u->st.step_bytes + u->st.negs_bytes;
+    size_t mine = sizeof(float) * (size_t)(u->seen ? u->n_seen : u->L) * (size_t)u->d;
+    xmc_log(XMC_LOG_INFO,
+            "%s memory: independent of L %.1f MB (encoder + optimizer + heads + step scratch "
+            "+ mined lists); grows with L: Psi %.1f MB, prepared texts %.1f MB (%lld points + "
+            "%lld labels), label embeddings while mining %.1f MB",
+            u->cfg.depsl ? "depsl" : "unidec", fixed / MB, u->st.psi_bytes / MB,
+            xmc_enc_data_bytes(u->comb) / MB, (long long)u->N, (long long)u->L, mine / MB);
+}
+
+static int ckpt_save(const xmc_unidec *u, int epochs_done, const xmc_unidec_ckpt *ck,
+                     xmc_error *err);
+static int ckpt_restore(xmc_unidec *u, const xmc_dataset *ds, const char *path, int *epochs_done,
+                        xmc_error *err);
+
 int xmc_unidec_train(const xmc_unidec_config *cfg, const xmc_dataset *train, xmc_unidec **out,
                      xmc_error *err)
 {
+    return xmc_unidec_train_ckpt(cfg, train, NULL, out, err);
+}
+
+int xmc_unidec_train_ckpt(const xmc_unidec_config *cfg, const xmc_dataset *train,
+                          const xmc_unidec_ckpt *ck, xmc_unidec **out, xmc_error *err)
+{
     xmc_unidec *u = NULL;
-    int rc = create(cfg, train, &u, err);
+    int rc = create(cfg, train, &u, err), e0 = 0;
     if (rc)
         return rc;
+    if (ck && ck->resume && (rc = ckpt_restore(u, train, ck->path, &e0, err))) {
+        xmc_unidec_free(u);
+        return rc;
+    }
     const xmc_unidec_config *c = &u->cfg;
     int64_t *perm = xmc_malloc(sizeof(int64_t) * (size_t)u->n_train);
     int64_t *batch = xmc_malloc(sizeof(int64_t) * (size_t)c->batch);
@@ -569,7 +603,13 @@ int xmc_unidec_train(const xmc_unidec_config *cfg, const xmc_dataset *train, xmc
             u->st.encoder_bytes / 1048576.0, u->st.optim_bytes / 1048576.0,
             u->st.heads_bytes / 1048576.0, u->st.psi_bytes / 1048576.0,
             u->st.step_bytes / 1048576.0, u->st.negs_bytes / 1048576.0);
-    for (int e = 0; e < c->epochs; e++) {
+    log_label_memory(u);
+    if (e0 > 0)
+        xmc_log(XMC_LOG_INFO, "%s: resuming after epoch %d (step %lld)",
+                c->depsl ? "depsl" : "unidec", e0, (long long)u->step);
+    for (int e = e0; e < c->epochs; e++) {
+        if (ck && ck->stop_after > 0 && e - e0 >= ck->stop_after)
+            break;
         if (e >= c->mine_start && (e - c->mine_start) % c->tau == 0 &&
             (u->K > 0 || c->cluster)) {
             if ((rc = mine(u, train, err)))
@@ -629,6 +669,12 @@ int xmc_unidec_train(const xmc_unidec_config *cfg, const xmc_dataset *train, xmc
         xmc_log(XMC_LOG_INFO, "%s epoch %d/%d: loss %.4f, %lld steps, %.1f s",
                 c->depsl ? "depsl" : "unidec", e + 1, c->epochs, mean, (long long)nb,
                 xmc_now() - t0);
+        u->st.epochs_done = e + 1;
+        u->st.steps = u->step;
+        double tc = xmc_now();
+        if (ck && ck->path && (rc = ckpt_save(u, e + 1, ck, err)))
+            goto done;
+        u->st.ckpt_s += xmc_now() - tc;
     }
     u->st.steps = u->step;
 done:
@@ -877,4 +923,326 @@ done:
     }
     *out = u;
     return XMC_OK;
+}
+
+/* ------------------------------------------------ embeddings for an index */
+
+int64_t xmc_unidec_n_labels(const xmc_unidec *u) { return u->L; }
+int xmc_unidec_dim(const xmc_unidec *u) { return u->d; }
+int xmc_unidec_is_depsl(const xmc_unidec *u) { return u->cfg.depsl; }
+const xmc_texts *xmc_unidec_label_texts(const xmc_unidec *u) { return u->ltexts; }
+
+static int check_which(const xmc_unidec *u, int which, xmc_error *err)
+{
+    if (which < XMC_UNIDEC_SCORE_DE || which > XMC_UNIDEC_SCORE_BOTH ||
+        (u->cfg.depsl && which != XMC_UNIDEC_SCORE_DE))
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "unidec: head %d (%s has %s)", which,
+                       u->cfg.depsl ? "depsl" : "unidec",
+                       u->cfg.depsl ? "only the DE head" : "de = 1, clf = 2, both = 3");
+    return XMC_OK;
+}
+
+int xmc_unidec_embed_labels(xmc_unidec *u, const xmc_texts *t, int64_t l0, int which, float *out,
+                            xmc_error *err)
+{
+    int rc = check_which(u, which, err);
+    if (rc)
+        return rc;
+    const int64_t n = t ? t->n : u->L;
+    if (l0 < 0 || (!t && l0 != 0))
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "unidec embed: first label %lld", (long long)l0);
+    const int d = u->d;
+    const int64_t dd = which == XMC_UNIDEC_SCORE_BOTH ? 2 * d : d;
+    int64_t col = 0;
+    if (which & XMC_UNIDEC_SCORE_DE) {
+        xmc_enc_data *dl = NULL;
+        if (t && (rc = prepare_texts(u, t, &dl, err)))
+            return rc;
+        /* the training labels' texts are already prepared (rows N.. of comb) */
+        rc = embed(u, dl ? dl : u->comb, dl ? 0 : u->N, NULL, n, XMC_UNIDEC_SCORE_DE, out, dd, 0,
+                   err);
+        xmc_enc_data_free(dl);
+        if (rc)
+            return rc;
+        col = d;
+    }
+    if (which & XMC_UNIDEC_SCORE_CLF)
+        for (int64_t i = 0; i < n; i++) {
+            float *dst = out + (size_t)i * (size_t)dd + col;
+            const int64_t l = l0 + i;
+            /* a label added after training has no Ψ row: its CLF half is 0 */
+            const float *w = l < u->L ? u->psi->w + (size_t)l * d : NULL;
+            double s = 0;
+            for (int j = 0; w && j < d; j++)
+                s += (double)w[j] * w[j];
+            float inv = s > 0 ? (float)(1.0 / sqrt(s)) : 0.0f;
+            for (int j = 0; j < d; j++)
+                dst[j] = w ? w[j] * inv : 0.0f;
+        }
+    return XMC_OK;
+}
+
+int xmc_unidec_embed_queries(xmc_unidec *u, const xmc_dataset *ds, int which, float *out,
+                             xmc_error *err)
+{
+    int rc = check_which(u, which, err);
+    if (rc)
+        return rc;
+    xmc_enc_data *dt = NULL;
+    if ((rc = xmc_encoder_prepare(u->enc, ds, &dt, err)))
+        return rc;
+    const int d = u->d;
+    const int64_t dd = which == XMC_UNIDEC_SCORE_BOTH ? 2 * d : d;
+    int64_t col = 0;
+    if (which & XMC_UNIDEC_SCORE_DE) {
+        rc = embed(u, dt, 0, NULL, ds->n, XMC_UNIDEC_SCORE_DE, out, dd, 0, err);
+        col = d;
+    }
+    if (!rc && (which & XMC_UNIDEC_SCORE_CLF))
+        rc = embed(u, dt, 0, NULL, ds->n, XMC_UNIDEC_SCORE_CLF, out, dd, col, err);
+    xmc_enc_data_free(dt);
+    return rc;
+}
+
+/* ------------------------------------------------------------- checkpoints */
+
+/* One file: a checksummed header (config, counters, stats, caller note),
+ * then the encoder, its optimizer moments, the heads (moments included) and
+ * Ψ (moments included) in their own formats, then the mined lists and the
+ * clusters, each block with its CRC-32. Everything a next epoch reads is
+ * here; the sampler and batch orders are functions of (seed, step / epoch). */
+#define UNIDEC_CKPT_MAGIC 0x43445558u /* "XUDC" */
+#define UNIDEC_CKPT_VERSION 1u
+
+typedef struct ckpt_hdr {
+    uint32_t magic, version, cfg_size, stats_size;
+    xmc_unidec_config cfg;
+    int32_t epochs_done, mined, has_clusters, depth;
+    int64_t step, N, L, K, n_train, n_clusters;
+    xmc_unidec_stats st;
+    uint32_t note_n;
+} ckpt_hdr;
+
+static int ckpt_save(const xmc_unidec *u, int epochs_done, const xmc_unidec_ckpt *ck,
+                     xmc_error *err)
+{
+    const char *path = ck->path;
+    ckpt_hdr h;
+    memset(&h, 0, sizeof h); /* padding too: the file is a function of the state */
+    h.magic = UNIDEC_CKPT_MAGIC;
+    h.version = UNIDEC_CKPT_VERSION;
+    h.cfg_size = (uint32_t)sizeof h.cfg;
+    h.stats_size = (uint32_t)sizeof h.st;
+    memcpy(&h.cfg, &u->cfg, sizeof h.cfg);
+    h.epochs_done = epochs_done;
+    h.mined = u->mined;
+    h.has_clusters = u->clusters != NULL;
+    h.depth = u->clusters ? u->clusters->depth : 0;
+    h.step = u->step;
+    h.N = u->N;
+    h.L = u->L;
+    h.K = u->K;
+    h.n_train = u->n_train;
+    h.n_clusters = u->clusters ? u->clusters->n_clusters : 0;
+    h.st = u->st;
+    h.st.train_s = h.st.mine_s = h.st.ckpt_s = 0; /* wall times: not part of the state */
+    h.note_n = ck->note ? (uint32_t)strlen(ck->note) : 0;
+    xmc_outfile o;
+    int rc = xmc_outfile_open(&o, path, err);
+    if (rc)
+        return rc;
+    FILE *f = o.fp;
+    uint32_t crc = 0;
+    int ok = wr(f, &crc, &h, sizeof h) && (h.note_n == 0 || wr(f, &crc, ck->note, h.note_n)) &&
+             fwrite(&crc, 4, 1, f) == 1;
+    if (ok && ((rc = xmc_encoder_save(u->enc, f, path, err)) ||
+               (rc = xmc_enc_optim_save(u->opt, f, path, err)) ||
+               (rc = xmc_psl_head_save(u->hd, f, path, err)) ||
+               (!u->cfg.depsl && ((rc = xmc_psl_head_save(u->hc, f, path, err)) ||
+                                  (rc = xmc_psl_table_save(u->psi, f, path, err)))))) {
+        xmc_outfile_abort(&o);
+        return rc;
+    }
+    crc = 0;
+    if (ok && u->mined)
+        ok = wr(f, &crc, u->negs, sizeof(int32_t) * (size_t)u->N * (size_t)u->K);
+    if (ok && u->clusters)
+        ok = wr(f, &crc, u->clusters->perm, sizeof(int64_t) * (size_t)u->clusters->n) &&
+             wr(f, &crc, u->clusters->offsets, sizeof(int64_t) * (size_t)(h.n_clusters + 1));
+    ok = ok && fwrite(&crc, 4, 1, f) == 1;
+    if (!ok) {
+        xmc_outfile_abort(&o);
+        return XMC_ERR(err, XMC_EIO, path, 0, "unidec checkpoint: write failed");
+    }
+    return xmc_outfile_commit(&o, err);
+}
+
+static int ckpt_header(FILE *f, const char *path, ckpt_hdr *h, char **note, xmc_error *err)
+{
+    uint32_t crc = 0, want;
+    if (note)
+        *note = NULL;
+    if (!rd(f, &crc, h, sizeof *h) || h->magic != UNIDEC_CKPT_MAGIC ||
+        h->version != UNIDEC_CKPT_VERSION || h->cfg_size != sizeof h->cfg ||
+        h->stats_size != sizeof h->st || h->note_n > (1u << 20))
+        return XMC_ERR(err, XMC_ECORRUPT, path, 0,
+                       "not a unidec checkpoint of this version (bad magic, version or sizes)");
+    char *nt = xmc_malloc((size_t)h->note_n + 1);
+    if (!nt)
+        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "unidec checkpoint: out of memory");
+    if (!rd(f, &crc, nt, h->note_n) || fread(&want, 4, 1, f) != 1 || want != crc) {
+        xmc_free(nt);
+        return XMC_ERR(err, XMC_ECORRUPT, path, 0, "checkpoint header checksum mismatch");
+    }
+    nt[h->note_n] = '\0';
+    if (note)
+        *note = nt;
+    else
+        xmc_free(nt);
+    return XMC_OK;
+}
+
+int xmc_unidec_ckpt_info(const char *path, xmc_unidec_config *cfg, int *epochs_done, char **note,
+                         xmc_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return XMC_ERR(err, XMC_EIO, path, 0, "cannot open the checkpoint");
+    ckpt_hdr h;
+    int rc = ckpt_header(f, path, &h, note, err);
+    fclose(f);
+    if (rc)
+        return rc;
+    if (cfg)
+        memcpy(cfg, &h.cfg, sizeof *cfg); /* padding too (see create) */
+    if (epochs_done)
+        *epochs_done = h.epochs_done;
+    return XMC_OK;
+}
+
+/* Replace u's freshly created state by the checkpoint's. u was created
+ * from the same config and data; the encoder is reloaded, so the prepared
+ * texts (which belong to it) are prepared again. */
+static int ckpt_restore(xmc_unidec *u, const xmc_dataset *ds, const char *path, int *epochs_done,
+                        xmc_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return XMC_ERR(err, XMC_EIO, path, 0, "cannot open the checkpoint");
+    ckpt_hdr h;
+    xmc_encoder *enc = NULL;
+    xmc_psl_head *hd = NULL, *hc = NULL;
+    xmc_psl_table *psi = NULL;
+    xmc_clusters *cl = NULL;
+    int rc = ckpt_header(f, path, &h, NULL, err);
+    if (rc)
+        goto done;
+    if (memcmp(&h.cfg, &u->cfg, sizeof h.cfg) != 0) {
+        rc = XMC_ERR(err, XMC_EINVAL, path, 0,
+                     "the checkpoint was written with another configuration");
+        goto done;
+    }
+    if (h.N != u->N || h.L != u->L || h.K != u->K || h.n_train != u->n_train) {
+        rc = XMC_ERR(err, XMC_EINVAL, path, 0,
+                     "the checkpoint is for %lld rows (%lld with labels) and %lld labels; the "
+                     "training data has %lld (%lld) and %lld",
+                     (long long)h.N, (long long)h.n_train, (long long)h.L, (long long)u->N,
+                     (long long)u->n_train, (long long)u->L);
+        goto done;
+    }
+    if (h.epochs_done < 1 || h.epochs_done > h.cfg.epochs || h.step < 0 ||
+        (h.has_clusters && (h.n_clusters < 1 || h.n_clusters > u->n_train))) {
+        rc = XMC_ERR(err, XMC_ECORRUPT, path, 0, "checkpoint counters out of range");
+        goto done;
+    }
+    if ((rc = xmc_encoder_load(f, path, &enc, err)))
+        goto done;
+    /* the optimizer and the prepared texts belong to the encoder */
+    xmc_enc_optim_free(u->opt);
+    u->opt = NULL;
+    xmc_encoder_free(u->enc);
+    u->enc = enc;
+    enc = NULL;
+    if ((rc = xmc_enc_optim_create(u->enc, &u->opt, err)) ||
+        (rc = xmc_enc_optim_load(u->opt, f, path, err)) ||
+        (rc = xmc_psl_head_load(f, path, u->max_enc, &hd, err)) ||
+        (!u->cfg.depsl && ((rc = xmc_psl_head_load(f, path, u->max_enc, &hc, err)) ||
+                           (rc = xmc_psl_table_load(f, path, &psi, err)))))
+        goto done;
+    if (hd->cfg.d_out != u->d || (psi && (psi->L != u->L || psi->d != u->d))) {
+        rc = XMC_ERR(err, XMC_ECORRUPT, path, 0, "checkpoint head / table shapes disagree");
+        goto done;
+    }
+    uint32_t crc = 0, want;
+    int ok = 1;
+    if (h.mined)
+        ok = rd(f, &crc, u->negs, sizeof(int32_t) * (size_t)u->N * (size_t)u->K);
+    if (ok && h.has_clusters) {
+        cl = xmc_calloc(1, sizeof *cl);
+        if (cl) {
+            cl->n = u->n_train;
+            cl->depth = h.depth;
+            cl->n_clusters = h.n_clusters;
+            cl->perm = xmc_malloc(sizeof(int64_t) * (size_t)cl->n);
+            cl->tree = xmc_malloc(sizeof(int64_t) * (size_t)(cl->n_clusters + 1));
+            cl->offsets = cl->tree; /* freed with tree by xmc_clusters_free */
+        }
+        if (!cl || !cl->perm || !cl->tree) {
+            rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "unidec checkpoint: out of memory");
+            goto done;
+        }
+        ok = rd(f, &crc, cl->perm, sizeof(int64_t) * (size_t)cl->n) &&
+             rd(f, &crc, cl->offsets, sizeof(int64_t) * (size_t)(cl->n_clusters + 1));
+    }
+    if (!ok || fread(&want, 4, 1, f) != 1 || want != crc) {
+        rc = XMC_ERR(err, XMC_ECORRUPT, path, 0, "truncated checkpoint or checksum mismatch");
+        goto done;
+    }
+    if (cl) { /* indices used to address arrays: validate */
+        for (int64_t i = 0; ok && i < cl->n; i++)
+            ok = cl->perm[i] >= 0 && cl->perm[i] < cl->n;
+        for (int64_t c = 0; ok && c < cl->n_clusters; c++)
+            ok = cl->offsets[c] >= 0 && cl->offsets[c] <= cl->offsets[c + 1] &&
+                 cl->offsets[c + 1] - cl->offsets[c] <= u->cfg.batch;
+        if (!ok || cl->offsets[0] != 0 || cl->offsets[cl->n_clusters] != cl->n) {
+            rc = XMC_ERR(err, XMC_ECORRUPT, path, 0, "checkpoint clusters are inconsistent");
+            goto done;
+        }
+    }
+    for (int64_t i = 0; h.mined && i < u->N * u->K; i++)
+        if (u->negs[i] < -1 || u->negs[i] >= u->L) {
+            rc = XMC_ERR(err, XMC_ECORRUPT, path, 0, "checkpoint negative %lld out of range",
+                         (long long)i);
+            goto done;
+        }
+    /* prepared rows size the new encoder's scratch: prepare them again */
+    xmc_enc_data_free(u->comb);
+    xmc_texts_free(u->ltexts);
+    u->comb = NULL;
+    u->ltexts = NULL;
+    if ((rc = prepare_combined(u, ds, err)))
+        goto done;
+    xmc_psl_head_free(u->hd);
+    xmc_psl_head_free(u->hc);
+    xmc_psl_table_free(u->psi);
+    u->hd = hd;
+    u->hc = hc;
+    u->psi = psi;
+    hd = hc = NULL;
+    psi = NULL;
+    xmc_clusters_free(u->clusters);
+    u->clusters = cl;
+    cl = NULL;
+    u->mined = h.mined;
+    u->step = h.step;
+    u->st = h.st;
+    *epochs_done = h.epochs_done;
+done:
+    fclose(f);
+    xmc_encoder_free(enc);
+    xmc_psl_head_free(hd);
+    xmc_psl_head_free(hc);
+    xmc_psl_table_free(psi);
+    xmc_clusters_free(cl);
+    return rc;
 }
