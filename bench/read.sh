@@ -12,14 +12,20 @@
 #   bash bench/read.sh /data/big1m/trn 3 warm  # PREFIX REPS MODES
 # A 1M-point split: xmc synth --out /tmp/big1m --points 1250000 \
 #   --labels 100000 --seed 3 (train = 1M points, 428 MB of text).
-# Environment: XMC_BUILD (default build), OMP_NUM_THREADS.
+# Environment: XMC_BUILD (default build; several build directories,
+# space-separated, are run one after the other in every round, labelled
+# xmc1, xmc2, ...: before/after comparisons), OMP_NUM_THREADS.
 set -euo pipefail
 PREFIX=${1:-/tmp/big1m/trn}
 REPS=${2:-5}
 MODES=${3:-"warm cold"}
-XMC=${XMC_BUILD:-build}/xmc
+BUILDS=(${XMC_BUILD:-build})
+TOOLS=()
+for i in "${!BUILDS[@]}"; do
+  [ -x "${BUILDS[$i]}/xmc" ] || { echo "no ${BUILDS[$i]}/xmc (build first, or set XMC_BUILD)" >&2; exit 1; }
+  if [ ${#BUILDS[@]} = 1 ]; then TOOLS+=(xmc); else TOOLS+=("xmc$((i + 1))"); echo "# xmc$((i + 1)) = ${BUILDS[$i]}/xmc"; fi
+done
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-[ -x "$XMC" ] || { echo "no $XMC (build first, or set XMC_BUILD)" >&2; exit 1; }
 FILES=()
 for f in "${PREFIX}_X_Y.txt" "${PREFIX}_X_Xf.txt" "${PREFIX}_X.txt" "$(dirname "$PREFIX")/Y.txt"; do
   [ -f "$f" ] && FILES+=("$f")
@@ -49,29 +55,36 @@ for mode in $MODES; do
     echo "$mode cat $(echo "$e - $s" | bc -l) 0" >> "$R"
     drop "$mode"; s=$(now); for f in "${FILES[@]}"; do dd if="$f" of=/dev/null bs=4M status=none; done; e=$(now)
     echo "$mode dd $(echo "$e - $s" | bc -l) 0" >> "$R"
-    drop "$mode"
-    line=$("$XMC" convert --input "$PREFIX" --out "$OUT/x" --binary 2>/dev/null | grep -o 'read [0-9.]* s wall, [0-9.]* s cpu')
-    rm -f "$OUT/x.xmcb"
-    echo "$mode xmc $(echo "$line" | awk '{print $2, $5}')" >> "$R"
-    tail -n 3 "$R" | awk '{printf "%s %-4s %7.3f s wall%s\n", $1, $2, $3, $2 == "xmc" ? sprintf(" %6.3f s cpu", $4) : ""}'
+    for k in "${!BUILDS[@]}"; do
+      drop "$mode"
+      line=$("${BUILDS[$k]}/xmc" convert --input "$PREFIX" --out "$OUT/x" --binary 2>/dev/null |
+             grep -o 'read [0-9.]* s wall, [0-9.]* s cpu')
+      rm -f "$OUT/x.xmcb"
+      echo "$mode ${TOOLS[$k]} $(echo "$line" | awk '{print $2, $5}')" >> "$R"
+    done
+    tail -n $((2 + ${#BUILDS[@]})) "$R" |
+      awk '{printf "%s %-4s %7.3f s wall%s\n", $1, $2, $3, $2 ~ /^xmc/ ? sprintf(" %6.3f s cpu", $4) : ""}'
   done
 done
 echo "# summary (MB = 1e6 bytes): best / median wall, MB/s of the best, xmc CPU-s best / median"
 for mode in $MODES; do
-  for tool in cat dd xmc; do
+  for tool in cat dd "${TOOLS[@]}"; do
     grep "^$mode $tool " "$R" | sort -k3,3g | awk -v m="$mode" -v t="$tool" -v b="$BYTES" '
       { w[NR] = $3; c[NR] = $4 } END {
         if (NR == 0) exit
         for (i = 2; i <= NR; i++) { v = c[i]; for (j = i - 1; j >= 1 && c[j] > v; j--) c[j + 1] = c[j]; c[j + 1] = v }
         printf "%s %-4s best %.3f s (%.0f MB/s), median %.3f s", m, t, w[1], b / w[1] / 1e6, w[int((NR + 1) / 2)]
-        if (t == "xmc") printf ", cpu best %.3f s median %.3f s", c[1], c[int((NR + 1) / 2)]
+        if (t ~ /^xmc/) printf ", cpu best %.3f s median %.3f s", c[1], c[int((NR + 1) / 2)]
         printf "\n"
       }'
   done
-  awk -v m="$mode" '$1 == m && $2 == "cat" && (c == "" || $3 < c) { c = $3 }
-                    $1 == m && $2 == "xmc" && (x == "" || $3 < x) { x = $3 }
-                    $1 == m && $2 == "xmc" && (u == "" || $4 < u) { u = $4 }
-                    END { if (c != "" && x != "")
-                      printf "%s ratio xmc/cat: best walls %.2f; best xmc cpu / %d cpus = %.3f s (the wall an idle machine would need) / cat %.2f\n",
-                             m, x / c, n, u / n, u / n / c }' n="$(nproc)" "$R"
+  for tool in "${TOOLS[@]}"; do
+    awk -v m="$mode" -v t="$tool" -v n="$(nproc)" '
+      $1 == m && $2 == "cat" && (c == "" || $3 < c) { c = $3 }
+      $1 == m && $2 == t && (x == "" || $3 < x) { x = $3 }
+      $1 == m && $2 == t && (u == "" || $4 < u) { u = $4 }
+      END { if (c != "" && x != "")
+        printf "%s %s/cat: best walls %.2f; best cpu / %d cpus = %.3f s (the wall an idle machine would need) = %.2f x cat\n",
+               m, t, x / c, n, u / n, u / n / c }' "$R"
+  done
 done
