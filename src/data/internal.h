@@ -255,13 +255,14 @@ void xmc_inbuf_close(xmc_inbuf *b);
 /* Ask for transparent huge pages on the 2 MiB-aligned interior of a fresh
  * heap block of n bytes (no-op below 4 MiB): filling a 150 MB buffer then
  * takes ~75 page faults instead of ~37,000, which were a third of the time
- * of reading a texts file. Advice only; never fails. */
+ * of reading a texts file. Advice only; never fails. Not used for the CSR
+ * arrays: on this VM (free page reporting, docs/data.md) huge-page faults
+ * made the system time 3-7 times higher in most runs. */
 void xmc_advise_huge(void *p, size_t n);
 
 /* xmc_csr_create for a reader that writes every indptr[r + 1] (r < nrows)
- * and indptr[0] itself: indptr is not zeroed, and the three arrays get
- * xmc_advise_huge, so their first touch, spread over the parsing threads,
- * faults 2 MiB at a time. Same errors as xmc_csr_create. */
+ * and indptr[0] itself: indptr is not zeroed (its first touch is then in
+ * the parsing threads, not a serial memset). Same errors as xmc_csr_create. */
 int xmc_csr_create_fresh(xmc_csr **out, int64_t nrows, int64_t ncols, int64_t nnz,
                          int with_values, xmc_error *err);
 

@@ -262,7 +262,6 @@ int xmc_texts_from_buffer(const char *path, char *buf, size_t len, xmc_texts **o
         xmc_free(ch);
         return XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory");
     }
-    xmc_advise_huge(off, ((size_t)n + 1) * sizeof *off); /* first touch in tfill */
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
     for (int i = 0; i < nch; i++)
         tfill(buf, &ch[i], off);
