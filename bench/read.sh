@@ -58,7 +58,8 @@ for mode in $MODES; do
     for k in "${!BUILDS[@]}"; do
       drop "$mode"
       line=$("${BUILDS[$k]}/xmc" convert --input "$PREFIX" --out "$OUT/x" --binary 2>/dev/null |
-             grep -o 'read [0-9.]* s wall, [0-9.]* s cpu')
+             grep -o 'read [0-9.]* s wall, [0-9.]* s cpu') ||
+        { echo "${BUILDS[$k]}/xmc convert --input $PREFIX failed" >&2; exit 1; }
       rm -f "$OUT/x.xmcb"
       echo "$mode ${TOOLS[$k]} $(echo "$line" | awk '{print $2, $5}')" >> "$R"
     done
