@@ -12,8 +12,8 @@
 
 #include "data/internal.h"
 
-int xmc_csr_create(xmc_csr **out, int64_t nrows, int64_t ncols, int64_t nnz,
-                   int with_values, xmc_error *err)
+static int csr_create(xmc_csr **out, int64_t nrows, int64_t ncols, int64_t nnz,
+                      int with_values, int fresh, xmc_error *err)
 {
     *out = NULL;
     if (nrows < 0 || ncols < 0 || nnz < 0 || ncols > INT32_MAX + 1LL)
@@ -30,7 +30,7 @@ int xmc_csr_create(xmc_csr **out, int64_t nrows, int64_t ncols, int64_t nnz,
         return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory");
     m->nrows = nrows;
     m->ncols = ncols;
-    m->indptr = xmc_calloc(1, bp);
+    m->indptr = fresh ? xmc_malloc(bp) : xmc_calloc(1, bp);
     /* +1 so that nnz = 0 still gets a non-NULL pointer. */
     m->indices = xmc_malloc(bi + sizeof(int32_t));
     m->values = with_values ? xmc_malloc(bv + sizeof(float)) : NULL;
@@ -42,6 +42,18 @@ int xmc_csr_create(xmc_csr **out, int64_t nrows, int64_t ncols, int64_t nnz,
     }
     *out = m;
     return XMC_OK;
+}
+
+int xmc_csr_create(xmc_csr **out, int64_t nrows, int64_t ncols, int64_t nnz,
+                   int with_values, xmc_error *err)
+{
+    return csr_create(out, nrows, ncols, nnz, with_values, 0, err);
+}
+
+int xmc_csr_create_fresh(xmc_csr **out, int64_t nrows, int64_t ncols, int64_t nnz,
+                         int with_values, xmc_error *err)
+{
+    return csr_create(out, nrows, ncols, nnz, with_values, 1, err);
 }
 
 void xmc_csr_free(xmc_csr *m)

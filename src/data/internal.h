@@ -256,9 +256,15 @@ void xmc_inbuf_close(xmc_inbuf *b);
  * heap block of n bytes (no-op below 4 MiB): filling a 150 MB buffer then
  * takes ~75 page faults instead of ~37,000, which were a third of the time
  * of reading a texts file. Advice only; never fails. Not used for the CSR
- * arrays: there the measured gain was within noise and some runs were
- * slower (zeroing whole 2 MiB pages at fault on this VM). */
+ * arrays: on this VM (free page reporting, docs/data.md) huge-page faults
+ * made the system time 3-7 times higher in most runs. */
 void xmc_advise_huge(void *p, size_t n);
+
+/* xmc_csr_create for a reader that writes every indptr[r + 1] (r < nrows)
+ * and indptr[0] itself: indptr is not zeroed (its first touch is then in
+ * the parsing threads, not a serial memset). Same errors as xmc_csr_create. */
+int xmc_csr_create_fresh(xmc_csr **out, int64_t nrows, int64_t ncols, int64_t nnz,
+                         int with_values, xmc_error *err);
 
 
 /* Path that exists among "base" and "base.gz" (static per-thread buffer), or

@@ -241,6 +241,8 @@ static void parse_chunk(const job *j, chunk *c)
                     if (yi[k] == yi[k - 1])
                         FAIL(c, ln, "duplicate label id %d", yi[k]);
                 j->Y->indptr[row + 1] = lab - l0;
+            } else {
+                j->Y->indptr[row + 1] = 0; /* indptr is not zeroed */
             }
         }
         int64_t e0 = ent;
@@ -322,6 +324,8 @@ static void parse_chunk(const job *j, chunk *c)
 done:
     c->nent = ent - c->ent0;
     c->nlab = lab - c->lab0;
+    for (int64_t k = c->lab0; k < lab; k++) /* first touch of Y's values here, in parallel */
+        j->Y->values[k] = 1.0f;
     xmc_free(scratch);
 }
 
@@ -401,9 +405,9 @@ int xmc_sparse_parse(const char *path, const char *buf, size_t len, long first_l
                          (long long)nrows, (long long)lines);
         goto out;
     }
-    if ((rc = xmc_csr_create(&x, nrows, ncols, colons, 1, err)))
+    if ((rc = xmc_csr_create_fresh(&x, nrows, ncols, colons, 1, err)))
         goto out;
-    if (mode == XMC_SP_XC && (rc = xmc_csr_create(&y, nrows, nlabels, labs, 1, err)))
+    if (mode == XMC_SP_XC && (rc = xmc_csr_create_fresh(&y, nrows, nlabels, labs, 1, err)))
         goto out;
     job j = {path, mode, row, ncols, nlabels, first_line, x, y};
     xmc_progress prog;
@@ -433,12 +437,8 @@ int xmc_sparse_parse(const char *path, const char *buf, size_t len, long first_l
             goto out;
         }
     compact(x, ch, nch, 0);
-    if (y) {
+    if (y)
         compact(y, ch, nch, 1);
-        int64_t nnz = xmc_csr_nnz(y);
-        for (int64_t k = 0; k < nnz; k++)
-            y->values[k] = 1.0f;
-    }
     *X = x;
     x = NULL;
     if (Y) {
