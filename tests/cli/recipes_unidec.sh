@@ -59,7 +59,8 @@ grep -q "^xmc: .*resume is not supported" "$T/err" || fail "resume message: $(ca
 if "$XMC" train --recipe nosuch --train "$T/data/trn" --model "$T/x" 2> "$T/err"; then
   fail "unknown recipe succeeded"; fi
 grep -q "^xmc: .*nosuch" "$T/err" || fail "unknown recipe message: $(cat "$T/err")"
-if "$XMC" train --recipe unidec --train "$T/data/trn" --model "$T/x" --augment self \
-  2> "$T/err"; then fail "unidec --augment succeeded"; fi
-grep -q "^xmc: .*renee" "$T/err" || fail "unidec --augment message: $(cat "$T/err")"
+if "$XMC" train --recipe unidec --train "$T/data/trn" --model "$T/x" --encoder bag \
+  2> "$T/err"; then fail "unidec --encoder succeeded"; fi
+grep -q "^xmc: .*--encoder is for recipes renee and spartex" "$T/err" ||
+  fail "unidec --encoder message: $(cat "$T/err")"
 echo "ok"
