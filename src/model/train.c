@@ -229,8 +229,8 @@ done:
  * features beside a DIR/PREFIX spec (Y_Xf.txt) feed Z's feature rows.
  * text_only: the recipe encodes only texts (unidec/depsl), so Z gets the
  * label texts and no feature rows (X is hidden, not copied; the caller
- * refuses '+pifa'). On success *aug
- * is the new set (free with xmc_dataset_free); NULL on failure. */
+ * refuses '+pifa'). On success *aug is the new set (free with
+ * xmc_dataset_free); NULL on failure. */
 static int train_augment(const xmc_train_config *c, const xmc_augment_opts *opts,
                          const xmc_dataset *train, int text_only, xmc_dataset **aug,
                          xmc_error *err)
