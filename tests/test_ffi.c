@@ -120,7 +120,7 @@ typedef struct fixture {
 /* Values of section `name` (count must be n) as floats / doubles. */
 static void fx_get(const char *text, const char *name, size_t n, double *out)
 {
-    char key[128];
+    char key[160]; /* names come from 128-byte buffers: room for "\n" and " " */
     if (snprintf(key, sizeof key, "\n%s ", name) >= (int)sizeof key)
         fail_msg("fixture: section name %s too long", name);
     const char *p = strstr(text, key);

@@ -89,9 +89,14 @@ static void test_bad_settings_fail_first(void **state)
     assert_non_null(strstr(err.msg, "nosuch"));
     small_config(&c, tu_path("missing.txt"));
     snprintf(c.recipe, sizeof c.recipe, "unidec");
-    snprintf(c.augment, sizeof c.augment, "self");
+    snprintf(c.augment, sizeof c.augment, "self:2");
     xmc_error_clear(&err);
     assert_int_equal(xmc_train_run(&c, tu_path("x"), 0, &err), XMC_EINVAL);
+    /* unidec/depsl take --augment, but not PIFA label features (texts only) */
+    snprintf(c.augment, sizeof c.augment, "self+pifa");
+    xmc_error_clear(&err);
+    assert_int_equal(xmc_train_run(&c, tu_path("x"), 0, &err), XMC_EINVAL);
+    assert_non_null(strstr(err.msg, "'+pifa' label features would not be used"));
 }
 
 static void test_unidec_dir(void **state)

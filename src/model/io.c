@@ -645,6 +645,10 @@ int model_unidec_save(const char *dir, const xmc_train_config *c, const xmc_unid
     cJSON_AddStringToObject(d, "train", c->train_spec);
     cJSON_AddStringToObject(d, "test", c->test_spec);
     cJSON_AddNumberToObject(d, "n_train", (double)train->n);
+    if (c->augment[0]) /* Gandalf label points were added in memory (n_train: D only) */
+        cJSON_AddStringToObject(d, "augment", c->augment);
+    else
+        cJSON_AddNullToObject(d, "augment");
     cJSON *s = add_obj(root, "state");
     cJSON_AddNumberToObject(s, "epochs_done", st.epochs_done);
     cJSON_AddNumberToObject(s, "step", (double)st.steps);

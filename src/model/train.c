@@ -226,11 +226,66 @@ done:
     return rc;
 }
 
+/* Gandalf (augment.h): the set D ∪ Z a recipe trains on, rebuilt in memory
+ * from c->augment on every run (so --resume sees the same set). Label
+ * features beside a DIR/PREFIX spec (Y_Xf.txt) feed Z's feature rows.
+ * text_only: the recipe encodes only texts (unidec/depsl), so Z gets the
+ * label texts and no feature rows (X is hidden, not copied; the caller
+ * refuses '+pifa'). On success *aug is the new set (free with
+ * xmc_dataset_free); NULL on failure. */
+static int train_augment(const xmc_train_config *c, const xmc_augment_opts *opts,
+                         const xmc_dataset *train, int text_only, xmc_dataset **aug,
+                         xmc_error *err)
+{
+    xmc_augment_opts ao = *opts;
+    xmc_augment_stats as;
+    xmc_csr *label_feat = NULL;
+    xmc_dataset view = *train;
+    int rc;
+    *aug = NULL;
+    if (text_only) {
+        view.X = NULL;
+        view.n_features = 0;
+    } else if ((rc = xmc_augment_label_features_load(c->train_spec, &label_feat, err))) {
+        return rc;
+    }
+    /* The label points need an input: a text (label text or name) or a
+     * feature row. Say so in train's own terms before augment.c does (its
+     * message names `xmc augment` flags). */
+    int has_text = view.texts && (view.label_texts || view.label_names);
+    int has_feat = view.X && (label_feat || ao.pifa);
+    if (!has_text && !has_feat) {
+        if (text_only)
+            return XMC_ERR(err, XMC_EINVAL, c->train_spec, 0,
+                           "--augment %s: the training set has no label texts or label names "
+                           "(recipe %s needs DIR/Y.txt beside a DIR/PREFIX spec, or a "
+                           "TEXTS+LABELS spec)", c->augment, c->recipe);
+        xmc_csr_free(label_feat);
+        return XMC_ERR(err, XMC_EINVAL, c->train_spec, 0,
+                       "--augment %s: the training set has no label texts, label names or "
+                       "label features (expected DIR/Y.txt or DIR/Y_Xf.txt beside a "
+                       "DIR/PREFIX spec, or add '+pifa' for a feature set)", c->augment);
+    }
+    ao.label_features = label_feat;
+    /* Its error already names the spec and what is missing. The label
+     * features are copied into *aug. */
+    rc = xmc_augment_ex(&view, &ao, aug, &as, err);
+    xmc_csr_free(label_feat);
+    if (rc)
+        return rc;
+    xmc_log(XMC_LOG_INFO,
+            "augment %s: %lld rows + %lld label points -> %lld rows, %lld targets "
+            "(%lld unseen labels) in %.2fs", c->augment, (long long)as.rows_in,
+            (long long)train->n_labels, (long long)as.rows_out, (long long)as.kept,
+            (long long)as.unseen, as.seconds);
+    return XMC_OK;
+}
+
 /* `xmc train --recipe unidec|depsl`: the common settings onto
  * xmc_unidec_config (model.h), train, save the model directory, then test
  * metrics with the propensities of the training labels. */
 /* --resume of a unidec / depsl run: the config and data specs come from
- * the checkpoint (its note: "recipe\ntrain\ntest"), stop_after and threads
+ * the checkpoint (its note: "recipe\ntrain\ntest\naugment"), stop_after and threads
  * from the command line. */
 static int unidec_resume_config(const char *ckpt, const xmc_train_config *cli,
                                 xmc_train_config *c, xmc_unidec_config *uc, xmc_error *err)
@@ -241,15 +296,19 @@ static int unidec_resume_config(const char *ckpt, const xmc_train_config *cli,
         return rc;
     *c = *cli;
     char *a = note, *b = strchr(a, '\n'), *t = b ? strchr(b + 1, '\n') : NULL;
-    if (!b || !t || (size_t)(b - a) >= sizeof c->recipe ||
-        (size_t)(t - b - 1) >= sizeof c->train_spec || strlen(t + 1) >= sizeof c->test_spec) {
+    char *g = t ? strchr(t + 1, '\n') : NULL;
+    if (!b || !t || !g || (size_t)(b - a) >= sizeof c->recipe ||
+        (size_t)(t - b - 1) >= sizeof c->train_spec ||
+        (size_t)(g - t - 1) >= sizeof c->test_spec || strlen(g + 1) >= sizeof c->augment) {
         xmc_free(note);
-        return XMC_ERR(err, XMC_ECORRUPT, ckpt, 0, "checkpoint note is not recipe/train/test");
+        return XMC_ERR(err, XMC_ECORRUPT, ckpt, 0,
+                       "checkpoint note is not recipe/train/test/augment");
     }
-    *b = *t = '\0';
+    *b = *t = *g = '\0';
     snprintf(c->recipe, sizeof c->recipe, "%s", a);
     snprintf(c->train_spec, sizeof c->train_spec, "%s", b + 1);
     snprintf(c->test_spec, sizeof c->test_spec, "%s", t + 1);
+    snprintf(c->augment, sizeof c->augment, "%s", g + 1);
     c->epochs = uc->epochs;
     xmc_free(note);
     xmc_log(XMC_LOG_INFO, "resuming %s run after epoch %d of %d (%s)", c->recipe, done,
@@ -263,10 +322,11 @@ static int run_unidec(const xmc_train_config *cli, const char *dir, int resume, 
     xmc_train_config cr;
     const xmc_train_config *c = cli;
     xmc_unidec *u = NULL;
-    xmc_dataset *train = NULL, *test = NULL;
+    xmc_dataset *train = NULL, *test = NULL, *aug = NULL;
     xmc_csr *P = NULL;
     double *inv_prop = NULL;
-    char ckpt[4096] = "", note[3 * 4096];
+    char ckpt[4096] = "", note[4 * 4096];
+    xmc_augment_opts ao;
     int rc;
     if (dir && snprintf(ckpt, sizeof ckpt, "%s/%s", dir, XMC_UNIDEC_CKPT_FILE) >=
                    (int)sizeof ckpt)
@@ -287,14 +347,22 @@ static int run_unidec(const xmc_train_config *cli, const char *dir, int resume, 
         c = &cr;
     }
     int depsl = !strcmp(c->recipe, "depsl");
-    if (c->augment[0] || (c->encoder[0] && strcmp(c->encoder, "bag") &&
-                          strcmp(c->encoder, "bert")))
+    if (c->encoder[0] && strcmp(c->encoder, "bag") && strcmp(c->encoder, "bert"))
         return XMC_ERR(err, XMC_EINVAL, NULL, 0,
-                       "recipe %s: --augment is for recipe renee, and the encoder must be bag "
-                       "or bert (%s encodes point and label texts)", c->recipe, c->recipe);
+                       "recipe %s: the encoder must be bag or bert (%s encodes point and label "
+                       "texts)", c->recipe, c->recipe);
     if (!c->train_spec[0])
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "no training data (--train)");
-    snprintf(note, sizeof note, "%s\n%s\n%s", c->recipe, c->train_spec, c->test_spec);
+    xmc_augment_opts_default(&ao);
+    if (c->augment[0] && (rc = xmc_augment_parse(c->augment, &ao, err)))
+        return rc;
+    if (ao.pifa)
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0,
+                       "--augment %s: recipe %s trains on point and label texts only, so "
+                       "'+pifa' label features would not be used (drop '+pifa')",
+                       c->augment, c->recipe);
+    snprintf(note, sizeof note, "%s\n%s\n%s\n%s", c->recipe, c->train_spec, c->test_spec,
+             c->augment);
     if (resume)
         goto configured;
     xmc_unidec_config_default(&uc, depsl);
@@ -331,11 +399,16 @@ configured:;
     }
     xmc_log(XMC_LOG_INFO, "data: %lld train rows%s in %.1fs; recipe %s", (long long)train->n,
             test ? " + test split" : "", xmc_now() - t0, c->recipe);
+    /* Gandalf: the label points join the queries; their soft targets weight
+     * the positives of the PSL losses (psl_loss.c). Propensities, the saved
+     * label names and the test stay those of the original set. */
+    if (c->augment[0] && (rc = train_augment(c, &ao, train, 1, &aug, err)))
+        goto done;
     /* a checkpoint after every epoch; removed once the run is complete */
     xmc_unidec_ckpt ck = {dir ? ckpt : NULL, resume, c->stop_after, note};
     if (dir && (rc = xmc_mkdir_p(dir, err)))
         goto done;
-    if ((rc = xmc_unidec_train_ckpt(&uc, train, &ck, &u, err)))
+    if ((rc = xmc_unidec_train_ckpt(&uc, aug ? aug : train, &ck, &u, err)))
         goto done;
     if (dir && (rc = model_unidec_save(dir, c, &uc, u, train, err)))
         goto done;
@@ -382,6 +455,7 @@ configured:;
     rc = XMC_OK;
 done:
     xmc_unidec_free(u);
+    xmc_dataset_free(aug);
     xmc_dataset_free(train);
     xmc_dataset_free(test);
     xmc_csr_free(P);
@@ -422,7 +496,6 @@ int xmc_train_run_dist(const xmc_train_config *cfg, const char *dir, int resume,
                        "in [0, 1), --aux-clusters >= 0, --aux-scale in [0, 1)");
     xmc_model *m = NULL;
     xmc_dataset *train = NULL, *test = NULL, *aug = NULL;
-    xmc_csr *label_feat = NULL;
     xmc_augment_opts ao;
     int rc;
     xmc_augment_opts_default(&ao);
@@ -479,36 +552,8 @@ int xmc_train_run_dist(const xmc_train_config *cfg, const char *dir, int resume,
     }
     xmc_log(XMC_LOG_INFO, "data: %lld train rows%s in %.1fs", (long long)train->n,
             test ? " + test split" : "", xmc_now() - t0);
-    if (c->augment[0]) {
-        /* Gandalf (augment.h): train on D ∪ Z, rebuilt in memory from the
-         * seed on every run (so --resume sees the same set). Label features
-         * beside a DIR/PREFIX spec (Y_Xf.txt) feed Z's feature rows. */
-        xmc_augment_stats as;
-        if ((rc = xmc_augment_label_features_load(c->train_spec, &label_feat, err)))
-            goto done;
-        /* The label points need an input: a text (label text or name) or a
-         * feature row. Say so in train's own terms before augment.c does
-         * (its message names `xmc augment` flags). */
-        int has_text = train->texts && (train->label_texts || train->label_names);
-        int has_feat = train->X && (label_feat || ao.pifa);
-        if (!has_text && !has_feat) {
-            rc = XMC_ERR(err, XMC_EINVAL, c->train_spec, 0,
-                         "--augment %s: the training set has no label texts, label names or "
-                         "label features (expected DIR/Y.txt or DIR/Y_Xf.txt beside a "
-                         "DIR/PREFIX spec, or add '+pifa' for a feature set)", c->augment);
-            goto done;
-        }
-        ao.label_features = label_feat;
-        /* Its error already names the spec and what is missing (label
-         * texts/names or label features). */
-        if ((rc = xmc_augment_ex(train, &ao, &aug, &as, err)))
-            goto done;
-        xmc_log(XMC_LOG_INFO,
-                "augment %s: %lld rows + %lld label points -> %lld rows, %lld targets "
-                "(%lld unseen labels) in %.2fs", c->augment, (long long)as.rows_in,
-                (long long)train->n_labels, (long long)as.rows_out, (long long)as.kept,
-                (long long)as.unseen, as.seconds);
-    }
+    if (c->augment[0] && (rc = train_augment(c, &ao, train, 0, &aug, err)))
+        goto done;
     const xmc_dataset *fit = aug ? aug : train;
     if (!m && (rc = xmc_model_create_dist(cfg, fit, dist, &m, err)))
         goto done;
@@ -516,7 +561,6 @@ int xmc_train_run_dist(const xmc_train_config *cfg, const char *dir, int resume,
 done:
     xmc_model_free(m);
     xmc_dataset_free(aug);
-    xmc_csr_free(label_feat);
     xmc_dataset_free(train);
     xmc_dataset_free(test);
     return rc;

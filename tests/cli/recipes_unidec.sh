@@ -95,7 +95,8 @@ grep -q "^xmc: .*unidec.ckpt" "$T/err" || fail "message: $(cat "$T/err")"
 if "$XMC" train --recipe nosuch --train "$T/data/trn" --model "$T/x" 2> "$T/err"; then
   fail "unknown recipe succeeded"; fi
 grep -q "^xmc: .*nosuch" "$T/err" || fail "unknown recipe message: $(cat "$T/err")"
-if "$XMC" train --recipe unidec --train "$T/data/trn" --model "$T/x" --augment self \
-  2> "$T/err"; then fail "unidec --augment succeeded"; fi
-grep -q "^xmc: .*renee" "$T/err" || fail "unidec --augment message: $(cat "$T/err")"
+if "$XMC" train --recipe unidec --train "$T/data/trn" --model "$T/x" --encoder sparse \
+  2> "$T/err"; then fail "unidec --encoder sparse succeeded"; fi
+grep -q "^xmc: .*the encoder must be bag or bert" "$T/err" ||
+  fail "unidec --encoder message: $(cat "$T/err")"
 echo "ok"

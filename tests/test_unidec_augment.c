@@ -1,0 +1,239 @@
+/* Gandalf label points in UniDEC / DEPSL training (docs/gandalf.md): the
+ * soft targets of an augmented set reach the pick-some-labels losses as
+ * positive weights (psl_loss.c: L_a = (1/W_a) Σ_p w_ap ℓ_ap), and an
+ * augmented set trains with one extra query per label.
+ *
+ * Data: label l has the text "tag<l>a tag<l>b"; a point's text holds one of
+ * the two words of each of its 1-3 labels and a noise word. Labels 50..59
+ * have texts but no training point (zero-shot inside the label space).
+ * One thread: the machine is shared, and results do not depend on it. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "xmc/augment.h"
+#include "xmc/data.h"
+#include "xmc/psl.h"
+
+#define NL 60
+#define NSEEN 50
+
+typedef struct synth {
+    xmc_dataset ds;
+    xmc_texts *texts, *ltexts;
+    xmc_csr *Y;
+} synth;
+
+/* n points over the NL labels; training rows use labels < NSEEN, test rows
+ * (zero_shot_every > 0) use only labels >= NSEEN every zero_shot_every rows.
+ * vfirst / vrest: the value of a row's first / other labels (1, 1 = binary). */
+static void make(synth *s, int64_t n, uint64_t seed, int zero_shot_every, float vfirst,
+                 float vrest)
+{
+    xmc_rng r;
+    xmc_rng_seed(&r, seed, 0);
+    char **strs = xmc_malloc(sizeof(char *) * (size_t)n);
+    int64_t *rows = xmc_malloc(sizeof(int64_t) * (size_t)n * 3);
+    int32_t *cols = xmc_malloc(sizeof(int32_t) * (size_t)n * 3);
+    float *vals = xmc_malloc(sizeof(float) * (size_t)n * 3);
+    int64_t nnz = 0;
+    for (int64_t i = 0; i < n; i++) {
+        strs[i] = xmc_malloc(256);
+        int zs = zero_shot_every > 0 && i % zero_shot_every == 0;
+        int nlab = 1 + (int)xmc_rng_below(&r, 3), at = 0, kept = 0;
+        int32_t got[3];
+        for (int j = 0; j < nlab; j++) {
+            int32_t l = zs ? NSEEN + (int32_t)xmc_rng_below(&r, NL - NSEEN)
+                           : (int32_t)xmc_rng_below(&r, NSEEN);
+            int dup = 0;
+            for (int q = 0; q < j; q++)
+                dup |= got[q] == l;
+            got[j] = dup ? -1 : l;
+            if (dup)
+                continue;
+            rows[nnz] = i;
+            cols[nnz] = l;
+            vals[nnz++] = kept++ ? vrest : vfirst;
+            at += snprintf(strs[i] + at, (size_t)(256 - at), "tag%d%c ", l,
+                           xmc_rng_below(&r, 2) ? 'a' : 'b');
+        }
+        snprintf(strs[i] + at, (size_t)(256 - at), "noise%d", (int)xmc_rng_below(&r, 20));
+    }
+    xmc_error err = {0};
+    assert_int_equal(xmc_texts_create((const char *const *)strs, n, &s->texts, &err), XMC_OK);
+    assert_int_equal(xmc_csr_from_triplets(n, NL, nnz, rows, cols, vals, &s->Y, &err), XMC_OK);
+    char *lt[NL];
+    for (int l = 0; l < NL; l++) {
+        lt[l] = xmc_malloc(64);
+        snprintf(lt[l], 64, "tag%da tag%db", l, l);
+    }
+    assert_int_equal(xmc_texts_create((const char *const *)lt, NL, &s->ltexts, &err), XMC_OK);
+    for (int l = 0; l < NL; l++)
+        xmc_free(lt[l]);
+    for (int64_t i = 0; i < n; i++)
+        xmc_free(strs[i]);
+    xmc_free(strs);
+    xmc_free(rows);
+    xmc_free(cols);
+    xmc_free(vals);
+    memset(&s->ds, 0, sizeof s->ds);
+    s->ds.n = n;
+    s->ds.n_labels = NL;
+    s->ds.Y = s->Y;
+    s->ds.texts = s->texts;
+    s->ds.label_texts = s->ltexts;
+}
+
+static void unmake(synth *s)
+{
+    xmc_texts_free(s->texts);
+    xmc_texts_free(s->ltexts);
+    xmc_csr_free(s->Y);
+}
+
+static void small_cfg(xmc_unidec_config *c, int depsl)
+{
+    xmc_unidec_config_default(c, depsl);
+    c->hidden = 64;
+    c->dim = 32;
+    c->buckets = 1 << 14;
+    c->epochs = 6;
+    c->batch = 32;
+    c->tau = 2;
+    c->cluster = 0; /* random batches: ceil(n / B) steps per epoch */
+    c->temperature = 0.1f;
+    c->lr_enc = 1e-2f;
+    c->lr_head = 1e-2f;
+    c->seed = 7;
+}
+
+static void train_stats(const xmc_unidec_config *c, const xmc_dataset *ds, xmc_unidec_stats *st)
+{
+    xmc_unidec *u;
+    xmc_error err = {0};
+    assert_int_equal(xmc_unidec_train(c, ds, &u, &err), XMC_OK);
+    xmc_unidec_get_stats(u, st);
+    xmc_unidec_free(u);
+}
+
+/* Target values are weights, normalised per anchor by W_a: halving every
+ * target (a power of two, so exact) must give bit-identical training, while
+ * soft values on some positives must change it. Both heads (UniDEC, with
+ * the auxiliary BCE off: its targets are absolute, not normalised). */
+static void test_soft_targets_weight_positives(void **state)
+{
+    (void)state;
+    xmc_set_threads(1);
+    for (int depsl = 1; depsl >= 0; depsl--) {
+        synth one, half, soft;
+        make(&one, 400, 1, 0, 1.0f, 1.0f);
+        make(&half, 400, 1, 0, 0.5f, 0.5f);
+        make(&soft, 400, 1, 0, 1.0f, 0.25f);
+        xmc_unidec_config c;
+        small_cfg(&c, depsl);
+        c.epochs = 3;
+        xmc_unidec_stats a, b, s;
+        train_stats(&c, &one.ds, &a);
+        train_stats(&c, &half.ds, &b);
+        train_stats(&c, &soft.ds, &s);
+        print_message("%s loss first/last: y=1 %.6f/%.6f, y=0.5 %.6f/%.6f, soft %.6f/%.6f\n",
+                      depsl ? "depsl" : "unidec", a.loss_first, a.loss_last, b.loss_first,
+                      b.loss_last, s.loss_first, s.loss_last);
+        assert_true(a.loss_first == b.loss_first && a.loss_last == b.loss_last);
+        assert_true(s.loss_first != a.loss_first && s.loss_last != a.loss_last);
+        assert_true(isfinite(s.loss_last) && s.loss_last < s.loss_first);
+        unmake(&one);
+        unmake(&half);
+        unmake(&soft);
+    }
+}
+
+/* Zero-shot P@1 (rows whose labels are all >= NSEEN) of the DE half, and
+ * P@1 over all rows. */
+static void p_at_1(const xmc_csr *P, const xmc_csr *Y, double *all, double *zs)
+{
+    int64_t hit[2] = {0, 0}, n[2] = {0, 0};
+    for (int64_t i = 0; i < Y->nrows; i++) {
+        if (Y->indptr[i + 1] == Y->indptr[i])
+            continue;
+        int32_t best = -1;
+        float bs = -INFINITY;
+        for (int64_t e = P->indptr[i]; e < P->indptr[i + 1]; e++)
+            if (P->values[e] > bs) {
+                bs = P->values[e];
+                best = P->indices[e];
+            }
+        int h = 0;
+        for (int64_t e = Y->indptr[i]; e < Y->indptr[i + 1]; e++)
+            h |= Y->indices[e] == best;
+        hit[0] += h;
+        n[0]++;
+        if (Y->indices[Y->indptr[i]] >= NSEEN) {
+            hit[1] += h;
+            n[1]++;
+        }
+    }
+    *all = n[0] ? (double)hit[0] / (double)n[0] : 0;
+    *zs = n[1] ? (double)hit[1] / (double)n[1] : 0;
+}
+
+/* D ∪ Z from xmc_augment through DEPSL: 500 + 60 queries (the plan counts
+ * them), the label points of the 10 labels without training points are
+ * their only positives, so their zero-shot P@1 must rise above the plain
+ * run's (which sees them only as negatives). */
+static void test_augmented_set_trains(void **state)
+{
+    (void)state;
+    xmc_set_threads(1);
+    synth tr, te;
+    make(&tr, 500, 1, 0, 1.0f, 1.0f);
+    make(&te, 200, 2, 4, 1.0f, 1.0f);
+    xmc_unidec_config c;
+    small_cfg(&c, 1);
+    double p1[3], pz[3];
+    for (int v = 0; v < 3; v++) { /* none, self, gandalf */
+        xmc_dataset *aug = NULL;
+        xmc_error err = {0};
+        if (v) {
+            xmc_augment_opts o;
+            xmc_augment_opts_default(&o);
+            o.kind = v == 1 ? XMC_AUG_SELF : XMC_AUG_COOC;
+            assert_int_equal(xmc_augment(&tr.ds, &o, &aug, &err), XMC_OK);
+            assert_int_equal(aug->n, 500 + NL);
+        }
+        xmc_unidec *u;
+        assert_int_equal(xmc_unidec_train(&c, aug ? aug : &tr.ds, &u, &err), XMC_OK);
+        xmc_unidec_stats st;
+        xmc_unidec_get_stats(u, &st);
+        /* every row of D ∪ Z has a label: ceil(560 / 32) = 18 steps an epoch */
+        assert_int_equal(st.steps, c.epochs * (v ? 18 : 16));
+        assert_int_equal(st.steps, st.planned_steps);
+        assert_true(st.step_allocs == 0);
+        assert_true(st.loss_last < st.loss_first);
+        xmc_csr *P;
+        assert_int_equal(xmc_unidec_predict(u, &te.ds, NULL, 5, XMC_UNIDEC_SCORE_DE, 0, &P, &err),
+                         XMC_OK);
+        p_at_1(P, te.Y, &p1[v], &pz[v]);
+        xmc_csr_free(P);
+        xmc_unidec_free(u);
+        xmc_dataset_free(aug);
+    }
+    print_message("depsl test P@1 / zero-shot P@1: none %.3f / %.3f, self %.3f / %.3f, "
+                  "gandalf %.3f / %.3f\n",
+                  p1[0], pz[0], p1[1], pz[1], p1[2], pz[2]);
+    for (int v = 0; v < 3; v++)
+        assert_true(p1[v] > 0.5);
+    assert_true(pz[1] > pz[0] && pz[2] > pz[0]);
+    unmake(&tr);
+    unmake(&te);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_soft_targets_weight_positives),
+        cmocka_unit_test(test_augmented_set_trains),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
