@@ -131,6 +131,9 @@ struct xmc_encoder {
     int n_tables, cap_tables;
     int bottleneck_tensor; /* index of P (b x h), -1 without */
     uint64_t step;       /* forward calls in training mode (keys dropout masks) */
+    int64_t batch_row0;  /* index of this call's row 0 in the global batch (a rank's
+                          * slice in a sharded step; 0 otherwise): keys the
+                          * embedding dropout masks per global row */
     void *impl;          /* the kind's state */
     void *fw;            /* framework scratch (bottleneck, dropout) */
 };

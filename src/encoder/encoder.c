@@ -9,8 +9,11 @@
  * for max_batch rows (H, dH, dropout mask: 3 x max_batch x h floats, only
  * with a bottleneck / dropout). Nothing is allocated after prepare.
  *
- * Dropout masks come from the stream (seed, 2^32 + step), so they depend
- * only on the seed and the step count: a resumed run draws the same masks.
+ * Embedding dropout masks come from one stream per (step, row of the
+ * global batch), so they depend only on the seed, the step count and the
+ * row: a resumed run draws the same masks, and a rank of a sharded step
+ * (batch_row0 = its first row) draws exactly the masks one process draws
+ * for those rows.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +168,9 @@ static int create_common(const xmc_encoder_config *cfg, int fresh, xmc_encoder *
                        (double)cfg->input_dropout);
     if (cfg->max_batch < 1)
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "max_batch %d: expected >= 1", cfg->max_batch);
+    if (cfg->max_batch > (1 << 24)) /* rows key dropout streams in 24 bits */
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "max_batch %d: expected <= %d", cfg->max_batch,
+                       1 << 24);
     if (cfg->layers < 1 || cfg->layers > 2)
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "layers %d: expected 1 or 2", cfg->layers);
     if (cfg->act != XMC_ACT_RELU && cfg->act != XMC_ACT_GELU)
@@ -483,13 +489,17 @@ int xmc_encoder_forward(xmc_encoder *e, const xmc_enc_data *d, const int64_t *ro
     fw->last_B = B;
     fw->has_mask = 0;
     if (train && e->cfg.dropout > 0.0f) {
-        xmc_rng r;
-        xmc_rng_seed(&r, e->cfg.seed, (1ull << 32) + e->step);
         const float p = e->cfg.dropout, keep = 1.0f / (1.0f - p);
-        const size_t n = (size_t)B * (size_t)h;
-        for (size_t i = 0; i < n; i++) {
-            fw->mask[i] = xmc_rng_uniform(&r) < (double)p ? 0.0f : keep;
-            H[i] *= fw->mask[i];
+        for (int i = 0; i < B; i++) {
+            /* stream: top bit set (apart from other streams), step, row */
+            xmc_rng r;
+            xmc_rng_seed(&r, e->cfg.seed,
+                         (1ull << 63) | (e->step << 24) | (uint64_t)(e->batch_row0 + i));
+            float *m = fw->mask + (size_t)i * (size_t)h, *x = H + (size_t)i * (size_t)h;
+            for (int c = 0; c < h; c++) {
+                m[c] = xmc_rng_uniform(&r) < (double)p ? 0.0f : keep;
+                x[c] *= m[c];
+            }
         }
         fw->has_mask = 1;
     }

@@ -25,9 +25,10 @@
  * The losses and gradients are sums over the batch (head.h), so the summed
  * dE and encoder gradients equal the single-process ones up to fp32
  * reduction order: P ranks and one process train the same model.
- * Dropout: each rank draws masks for its rows from the encoder seed mixed
- * with its rank (so ranks do not share masks); runs with dropout therefore
- * match a single process in distribution, not bit for bit.
+ * Dropout: masks are keyed by (seed, step, row of the global batch), the
+ * rank passing its slice's first row (encoder batch_row0), and input
+ * dropout by (seed, step, data entry): each rank draws exactly the masks one
+ * process draws for those rows, so runs with dropout match too.
  *
  * Top-k: every rank encodes the whole batch (the same E as one process,
  * whatever P), takes the top-k over its shard, and rank 0 merges the P
@@ -172,9 +173,6 @@ int model_dist_reserve(xmc_model *m, xmc_error *err)
         }
         if (!md->Eloc || !md->Eall || !md->dEloc || !md->counts || !md->cnt)
             return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (sharded step buffers)");
-        /* Different dropout masks per rank (see the top of this file); rank 0
-         * keeps the seed it saves. */
-        m->enc->cfg.seed += (uint64_t)md->r * 0x9E3779B97F4A7C15ull;
     }
     int64_t cap = 0, cols = 0, rows = 0;
     for (int i = 0; i < m->enc->n_tables; i++) {
@@ -305,9 +303,11 @@ int model_dist_step(xmc_model *m, const xmc_enc_data *d, const xmc_csr *Y, const
 
     /* 1. this rank's rows */
     int lrc = XMC_OK;
-    if (Br > 0)
+    if (Br > 0) {
+        m->enc->batch_row0 = s0; /* dropout keyed by global row (top of file) */
         lrc = xmc_encoder_forward(m->enc, d, rows + s0, Br, 1, md->Eloc, err);
-    else
+        m->enc->batch_row0 = 0;
+    } else
         m->enc->step++; /* keeps the dropout key in step with the other ranks */
     if (!lrc && md->fault_rank == r && md->fault_step == t)
         lrc = XMC_ERR(err, XMC_EINVAL, NULL, 0, "injected fault (XMC_DIST_FAULT=%d:%lld)", r,

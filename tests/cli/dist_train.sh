@@ -19,8 +19,9 @@ mpi=(env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" mpirun --o
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
 
 "$XMC" synth --out "$T/data" --points 1500 --labels 301 --features 700 --seed 3 >/dev/null 2>&1
-# Dropout off: with it each rank draws masks for its own rows (docs/dist.md).
-common=(--train "$T/data/trn" --test "$T/data/tst" --dim 48 --epochs 2 --batch 50 --dropout 0
+# Dropout on (0.2): masks are keyed by the row of the global batch, so a
+# rank draws the masks one process draws for its rows (docs/dist.md).
+common=(--train "$T/data/trn" --test "$T/data/tst" --dim 48 --epochs 2 --batch 50 --dropout 0.2
         --seed 5 --threads 1)
 
 # Same top-k labels per row and scores within fp32 reduction tolerance; a
