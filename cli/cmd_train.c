@@ -27,8 +27,8 @@ int cmd_train(int argc, char **argv)
     xmc_train_config_default(&c);
     const char *train = NULL, *test = NULL, *model = NULL, *recipe = "renee", *encoder = NULL,
                *loss = "bce", *act = NULL, *head_opt = "sgdm", *config = NULL, *augment = NULL,
-               *model_dir = NULL, *pool = NULL;
-    int dim = c.dim, bottleneck = 0, layers = c.layers, epochs = c.epochs, batch = c.batch,
+               *model_dir = NULL, *pool = NULL, *inter_act = NULL;
+    int dim = c.dim, bottleneck = 0, intermediate = 0, layers = c.layers, epochs = c.epochs, batch = c.batch,
         bf16 = 0, threads = 0, eval_every = c.eval_every, loss_every = c.loss_every,
         stop_after = 0, resume = 0, max_len = 0;
     int64_t seed = (int64_t)c.seed, buckets = c.buckets, max_steps = 0,
@@ -67,6 +67,10 @@ int cmd_train(int argc, char **argv)
         {"pool", CLI_STR, &pool, "bert: mean | cls (default mean)", 0},
         {"dim", CLI_INT, &dim, "encoder width h (default 512 sparse, 256 bag; bert: ignored)", 0},
         {"bottleneck", CLI_INT, &bottleneck, "linear h -> b before the classifier (0 = none)", 0},
+        {"intermediate", CLI_INT, &intermediate,
+         "dense layer -> D with bias before the classifier (SPARTEX; 0 = none)", 0},
+        {"intermediate-act", CLI_STR, &inter_act, "after --intermediate: relu | none (default relu)",
+         0},
         {"layers", CLI_INT, &layers, "encoder dense layers, 1 or 2 (default 1)", 0},
         {"activation", CLI_STR, &act, "gelu | relu (default gelu)", 0},
         {"dropout", CLI_DOUBLE, &dropout, "dropout on the embedding (default 0.4)", 0},
@@ -145,6 +149,10 @@ int cmd_train(int argc, char **argv)
     }
     if (act && strcmp(act, "relu") && strcmp(act, "gelu"))
         return cli_failf("--activation: expected relu or gelu, got '%s'", act);
+    if (inter_act && strcmp(inter_act, "relu") && strcmp(inter_act, "none"))
+        return cli_failf("--intermediate-act: expected relu or none, got '%s'", inter_act);
+    if (intermediate < 0)
+        return cli_failf("--intermediate %d: expected a width >= 1 (or 0 = none)", intermediate);
     if (strcmp(loss, "bce") && strcmp(loss, "sqhinge"))
         return cli_failf("--loss: expected bce or sqhinge, got '%s'", loss);
     if (strcmp(head_opt, "sgdm") && strcmp(head_opt, "adam"))
@@ -157,6 +165,8 @@ int cmd_train(int argc, char **argv)
     c.head_opt = !strcmp(head_opt, "adam") ? XMC_HEAD_ADAM : XMC_HEAD_SGDM;
     c.dim = dim;
     c.bottleneck = bottleneck;
+    c.intermediate = intermediate;
+    c.intermediate_relu = !inter_act || !strcmp(inter_act, "relu");
     c.layers = layers;
     c.dropout = (float)dropout;
     c.input_dropout = (float)input_dropout;

@@ -121,7 +121,8 @@ typedef struct fixture {
 static void fx_get(const char *text, const char *name, size_t n, double *out)
 {
     char key[128];
-    snprintf(key, sizeof key, "\n%s ", name);
+    int kn = snprintf(key, sizeof key, "\n%s ", name);
+    assert_true(kn > 0 && (size_t)kn < sizeof key);
     const char *p = strstr(text, key);
     if (!p)
         fail_msg("fixture: no section %s", name);

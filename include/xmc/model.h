@@ -72,6 +72,10 @@ typedef struct xmc_train_config {
     int dim;             /* encoder width h (0 = auto: 512 sparse, 256 bag;
                           * bert: ignored, the checkpoint's hidden size) */
     int bottleneck;      /* b (0 = none) */
+    int intermediate;    /* d_int: dense layer (b or h) -> d_int with bias
+                          * between encoder and classifier (SPARTEX's
+                          * intermediate layer; encoder.h), 0 = none */
+    int intermediate_relu; /* 1: ReLU after it (default), 0: linear */
     int layers;          /* encoder dense layers (1 or 2) */
     xmc_act act;
     float dropout;

@@ -159,6 +159,8 @@ static char *config_json(const xmc_model *m, const char *files[4])
     cJSON_AddNumberToObject(e, "dim", c->dim);
     cJSON_AddNumberToObject(e, "layers", c->layers);
     cJSON_AddNumberToObject(e, "bottleneck", c->bottleneck);
+    cJSON_AddNumberToObject(e, "intermediate", c->intermediate);
+    cJSON_AddStringToObject(e, "intermediate_activation", c->intermediate_relu ? "relu" : "none");
     cJSON_AddNumberToObject(e, "out_dim", m->enc->dim);
     cJSON_AddStringToObject(e, "activation", act_name(c->act));
     add_float(e, "dropout", c->dropout);
@@ -370,6 +372,14 @@ static int parse_config(const cJSON *root, const char *path, xmc_model *m, xmc_e
     NUM(e, "dim", c->dim, int);
     NUM(e, "layers", c->layers, int);
     NUM(e, "bottleneck", c->bottleneck, int);
+    /* Optional: models written before the intermediate layer have no key. */
+    c->intermediate_relu = 1;
+    if (cJSON_IsNumber(item(e, "intermediate"))) {
+        NUM(e, "intermediate", c->intermediate, int);
+        if (cJSON_IsString(item(e, "intermediate_activation")))
+            c->intermediate_relu =
+                strcmp(item(e, "intermediate_activation")->valuestring, "none") != 0;
+    }
     NUM(e, "dropout", c->dropout, float);
     NUM(e, "input_dropout", c->input_dropout, float);
     NUM(e, "buckets", c->buckets, int64_t);

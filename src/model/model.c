@@ -27,6 +27,8 @@ void xmc_train_config_default(xmc_train_config *c)
     c->dim = 0;     /* auto: 512 sparse, 256 bag */
     c->buckets = 0; /* auto: from the distinct n-grams of the training texts */
     c->bottleneck = 0;
+    c->intermediate = 0;
+    c->intermediate_relu = 1;
     c->layers = 1;
     c->act = XMC_ACT_GELU; /* +1.5 P@1 over ReLU on bibtex (docs/renee.md) */
     c->dropout = XMC_TRAIN_DEFAULT_DROPOUT;
@@ -381,6 +383,8 @@ int xmc_model_create(const xmc_train_config *cfg, const xmc_dataset *train, xmc_
     ec.hidden = m->cfg.dim;
     ec.layers = cfg->layers;
     ec.bottleneck = cfg->bottleneck;
+    ec.intermediate = cfg->intermediate;
+    ec.intermediate_relu = cfg->intermediate_relu;
     ec.act = cfg->act;
     ec.dropout = cfg->dropout;
     ec.input_dropout = cfg->input_dropout;
