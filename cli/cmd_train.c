@@ -30,13 +30,14 @@ int cmd_train(int argc, char **argv)
                *model_dir = NULL, *pool = NULL, *inter_act = NULL;
     int dim = c.dim, bottleneck = 0, intermediate = 0, layers = c.layers, epochs = c.epochs, batch = c.batch,
         bf16 = 0, threads = 0, eval_every = c.eval_every, loss_every = c.loss_every,
-        stop_after = 0, resume = 0, max_len = 0;
+        stop_after = 0, resume = 0, max_len = 0, plan = 0;
     int64_t seed = (int64_t)c.seed, buckets = c.buckets, max_steps = 0,
             rewire_interval = c.rewire_interval;
     int fan_in = c.fan_in, aux_clusters = 0;
     double aux_scale = c.aux_scale, meta_cutoff = 0;
     double rewire_end = c.rewire_end, rewire_threshold = c.rewire_threshold,
            rewire_fraction = c.rewire_fraction;
+    double mem_budget = 0;
     double lr1 = c.lr1, lr2 = c.lr2, wd1 = c.wd1, wd2 = c.wd2, momentum = c.momentum,
            dropout = c.dropout, warmup = c.warmup, input_dropout = c.input_dropout;
     const cli_opt opts[] = {
@@ -98,6 +99,12 @@ int cmd_train(int argc, char **argv)
          "Gandalf label points: gandalf|cooc|sym|self[:DELTA][+pifa] (docs/gandalf.md)", 0},
         {"config", CLI_STR, &config, "read 'name value' lines first; flags override", 0},
         {"resume", CLI_FLAG, &resume, "continue the run in --model from its last checkpoint", 0},
+        {"plan", CLI_FLAG, &plan,
+         "print the memory plan (classifier, encoder, data vs budget) and exit; allocates "
+         "no classifier",
+         0},
+        {"mem-budget", CLI_DOUBLE, &mem_budget,
+         "refuse up front when the plan exceeds GIB (default: available memory; < 0: off)", 0},
         {NULL, CLI_END, NULL, NULL, 0},
     };
     /* --config is applied before the command line so that flags override. */
@@ -194,10 +201,29 @@ int cmd_train(int argc, char **argv)
     c.aux_clusters = aux_clusters;
     c.aux_scale = (float)aux_scale;
     c.meta_cutoff_epoch = (float)meta_cutoff;
+    c.mem_budget = mem_budget > 0 ? (int64_t)(mem_budget * 1073741824.0) : mem_budget < 0 ? -1 : 0;
     xmc_error err = {0};
     /* The bert kind is a plug-in: register it before creating or resuming. */
     if (xmc_bert_encoder_register(&err) != XMC_OK)
         return cli_fail(&err);
+    if (plan) {
+        if (resume || xmc_recipe_is_unidec(c.recipe))
+            return cli_failf("--plan: for a new renee or spartex run (not --resume, not %s)",
+                             c.recipe);
+        xmc_dataset *ds = NULL;
+        xmc_model_plan p;
+        char line[768];
+        if (xmc_dataset_load(c.train_spec, NULL, &ds, &err) != XMC_OK)
+            return cli_fail(&err);
+        int rc = xmc_model_plan_memory(&c, ds, &p, &err);
+        xmc_dataset_free(ds);
+        if (rc != XMC_OK)
+            return cli_fail(&err);
+        xmc_model_plan_format(&p, line, sizeof line);
+        printf("%s\n", line);
+        /* Exit status says whether xmc train would start. */
+        return p.budget && p.total > p.budget ? 1 : 0;
+    }
     if (xmc_train_run(&c, model, resume, &err) != XMC_OK)
         return cli_fail(&err);
     return 0;
