@@ -236,7 +236,7 @@ int xmc_train_run(const xmc_train_config *cfg, const char *dir, int resume, xmc_
  * run by xmc_train_run when cfg->recipe names them. The common settings map
  * onto xmc_unidec_config (docs/renee.md "Recipes and options"): epochs,
  * batch, seed; dim > 0 -> hidden h, bottleneck > 0 -> head width d,
- * buckets > 0, lr2 > 0 -> encoder rate; the rest keep the recipe's
+ * intermediate -> the encoder's intermediate layer, buckets > 0, lr2 > 0 -> encoder rate; the rest keep the recipe's
  * defaults. Model directory: unidec.bin (xmc_unidec_save), labels.txt when
  * the data had label names, then config.json (recipe, settings, label
  * count, steps) written last. No resume (unidec.bin has no optimizer state).

@@ -596,6 +596,11 @@ int model_unidec_save(const char *dir, const xmc_train_config *c, const xmc_unid
     cJSON *e = add_obj(root, "settings");
     cJSON_AddStringToObject(e, "encoder", "bag");
     cJSON_AddNumberToObject(e, "hidden", uc->hidden);
+    if (uc->intermediate > 0) {
+        cJSON_AddNumberToObject(e, "intermediate", uc->intermediate);
+        cJSON_AddStringToObject(e, "intermediate_activation",
+                                uc->intermediate_relu ? "relu" : "none");
+    }
     cJSON_AddNumberToObject(e, "dim", uc->dim);
     cJSON_AddNumberToObject(e, "buckets", (double)uc->buckets);
     cJSON_AddNumberToObject(e, "epochs", uc->epochs);
