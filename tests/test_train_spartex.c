@@ -181,8 +181,9 @@ static void test_spartex_aux_resume(void **state)
     assert_int_not_equal(tu_system("cmp -s '%s/head-s75.bin' '%s/head-s75.bin'", plain, full), 0);
 }
 
-/* A spartex step with the meta head on allocates nothing, rewiring rounds
- * included: their scratch is sized when the head is created. */
+/* A spartex step with the meta head and the intermediate layer on
+ * allocates nothing, rewiring rounds included: their scratch is sized when
+ * the head and the encoder are created. */
 static void test_spartex_step_allocates_nothing(void **state)
 {
     (void)state;
@@ -191,6 +192,7 @@ static void test_spartex_step_allocates_nothing(void **state)
     spx_config(&c);
     c.aux_clusters = 8;
     c.rewire_interval = 2;
+    c.intermediate = 48; /* its scratch is sized at create too */
     xmc_dataset *ds = NULL;
     xmc_load_opts lo;
     memset(&lo, 0, sizeof lo);
