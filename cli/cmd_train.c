@@ -39,16 +39,18 @@ static int train_main(int argc, char **argv, xmc_dist *dist)
     xmc_train_config_default(&c);
     const char *train = NULL, *test = NULL, *model = NULL, *recipe = "renee", *encoder = NULL,
                *loss = "bce", *act = NULL, *head_opt = "sgdm", *config = NULL, *augment = NULL,
-               *model_dir = NULL, *pool = NULL, *bag = NULL;
-    int dim = c.dim, bottleneck = 0, layers = c.layers, epochs = c.epochs, batch = c.batch,
+               *model_dir = NULL, *pool = NULL, *bag = NULL, *inter_act = NULL;
+    int dim = c.dim, bottleneck = 0, intermediate = 0, layers = c.layers, epochs = c.epochs,
+        batch = c.batch,
         bf16 = 0, threads = 0, eval_every = c.eval_every, loss_every = c.loss_every,
-        stop_after = 0, resume = 0, max_len = 0;
+        stop_after = 0, resume = 0, max_len = 0, plan = 0;
     int64_t seed = (int64_t)c.seed, buckets = c.buckets, max_steps = 0,
             rewire_interval = c.rewire_interval;
     int fan_in = c.fan_in, aux_clusters = 0;
     double aux_scale = c.aux_scale, meta_cutoff = 0;
     double rewire_end = c.rewire_end, rewire_threshold = c.rewire_threshold,
            rewire_fraction = c.rewire_fraction;
+    double mem_budget = 0;
     double lr1 = c.lr1, lr2 = c.lr2, wd1 = c.wd1, wd2 = c.wd2, momentum = c.momentum,
            dropout = c.dropout, warmup = c.warmup, input_dropout = c.input_dropout;
     const cli_opt opts[] = {
@@ -81,6 +83,10 @@ static int train_main(int argc, char **argv, xmc_dist *dist)
          "bag weights: idf (default; tf-idf unigrams) | mean (uni + bigrams, fastText's)", 0},
         {"dim", CLI_INT, &dim, "encoder width h (default 512; 256 --bag mean; bert: ignored)", 0},
         {"bottleneck", CLI_INT, &bottleneck, "linear h -> b before the classifier (0 = none)", 0},
+        {"intermediate", CLI_INT, &intermediate,
+         "dense layer -> D with bias before the classifier (SPARTEX; 0 = none)", 0},
+        {"intermediate-act", CLI_STR, &inter_act, "after --intermediate: relu | none (default relu)",
+         0},
         {"layers", CLI_INT, &layers, "encoder dense layers, 1 or 2 (default 1)", 0},
         {"activation", CLI_STR, &act, "gelu | relu (default gelu)", 0},
         {"dropout", CLI_DOUBLE, &dropout, "dropout on the embedding (default 0.4)", 0},
@@ -108,6 +114,12 @@ static int train_main(int argc, char **argv, xmc_dist *dist)
          "Gandalf label points: gandalf|cooc|sym|self[:DELTA][+pifa] (docs/gandalf.md)", 0},
         {"config", CLI_STR, &config, "read 'name value' lines first; flags override", 0},
         {"resume", CLI_FLAG, &resume, "continue the run in --model from its last checkpoint", 0},
+        {"plan", CLI_FLAG, &plan,
+         "print the memory plan (classifier, encoder, data vs budget) and exit; allocates "
+         "no classifier",
+         0},
+        {"mem-budget", CLI_DOUBLE, &mem_budget,
+         "refuse up front when the plan exceeds GIB (default: available memory; < 0: off)", 0},
         {NULL, CLI_END, NULL, NULL, 0},
     };
     /* --config is applied before the command line so that flags override. */
@@ -165,6 +177,10 @@ static int train_main(int argc, char **argv, xmc_dist *dist)
         snprintf(c.extra, sizeof c.extra, "%s", bag);
     if (act && strcmp(act, "relu") && strcmp(act, "gelu"))
         return cli_failf("--activation: expected relu or gelu, got '%s'", act);
+    if (inter_act && strcmp(inter_act, "relu") && strcmp(inter_act, "none"))
+        return cli_failf("--intermediate-act: expected relu or none, got '%s'", inter_act);
+    if (intermediate < 0)
+        return cli_failf("--intermediate %d: expected a width >= 1 (or 0 = none)", intermediate);
     if (strcmp(loss, "bce") && strcmp(loss, "sqhinge"))
         return cli_failf("--loss: expected bce or sqhinge, got '%s'", loss);
     if (strcmp(head_opt, "sgdm") && strcmp(head_opt, "adam"))
@@ -177,6 +193,8 @@ static int train_main(int argc, char **argv, xmc_dist *dist)
     c.head_opt = !strcmp(head_opt, "adam") ? XMC_HEAD_ADAM : XMC_HEAD_SGDM;
     c.dim = dim;
     c.bottleneck = bottleneck;
+    c.intermediate = intermediate;
+    c.intermediate_relu = !inter_act || !strcmp(inter_act, "relu");
     c.layers = layers;
     c.dropout = (float)dropout;
     c.input_dropout = (float)input_dropout;
@@ -204,10 +222,29 @@ static int train_main(int argc, char **argv, xmc_dist *dist)
     c.aux_clusters = aux_clusters;
     c.aux_scale = (float)aux_scale;
     c.meta_cutoff_epoch = (float)meta_cutoff;
+    c.mem_budget = mem_budget > 0 ? (int64_t)(mem_budget * 1073741824.0) : mem_budget < 0 ? -1 : 0;
     xmc_error err = {0};
     /* The bert kind is a plug-in: register it before creating or resuming. */
     if (xmc_bert_encoder_register(&err) != XMC_OK)
         return cli_fail(&err);
+    if (plan) {
+        if (resume || xmc_recipe_is_unidec(c.recipe))
+            return cli_failf("--plan: for a new renee or spartex run (not --resume, not %s)",
+                             c.recipe);
+        xmc_dataset *ds = NULL;
+        xmc_model_plan p;
+        char line[768];
+        if (xmc_dataset_load(c.train_spec, NULL, &ds, &err) != XMC_OK)
+            return cli_fail(&err);
+        int rc = xmc_model_plan_memory(&c, ds, &p, &err);
+        xmc_dataset_free(ds);
+        if (rc != XMC_OK)
+            return cli_fail(&err);
+        xmc_model_plan_format(&p, line, sizeof line);
+        printf("%s\n", line);
+        /* Exit status says whether xmc train would start. */
+        return p.budget && p.total > p.budget ? 1 : 0;
+    }
     if (xmc_train_run_dist(&c, model, resume, dist, &err) != XMC_OK)
         return cli_dist_fail(dist, &err);
     return 0;

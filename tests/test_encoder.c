@@ -1,6 +1,7 @@
 /* Encoders: finite-difference checks of every backward (sparse 1/2 layers,
- * ReLU/GELU, bottleneck, dropout; bag), touched-row bookkeeping, the n-gram
- * hashing, the bag's idf weights, save/load round trip and corruption, no allocation in a step. */
+ * ReLU/GELU, bottleneck, intermediate layer, dropout; bag), touched-row
+ * bookkeeping, the n-gram hashing, the bag's idf weights, save/load round
+ * trip and corruption (and version-2 files), no allocation in a step. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,6 +178,7 @@ static double fd_check(xmc_encoder *enc, const xmc_enc_data *d, const int64_t *r
 }
 
 static float input_dropout; /* set by test_input_dropout_fd */
+static int inter_dim, inter_relu = 1; /* set by test_intermediate_fd */
 
 static void run_sparse_fd(int layers, xmc_act act, int bottleneck, float dropout, double max_bad,
                           double eps)
@@ -192,11 +194,13 @@ static void run_sparse_fd(int layers, xmc_act act, int bottleneck, float dropout
     c.bottleneck = bottleneck;
     c.dropout = dropout;
     c.input_dropout = input_dropout;
+    c.intermediate = inter_dim;
+    c.intermediate_relu = inter_relu;
     c.max_batch = 8;
     c.seed = 5;
     xmc_encoder *enc = NULL;
     assert_int_equal(xmc_encoder_create(&c, &enc, &err), XMC_OK);
-    assert_int_equal(enc->dim, bottleneck ? bottleneck : 16);
+    assert_int_equal(enc->dim, inter_dim ? inter_dim : bottleneck ? bottleneck : 16);
     /* Non-zero biases so they matter in the check. */
     for (int t = 0; t < enc->n_tensors; t++)
         if (enc->tensors[t].no_decay)
@@ -213,8 +217,9 @@ static void run_sparse_fd(int layers, xmc_act act, int bottleneck, float dropout
     }
     int64_t rows[6] = {3, 0, 7, 11, 3, 5}; /* a repeat on purpose */
     double frac = fd_check(enc, d, rows, 6, eps, 2e-3, 2e-2);
-    print_message("sparse layers=%d act=%d b=%d p=%.1f: %.1f%% of FD checks off\n", layers,
-                  (int)act, bottleneck, (double)dropout, 100 * frac);
+    print_message("sparse layers=%d act=%d b=%d int=%d%s p=%.1f: %.1f%% of FD checks off\n",
+                  layers, (int)act, bottleneck, inter_dim, inter_relu ? "+relu" : "",
+                  (double)dropout, 100 * frac);
     assert_true(frac <= max_bad);
     xmc_enc_data_free(d);
     xmc_encoder_free(enc);
@@ -245,6 +250,126 @@ static void test_sparse_fd_relu(void **state)
      * allow a few misses (bias entries move every row of the batch). */
     run_sparse_fd(1, XMC_ACT_RELU, 0, 0.0f, 0.05, 1e-4);
     run_sparse_fd(2, XMC_ACT_RELU, 6, 0.2f, 0.05, 1e-4);
+}
+
+/* The intermediate layer (SPARTEX) alone, after a bottleneck, linear and
+ * with ReLU, with dropout upstream: every tensor including intermediate.W
+ * and .b is checked by fd_check (biases made non-zero by run_sparse_fd). */
+static void test_intermediate_fd(void **state)
+{
+    (void)state;
+    inter_dim = 9;
+    inter_relu = 0;
+    run_sparse_fd(1, XMC_ACT_GELU, 0, 0.2f, 0.0, 1e-2);
+    run_sparse_fd(2, XMC_ACT_GELU, 5, 0.0f, 0.0, 1e-2);
+    /* ReLU: kinks as in test_sparse_fd_relu. */
+    inter_relu = 1;
+    inter_dim = 11;
+    run_sparse_fd(1, XMC_ACT_GELU, 0, 0.0f, 0.05, 1e-4);
+    run_sparse_fd(1, XMC_ACT_GELU, 4, 0.3f, 0.05, 1e-4);
+    inter_dim = 0;
+}
+
+/* Shapes, accounting, the ReLU, and that the layer really is A = act(Z Wi^T
+ * + bi) on the bottleneck output: computed by hand from an encoder without
+ * the layer that shares the seed (same kind weights and P). */
+static void test_intermediate_forward(void **state)
+{
+    (void)state;
+    xmc_error err = {0};
+    xmc_dataset *ds = make_sparse_ds(10, 30, 5, 9);
+    xmc_encoder_config c;
+    xmc_encoder_config_default(&c, "sparse");
+    assert_int_equal(c.intermediate, 0);
+    assert_int_equal(c.intermediate_relu, 1);
+    c.n_inputs = 30;
+    c.hidden = 12;
+    c.bottleneck = 6;
+    c.dropout = 0.0f;
+    c.max_batch = 10;
+    xmc_encoder *base = NULL, *enc = NULL;
+    assert_int_equal(xmc_encoder_create(&c, &base, &err), XMC_OK);
+    c.intermediate = 20;
+    assert_int_equal(xmc_encoder_create(&c, &enc, &err), XMC_OK);
+    assert_int_equal(enc->dim, 20);
+    assert_int_equal(enc->base_dim, 12);
+    assert_true(enc->inter_tensor >= 0);
+    const xmc_tensor_info *tw = &enc->tensors[enc->inter_tensor];
+    const xmc_tensor_info *tb = &enc->tensors[enc->inter_tensor + 1];
+    assert_string_equal(tw->name, "intermediate.W");
+    assert_int_equal(tw->rows, 20);
+    assert_int_equal(tw->cols, 6);
+    assert_int_equal(tw->no_decay, 0);
+    assert_string_equal(tb->name, "intermediate.b");
+    assert_int_equal(tb->cols, 20);
+    assert_int_equal(tb->no_decay, 1);
+    /* Parameters and scratch: + Wi, bi (params and grads) + A + Z, dZ. */
+    assert_int_equal(xmc_encoder_param_count(enc) - xmc_encoder_param_count(base), 20 * 6 + 20);
+    assert_int_equal(xmc_encoder_bytes(enc) - xmc_encoder_bytes(base),
+                     2 * (20 * 6 + 20) * 4 + 10 * 20 * 4 + 2 * 10 * 6 * 4);
+    /* Same seed: kind weights and P equal. */
+    assert_memory_equal(enc->params, base->params, (size_t)base->n_params * 4);
+    float *Wi = xmc_encoder_dense(enc, enc->inter_tensor);
+    float *bi = xmc_encoder_dense(enc, enc->inter_tensor + 1);
+    for (int j = 0; j < 20; j++) {
+        assert_true(bi[j] == 0.0f);
+        bi[j] = 0.1f * (float)(j % 7) - 0.3f;
+    }
+    xmc_enc_data *d = NULL;
+    assert_int_equal(xmc_encoder_prepare(enc, ds, &d, &err), XMC_OK);
+    float Z[10 * 6], E[10 * 20];
+    assert_int_equal(xmc_encoder_forward(base, d, NULL, 10, 0, Z, &err), XMC_OK);
+    assert_int_equal(xmc_encoder_forward(enc, d, NULL, 10, 0, E, &err), XMC_OK);
+    int zeros = 0, pos = 0;
+    for (int i = 0; i < 10; i++)
+        for (int j = 0; j < 20; j++) {
+            double a = bi[j];
+            for (int k = 0; k < 6; k++)
+                a += (double)Z[i * 6 + k] * Wi[j * 6 + k];
+            double want = a > 0 ? a : 0;
+            assert_true(fabs(E[i * 20 + j] - want) < 1e-5);
+            zeros += E[i * 20 + j] == 0.0f;
+            pos += E[i * 20 + j] > 0.0f;
+        }
+    assert_true(zeros > 0 && pos > 0); /* the ReLU was exercised both ways */
+    /* Linear: the same pre-activations, negative ones kept. */
+    enc->cfg.intermediate_relu = 0;
+    assert_int_equal(xmc_encoder_forward(enc, d, NULL, 10, 0, E, &err), XMC_OK);
+    int neg = 0;
+    for (int i = 0; i < 10 * 20; i++)
+        neg += E[i] < 0.0f;
+    assert_true(neg > 0);
+    enc->cfg.intermediate_relu = 1;
+    /* Bad configurations. */
+    xmc_encoder *bad = NULL;
+    c.intermediate = -1;
+    xmc_error_clear(&err);
+    assert_int_equal(xmc_encoder_create(&c, &bad, &err), XMC_EINVAL);
+    assert_non_null(strstr(err.msg, "intermediate"));
+    c.intermediate = 4;
+    c.intermediate_relu = 2;
+    xmc_error_clear(&err);
+    assert_int_equal(xmc_encoder_create(&c, &bad, &err), XMC_EINVAL);
+    assert_null(bad);
+    /* Allocation failures at every point: ENOMEM, nothing leaked. */
+    c.intermediate_relu = 1;
+    size_t before = xmc_mem_current();
+    for (uint64_t k = 1; k < 40; k++) {
+        xmc_mem_fail_after(k);
+        xmc_error_clear(&err);
+        int rc = xmc_encoder_create(&c, &bad, &err);
+        xmc_mem_fail_after(0);
+        if (rc == XMC_OK) {
+            xmc_encoder_free(bad);
+            break;
+        }
+        assert_int_equal(rc, XMC_ENOMEM);
+        assert_int_equal(xmc_mem_current(), before);
+    }
+    xmc_enc_data_free(d);
+    xmc_encoder_free(enc);
+    xmc_encoder_free(base);
+    xmc_dataset_free(ds);
 }
 
 static const char *const docs[] = {
@@ -517,13 +642,15 @@ static void test_save_load_and_no_alloc(void **state)
     c.hidden = 10;
     c.layers = 2;
     c.bottleneck = 3;
+    c.intermediate = 5;
+    c.intermediate_relu = 0;
     c.max_batch = 8;
     xmc_encoder *enc = NULL, *enc2 = NULL;
     assert_int_equal(xmc_encoder_create(&c, &enc, &err), XMC_OK);
-    assert_int_equal(xmc_encoder_param_count(enc), 60 * 10 + 10 + 100 + 10 + 30);
+    assert_int_equal(xmc_encoder_param_count(enc), 60 * 10 + 10 + 100 + 10 + 30 + 15 + 5);
     xmc_enc_data *d = NULL;
     assert_int_equal(xmc_encoder_prepare(enc, ds, &d, &err), XMC_OK);
-    float E[24], dE[24], E2[24];
+    float E[40], dE[40], E2[40];
     int64_t rows[8] = {0, 1, 2, 3, 4, 5, 6, 29};
     /* Steady state: forward + backward allocate nothing. */
     uint64_t a0 = xmc_mem_alloc_count();
@@ -544,6 +671,9 @@ static void test_save_load_and_no_alloc(void **state)
     assert_int_equal(xmc_encoder_load(f, p, &enc2, &err), XMC_OK);
     fclose(f);
     assert_int_equal(enc2->step, enc->step);
+    assert_int_equal(enc2->cfg.intermediate, 5);
+    assert_int_equal(enc2->cfg.intermediate_relu, 0);
+    assert_int_equal(enc2->dim, 5);
     xmc_enc_data *d2 = NULL;
     assert_int_equal(xmc_encoder_prepare(enc2, ds, &d2, &err), XMC_OK);
     assert_int_equal(xmc_encoder_forward(enc2, d2, rows, 8, 0, E2, &err), XMC_OK);
@@ -617,12 +747,80 @@ static void test_create_errors_and_oom(void **state)
     xmc_encoder_free(b);
 }
 
+/* A version-2 file (before the intermediate layer: no disk_cfg3 block)
+ * still loads, as an encoder without the layer. Made from a version-3 file
+ * by dropping the 32-byte block and re-computing the CRC. */
+static void test_load_version2(void **state)
+{
+    (void)state;
+    xmc_error err = {0};
+    xmc_encoder_config c;
+    xmc_encoder_config_default(&c, "sparse");
+    c.n_inputs = 20;
+    c.hidden = 6;
+    c.bottleneck = 4;
+    xmc_encoder *enc = NULL, *enc2 = NULL;
+    assert_int_equal(xmc_encoder_create(&c, &enc, &err), XMC_OK);
+    const char *p = tu_path("enc3.bin");
+    FILE *f = fopen(p, "wb");
+    assert_int_equal(xmc_encoder_save(enc, f, p, &err), XMC_OK);
+    long S = ftell(f);
+    fclose(f);
+    unsigned char *buf = malloc((size_t)S);
+    f = fopen(p, "rb");
+    assert_int_equal(fread(buf, 1, (size_t)S, f), (size_t)S);
+    fclose(f);
+    /* S = 8 magic + 4 version + cfg + 32 + 64 per tensor/table + values + 4 CRC. */
+    long values = (long)xmc_encoder_param_count(enc) * 4;
+    long cfg = S - 8 - 4 - 32 - 64L * (enc->n_tensors + enc->n_tables) - values - 4;
+    assert_true(cfg > 0);
+    long off3 = 12 + cfg;
+    unsigned char *v2 = malloc((size_t)S);
+    memcpy(v2, buf, (size_t)off3);
+    memcpy(v2 + off3, buf + off3 + 32, (size_t)(S - off3 - 32 - 4));
+    long S2 = S - 32;
+    uint32_t two = 2;
+    memcpy(v2 + 8, &two, 4);
+    uint32_t crc = xmc_crc32(0, v2 + 8, (size_t)(S2 - 8 - 4));
+    memcpy(v2 + S2 - 4, &crc, 4);
+    const char *p2 = tu_path("enc2.bin");
+    f = fopen(p2, "wb");
+    assert_int_equal(fwrite(v2, 1, (size_t)S2, f), (size_t)S2);
+    fclose(f);
+    f = fopen(p2, "rb");
+    assert_int_equal(xmc_encoder_load(f, p2, &enc2, &err), XMC_OK);
+    fclose(f);
+    assert_int_equal(enc2->cfg.intermediate, 0);
+    assert_int_equal(enc2->dim, 4);
+    assert_memory_equal(enc2->params, enc->params, (size_t)enc->n_params * 4);
+    assert_memory_equal(enc2->tables[0].w, enc->tables[0].w, 20 * 6 * 4);
+    xmc_encoder_free(enc2);
+    /* Version 1 (never written by this code) is refused. */
+    uint32_t one = 1;
+    memcpy(v2 + 8, &one, 4);
+    f = fopen(p2, "wb");
+    assert_int_equal(fwrite(v2, 1, (size_t)S2, f), (size_t)S2);
+    fclose(f);
+    f = fopen(p2, "rb");
+    enc2 = NULL;
+    xmc_error_clear(&err);
+    assert_int_equal(xmc_encoder_load(f, p2, &enc2, &err), XMC_ECORRUPT);
+    assert_non_null(strstr(err.msg, "version"));
+    fclose(f);
+    free(buf);
+    free(v2);
+    xmc_encoder_free(enc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sparse_fd_gelu),
         cmocka_unit_test(test_sparse_fd_relu),
         cmocka_unit_test(test_input_dropout_fd),
+        cmocka_unit_test(test_intermediate_fd),
+        cmocka_unit_test(test_intermediate_forward),
+        cmocka_unit_test(test_load_version2),
         cmocka_unit_test(test_bag_fd),
         cmocka_unit_test(test_bag_hash),
         cmocka_unit_test(test_bag_idf),

@@ -4,8 +4,9 @@
  * holds (4 + 4) F bytes per label + SGDM momentum; the schedule rewires and
  * then freezes the topology; a run stopped after one epoch and resumed ends
  * bit-identical to an uninterrupted one, with and without the auxiliary
- * meta-classifier (--aux-clusters); bad settings fail before any data is
- * read. */
+ * meta-classifier (--aux-clusters) and with the intermediate layer; the
+ * memory plan equals what create allocates and a budget below it refuses
+ * up front; bad settings fail before any data is read. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,8 +181,9 @@ static void test_spartex_aux_resume(void **state)
     assert_int_not_equal(tu_system("cmp -s '%s/head-s75.bin' '%s/head-s75.bin'", plain, full), 0);
 }
 
-/* A spartex step with the meta head on allocates nothing, rewiring rounds
- * included: their scratch is sized when the head is created. */
+/* A spartex step with the meta head and the intermediate layer on
+ * allocates nothing, rewiring rounds included: their scratch is sized when
+ * the head and the encoder are created. */
 static void test_spartex_step_allocates_nothing(void **state)
 {
     (void)state;
@@ -190,6 +192,7 @@ static void test_spartex_step_allocates_nothing(void **state)
     spx_config(&c);
     c.aux_clusters = 8;
     c.rewire_interval = 2;
+    c.intermediate = 48; /* its scratch is sized at create too */
     xmc_dataset *ds = NULL;
     xmc_load_opts lo;
     memset(&lo, 0, sizeof lo);
@@ -217,6 +220,114 @@ static void test_spartex_step_allocates_nothing(void **state)
     assert_true(loss > 0);
     xmc_enc_data_free(d);
     xmc_model_free(m);
+    xmc_dataset_free(ds);
+}
+
+/* --intermediate: encoder h -> d_int (ReLU) -> sparse head over d_int. The
+ * directory records it, the model loads with it (the head's inputs are the
+ * layer's outputs), and resume through it is bit-identical. */
+static void test_spartex_intermediate(void **state)
+{
+    (void)state;
+    xmc_error err = {0};
+    xmc_train_config c;
+    spx_config(&c);
+    c.epochs = 2;
+    c.intermediate = 96;
+    c.aux_clusters = 8;
+    const char *full = tu_path("ifull"), *part = tu_path("ipart");
+    assert_int_equal(xmc_train_run(&c, full, 0, &err), XMC_OK);
+    assert_int_equal(
+        tu_system("grep -q '\"intermediate\":[[:space:]]*96' '%s/config.json'", full), 0);
+    assert_int_equal(
+        tu_system("grep -q '\"intermediate_activation\":[[:space:]]*\"relu\"' '%s/config.json'",
+                  full),
+        0);
+    xmc_model *m = NULL;
+    assert_int_equal(xmc_model_load(full, 0, &m, &err), XMC_OK);
+    const xmc_encoder *e = xmc_model_encoder(m);
+    assert_int_equal(e->dim, 96);
+    assert_int_equal(e->base_dim, 64);
+    assert_int_equal(e->cfg.intermediate_relu, 1);
+    assert_int_equal(xmc_ffi_get_config(xmc_model_ffi_head(m))->d_in, 96);
+    assert_int_equal(xmc_model_config(m)->intermediate, 96);
+    xmc_model_stats st;
+    xmc_model_get_stats(m, &st);
+    assert_int_equal(st.dim, 96);
+    xmc_model_free(m);
+    c.stop_after = 1;
+    assert_int_equal(xmc_train_run(&c, part, 0, &err), XMC_OK);
+    xmc_train_config r;
+    xmc_train_config_default(&r);
+    r.threads = 2;
+    assert_int_equal(xmc_train_run(&r, part, 1, &err), XMC_OK);
+    const char *names[3] = {"encoder-s50.bin", "head-s50.bin", "optim-s50.bin"};
+    for (int i = 0; i < 3; i++) {
+        char a[1200], b[1200];
+        snprintf(a, sizeof a, "%s/%s", full, names[i]);
+        snprintf(b, sizeof b, "%s/%s", part, names[i]);
+        same_file(a, b);
+    }
+}
+
+/* xmc_model_plan_memory (computed before the head exists) equals the bytes
+ * the created model reports, for the dense head (SGDM, Adam) and the fixed
+ * fan-in head (with the intermediate layer); a budget one byte below the
+ * plan makes xmc_model_create fail with the accounting and leak nothing. */
+static void test_memory_plan(void **state)
+{
+    (void)state;
+    xmc_error err = {0};
+    xmc_dataset *ds = NULL;
+    assert_int_equal(xmc_dataset_load(synth_spec(), NULL, &ds, &err), XMC_OK);
+    for (int v = 0; v < 4; v++) {
+        xmc_train_config c;
+        spx_config(&c);
+        if (v < 2)
+            snprintf(c.recipe, sizeof c.recipe, "renee");
+        c.head_opt = v == 1 ? XMC_HEAD_ADAM : XMC_HEAD_SGDM;
+        c.intermediate = v == 3 ? 80 : 0;
+        xmc_model_plan p;
+        assert_int_equal(xmc_model_plan_memory(&c, ds, &p, &err), XMC_OK);
+        xmc_model *m = NULL;
+        assert_int_equal(xmc_model_create(&c, ds, &m, &err), XMC_OK);
+        xmc_model_stats st;
+        xmc_model_get_stats(m, &st);
+        assert_int_equal(p.n_labels, 200);
+        assert_int_equal(p.dim, v == 3 ? 80 : 64);
+        assert_int_equal(p.fan_in, v >= 2 ? 16 : 0);
+        assert_int_equal(p.head_param_bytes, st.head_bytes);
+        assert_int_equal(p.encoder_bytes, xmc_encoder_bytes(xmc_model_encoder(m)));
+        /* optim_bytes = encoder moments + head state. */
+        assert_int_equal(p.encoder_optim_bytes + p.head_state_bytes, st.optim_bytes);
+        assert_int_equal(p.head_state_bytes, (size_t)200 * (v == 0   ? 64 * 4
+                                                             : v == 1 ? 64 * 8
+                                                                      : 16 * 4));
+        assert_true(p.total > p.head_param_bytes + p.head_state_bytes);
+        assert_true(p.budget > 0); /* the default budget: memory available now */
+        xmc_model_free(m);
+        m = NULL;
+        /* One byte short: refused before the head exists, nothing leaked. */
+        c.mem_budget = (int64_t)p.total - 1;
+        size_t before = xmc_mem_current();
+        xmc_error_clear(&err);
+        assert_int_equal(xmc_model_create(&c, ds, &m, &err), XMC_ENOMEM);
+        assert_null(m);
+        assert_int_equal(xmc_mem_current(), before);
+        assert_non_null(strstr(err.msg, "memory plan"));
+        assert_non_null(strstr(err.msg, "EXCEEDS the budget"));
+        assert_non_null(strstr(err.msg, v >= 2 ? "fixed fan-in F=16" : "dense classifier"));
+        /* Exactly the plan: allowed; < 0: no check at all. */
+        c.mem_budget = (int64_t)p.total;
+        assert_int_equal(xmc_model_create(&c, ds, &m, &err), XMC_OK);
+        xmc_model_free(m);
+        c.mem_budget = -1;
+        assert_int_equal(xmc_model_plan_memory(&c, ds, &p, &err), XMC_OK);
+        assert_int_equal(p.budget, 0);
+        char line[768];
+        xmc_model_plan_format(&p, line, sizeof line);
+        assert_non_null(strstr(line, "no budget check"));
+    }
     xmc_dataset_free(ds);
 }
 
@@ -253,6 +364,8 @@ int main(void)
         cmocka_unit_test(test_spartex_resume_bit_identical),
         cmocka_unit_test(test_spartex_aux_resume),
         cmocka_unit_test(test_spartex_step_allocates_nothing),
+        cmocka_unit_test(test_spartex_intermediate),
+        cmocka_unit_test(test_memory_plan),
         cmocka_unit_test(test_spartex_bad_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

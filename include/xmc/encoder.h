@@ -15,6 +15,14 @@
  *             bottleneck; table T is n_buckets x h.
  * Transformers (the BERT engineer's module) plug in through the same ops.
  *
+ * Framework stages after every kind's output H (B x h), in this order:
+ * dropout on H (training) -> optional bottleneck P (h -> b, no bias, Renee
+ * sec. 4) -> optional intermediate layer (SPARTEX, Ullah et al. NeurIPS 2024
+ * sec. 4: a dense d_in -> d_int layer with bias and optional ReLU between
+ * the encoder and the sparse classifier, so a fixed fan-in head picks its F
+ * inputs from a wider, trained representation and its gradient reaches the
+ * encoder through a dense layer). E is the last stage's output, width dim.
+ *
  * Parameters follow llm.c's layout: every dense tensor lives in ONE float
  * buffer `params` (grads and AdamW moments share its layout, so AdamW is one
  * loop over a flat buffer and an MPI allreduce is one call); the name, shape
@@ -56,6 +64,10 @@ typedef struct xmc_encoder_config {
     int hidden;         /* h */
     int layers;         /* 1 or 2 (second dense layer h x h) */
     int bottleneck;     /* b: linear h -> b without bias; 0 = none */
+    int intermediate;   /* d_int: dense (b or h) -> d_int with bias after the
+                         * bottleneck; 0 = none */
+    int intermediate_relu; /* 1: ReLU after the intermediate layer (default);
+                            * 0: linear */
     xmc_act act;        /* activation after each layer */
     float dropout;      /* on the output embedding while training, [0, 1) */
     float input_dropout; /* drop each input entry (feature / n-gram) while
@@ -104,7 +116,8 @@ typedef struct xmc_encoder xmc_encoder;
  * struct at xmc_encoder_dense(e, i) and initialises from its seed. forward
  * writes H (B x base_dim) and caches what backward needs; backward takes dH
  * (may be overwritten) and ADDS into grads / fills the tables' touched rows.
- * The bottleneck and dropout are applied by the framework after forward. */
+ * Dropout, the bottleneck and the intermediate layer are applied by the
+ * framework after forward. */
 typedef struct xmc_encoder_ops {
     const char *kind;
     int (*declare)(xmc_encoder *e, xmc_error *err);
@@ -121,7 +134,8 @@ struct xmc_encoder {
     const xmc_encoder_ops *ops;
     xmc_encoder_config cfg;
     int base_dim;        /* output width of the kind (h), set by declare */
-    int dim;             /* d: base_dim, or the bottleneck b */
+    int dim;             /* d: base_dim, or the bottleneck b, or the
+                          * intermediate width d_int (the last stage) */
     float *params;       /* (n_params) all dense tensors */
     float *grads;        /* (n_params) */
     int64_t n_params;
@@ -130,12 +144,15 @@ struct xmc_encoder {
     xmc_sparse_table *tables;
     int n_tables, cap_tables;
     int bottleneck_tensor; /* index of P (b x h), -1 without */
+    int inter_tensor;    /* index of intermediate.W (d_int x d_in), -1 without;
+                          * its bias intermediate.b (1 x d_int) follows */
     uint64_t step;       /* forward calls in training mode (keys dropout masks) */
     int64_t batch_row0;  /* index of this call's row 0 in the global batch (a rank's
                           * slice in a sharded step; 0 otherwise): keys the
                           * embedding dropout masks per global row */
     void *impl;          /* the kind's state */
-    void *fw;            /* framework scratch (bottleneck, dropout) */
+    void *fw;            /* framework scratch (bottleneck, intermediate,
+                          * dropout) */
 };
 
 /* Register a kind (built-ins are registered already). Not thread-safe; call

@@ -73,6 +73,10 @@ typedef struct xmc_train_config {
     int dim;             /* encoder width h (0 = auto: 512 sparse, 256 bag;
                           * bert: ignored, the checkpoint's hidden size) */
     int bottleneck;      /* b (0 = none) */
+    int intermediate;    /* d_int: dense layer (b or h) -> d_int with bias
+                          * between encoder and classifier (SPARTEX's
+                          * intermediate layer; encoder.h), 0 = none */
+    int intermediate_relu; /* 1: ReLU after it (default), 0: linear */
     int layers;          /* encoder dense layers (1 or 2) */
     xmc_act act;
     float dropout;
@@ -122,6 +126,11 @@ typedef struct xmc_train_config {
     int aux_clusters;
     float aux_scale;
     float meta_cutoff_epoch;
+    /* Memory budget in bytes, checked by xmc_model_create BEFORE the
+     * classifier is allocated (xmc_model_plan_memory): 0 = the memory
+     * available now (MemAvailable, capped by a cgroup limit; physical RAM
+     * when unknown), < 0 = no check. */
+    int64_t mem_budget;
 } xmc_train_config;
 
 #define XMC_TRAIN_DEFAULT_FAN_IN 64
@@ -178,6 +187,34 @@ typedef struct xmc_model_stats {
 } xmc_model_stats;
 
 void xmc_model_get_stats(const xmc_model *m, xmc_model_stats *s);
+
+/* What a model for (cfg, train) will hold, computed before anything large
+ * is allocated: the encoder is created (its size is known only then; it is
+ * small next to a large head) and freed, the classifier is accounted from
+ * its shape. xmc_model_create refuses with XMC_ENOMEM and this accounting
+ * when total > budget, so a head that cannot fit fails up front instead of
+ * being OOM-killed half-way through initialisation. */
+typedef struct xmc_model_plan {
+    int64_t n_labels;
+    int dim;                    /* head input width d */
+    int fan_in;                 /* spartex: F; 0 = dense head */
+    size_t encoder_bytes;       /* parameters, grads, scratch (xmc_encoder_bytes) */
+    size_t encoder_optim_bytes; /* AdamW / lazy Adam moments: 2 x parameters */
+    size_t head_param_bytes;    /* dense: L d (4 or 2 with bf16); ffi: L (4 + 4) F */
+    size_t head_state_bytes;    /* momentum (L d or L F) or Adam moments (x 2) */
+    size_t meta_bytes;          /* spartex --aux-clusters: the dense meta head */
+    size_t batch_bytes;         /* E, dE and the row buffer */
+    size_t data_bytes;          /* the training set as loaded */
+    size_t total;
+    size_t budget;              /* the budget total is checked against (0 = none) */
+    size_t physical;            /* the machine's RAM (0 = unknown), for the record */
+    char budget_source[64];     /* "MemAvailable", "cgroup memory.max", "--mem-budget", ... */
+} xmc_model_plan;
+
+int xmc_model_plan_memory(const xmc_train_config *cfg, const xmc_dataset *train,
+                          xmc_model_plan *out, xmc_error *err);
+/* One line: "memory plan: classifier ... total X GiB of budget Y GiB (...)". */
+void xmc_model_plan_format(const xmc_model_plan *p, char *buf, size_t n);
 const xmc_train_config *xmc_model_config(const xmc_model *m);
 /* Label names (L lines) or NULL when the training data had none. */
 const xmc_texts *xmc_model_label_names(const xmc_model *m);
@@ -235,7 +272,7 @@ void xmc_model_get_dist_stats(const xmc_model *m, xmc_model_dist_stats *s);
  * run by xmc_train_run when cfg->recipe names them. The common settings map
  * onto xmc_unidec_config (docs/renee.md "Recipes and options"): epochs,
  * batch, seed; dim > 0 -> hidden h, bottleneck > 0 -> head width d,
- * buckets > 0, lr2 > 0 -> encoder rate; the rest keep the recipe's
+ * intermediate -> the encoder's intermediate layer, buckets > 0, lr2 > 0 -> encoder rate; the rest keep the recipe's
  * defaults. Model directory: unidec.bin (xmc_unidec_save), labels.txt when
  * the data had label names, then config.json (recipe, settings, label
  * count, steps) written last; during training DIR/unidec.ckpt (psl.h,

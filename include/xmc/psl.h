@@ -313,6 +313,8 @@ int xmc_psl_mine(const float *E, int64_t L, const float *Q, int64_t N, int d, co
 typedef struct xmc_unidec_config {
     int depsl;            /* 1: DEPSL (DE head only); 0: UniDEC */
     int hidden;           /* encoder width h */
+    int intermediate;     /* encoder.h intermediate layer h -> d_int (0 = none) */
+    int intermediate_relu;/* 1: ReLU after it */
     int dim;              /* head output d */
     int64_t buckets;      /* bag hash buckets */
     int epochs, batch;

@@ -528,7 +528,7 @@ int xmc_csr_read_text(const char *path, xmc_csr **out, xmc_error *err)
     if (rc)
         return rc;
     int64_t h[2];
-    size_t body = 0;
+    size_t body = 0; /* set by parse_header on success; -O3 cannot see it */
     rc = parse_header(path, b.data, b.len, 2, "N C", h, &body, err);
     if (rc == XMC_OK)
         rc = xmc_sparse_parse(path, b.data + body, b.len - body, 2, XMC_SP_SPARSE, h[0], h[1],

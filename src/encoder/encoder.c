@@ -1,13 +1,22 @@
 /* Encoder framework: kind registry, the flat parameter buffer (llm.c's
  * "one allocation + struct of pointers", with the name/shape table kept in
  * one place), the shared parts of every encoder (dropout on the embedding,
- * the optional bottleneck P: h -> b without bias, Renee sec. 4), sparse-row
- * gather/scatter helpers, and save/load.
+ * the optional bottleneck P: h -> b without bias, Renee sec. 4, and the
+ * optional intermediate layer of SPARTEX, Ullah et al. NeurIPS 2024 sec. 4:
+ * A = act(Z Wi^T + bi), Z the bottleneck output or H, Wi d_int x d_in, act
+ * ReLU or none), sparse-row gather/scatter helpers, and save/load.
  *
- * Memory: params + grads (2 x dense floats), tables (rows x cols) plus their
- * touched-row gradient buffers (max_touched x cols), and framework scratch
- * for max_batch rows (H, dH, dropout mask: 3 x max_batch x h floats, only
- * with a bottleneck / dropout). Nothing is allocated after prepare.
+ * Stages: kind -> H (B x h) -> dropout -> [P] -> [Wi, bi, ReLU] -> E.
+ * Backward of the intermediate layer: dA = dE .* [A > 0] (ReLU), dbi +=
+ * column sums of dA, dWi += dA^T Z, dZ = dA Wi; then the bottleneck's.
+ *
+ * Memory: params + grads (2 x dense floats, Wi and bi included), tables
+ * (rows x cols) plus their touched-row gradient buffers (max_touched x
+ * cols), and framework scratch for max_batch rows: H and dH (2 x max_batch
+ * x h, with a bottleneck or an intermediate layer), the dropout mask
+ * (max_batch x h), the bottleneck output Z and dZ (2 x max_batch x b, only
+ * with both stages) and the intermediate output A (max_batch x d_int).
+ * Nothing is allocated after prepare.
  *
  * Embedding dropout masks come from one stream per (step, row of the
  * global batch), so they depend only on the seed, the step count and the
@@ -24,7 +33,7 @@
 
 #define MAX_KINDS 16
 #define ENC_MAGIC "XMCENC\0\1"
-#define ENC_VERSION 2u
+#define ENC_VERSION 3u /* 3: intermediate layer; version 2 files still load */
 
 static const xmc_encoder_ops *kinds[MAX_KINDS] = {&xmc_enc_sparse_ops, &xmc_enc_bag_ops};
 static int n_kinds = 2;
@@ -33,6 +42,11 @@ typedef struct fw_scratch {
     float *H;    /* (max_batch, base_dim) encoder output before bottleneck */
     float *dH;   /* (max_batch, base_dim) */
     float *mask; /* (max_batch, base_dim) dropout scale 0 or 1/(1-p) */
+    float *Z;    /* (max_batch, bottleneck) bottleneck output feeding the
+                  * intermediate layer (both stages only) */
+    float *dZ;   /* (max_batch, bottleneck) */
+    float *A;    /* (max_batch, intermediate) intermediate output, kept for
+                  * the ReLU mask: the caller may change E before backward */
     int last_B;
     int has_mask;
 } fw_scratch;
@@ -69,6 +83,7 @@ void xmc_encoder_config_default(xmc_encoder_config *c, const char *kind)
     c->hidden = XMC_ENC_DEFAULT_HIDDEN;
     c->layers = 1;
     c->act = XMC_ACT_RELU;
+    c->intermediate_relu = 1;
     c->dropout = XMC_ENC_DEFAULT_DROPOUT;
     c->max_batch = 256;
     c->seed = 1;
@@ -160,6 +175,12 @@ static int create_common(const xmc_encoder_config *cfg, int fresh, xmc_encoder *
                        cfg->hidden, XMC_ENC_MIN_HIDDEN, XMC_ENC_MAX_HIDDEN);
     if (cfg->bottleneck < 0 || cfg->bottleneck > XMC_ENC_MAX_HIDDEN)
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "bottleneck %d out of range", cfg->bottleneck);
+    if (cfg->intermediate < 0 || cfg->intermediate > XMC_ENC_MAX_HIDDEN)
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "intermediate width %d out of range [0, %d]",
+                       cfg->intermediate, XMC_ENC_MAX_HIDDEN);
+    if (cfg->intermediate_relu != 0 && cfg->intermediate_relu != 1)
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "intermediate activation %d: expected 0 or 1",
+                       cfg->intermediate_relu);
     if (!(cfg->dropout >= 0.0f && cfg->dropout < 1.0f))
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "dropout %g: expected [0, 1)",
                        (double)cfg->dropout);
@@ -183,6 +204,7 @@ static int create_common(const xmc_encoder_config *cfg, int fresh, xmc_encoder *
     e->ops = ops;
     e->cfg = *cfg;
     e->bottleneck_tensor = -1;
+    e->inter_tensor = -1;
     if ((rc = ops->declare(e, err)) != XMC_OK)
         goto fail;
     if (e->base_dim < 1) {
@@ -199,6 +221,18 @@ static int create_common(const xmc_encoder_config *cfg, int fresh, xmc_encoder *
         }
         e->dim = cfg->bottleneck;
     }
+    if (cfg->intermediate > 0) {
+        int in = e->dim;
+        e->inter_tensor =
+            xmc_encoder_add_dense(e, "intermediate.W", cfg->intermediate, in, 0, err);
+        /* The bias is the next tensor: forward/backward find it at +1. */
+        if (e->inter_tensor < 0 ||
+            xmc_encoder_add_dense(e, "intermediate.b", 1, cfg->intermediate, 1, err) < 0) {
+            rc = err ? err->code : XMC_EINVAL;
+            goto fail;
+        }
+        e->dim = cfg->intermediate;
+    }
     size_t nb = (size_t)(e->n_params > 0 ? e->n_params : 1) * sizeof(float);
     e->params = xmc_malloc_aligned(nb);
     e->grads = xmc_malloc_aligned(nb);
@@ -212,11 +246,24 @@ static int create_common(const xmc_encoder_config *cfg, int fresh, xmc_encoder *
     memset(e->params, 0, nb);
     memset(e->grads, 0, nb);
     size_t nh = (size_t)cfg->max_batch * (size_t)e->base_dim * sizeof(float);
-    if (cfg->bottleneck > 0) {
+    if (cfg->bottleneck > 0 || cfg->intermediate > 0) {
         fw->H = xmc_malloc_aligned(nh);
         fw->dH = xmc_malloc_aligned(nh);
         if (!fw->H || !fw->dH) {
             rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (bottleneck scratch)");
+            goto fail;
+        }
+    }
+    if (cfg->intermediate > 0) {
+        size_t nz = (size_t)cfg->max_batch * (size_t)cfg->bottleneck * sizeof(float);
+        if (cfg->bottleneck > 0) {
+            fw->Z = xmc_malloc_aligned(nz);
+            fw->dZ = xmc_malloc_aligned(nz);
+        }
+        fw->A = xmc_malloc_aligned((size_t)cfg->max_batch * (size_t)cfg->intermediate *
+                                   sizeof(float));
+        if (!fw->A || (cfg->bottleneck > 0 && (!fw->Z || !fw->dZ))) {
+            rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (intermediate layer scratch)");
             goto fail;
         }
     }
@@ -233,6 +280,14 @@ static int create_common(const xmc_encoder_config *cfg, int fresh, xmc_encoder *
         const xmc_tensor_info *t = &e->tensors[e->bottleneck_tensor];
         enc_init_normal(xmc_encoder_dense(e, e->bottleneck_tensor), t->rows * t->cols,
                         1.0f / sqrtf((float)e->base_dim), cfg->seed, 901);
+    }
+    if (fresh && e->inter_tensor >= 0) {
+        /* He initialisation keeps the variance through the ReLU; the bias
+         * starts at 0 (already zeroed). */
+        const xmc_tensor_info *t = &e->tensors[e->inter_tensor];
+        float gain = cfg->intermediate_relu ? 2.0f : 1.0f;
+        enc_init_normal(xmc_encoder_dense(e, e->inter_tensor), t->rows * t->cols,
+                        sqrtf(gain / (float)t->cols), cfg->seed, 902);
     }
     *out = e;
     return XMC_OK;
@@ -266,6 +321,9 @@ void xmc_encoder_free(xmc_encoder *e)
         xmc_free_aligned(fw->H);
         xmc_free_aligned(fw->dH);
         xmc_free_aligned(fw->mask);
+        xmc_free_aligned(fw->Z);
+        xmc_free_aligned(fw->dZ);
+        xmc_free_aligned(fw->A);
         xmc_free(fw);
     }
     xmc_free(e);
@@ -464,6 +522,54 @@ void enc_gather_rows(const xmc_sparse_table *t, const xmc_csr *ids, const int64_
 
 /* ------------------------------------------------------------ forward/backward */
 
+/* A = act(Z Wi^T + bi) into fw->A and E (B x d_int). */
+static void intermediate_forward(xmc_encoder *e, const float *Z, int zw, int B, float *E)
+{
+    fw_scratch *fw = e->fw;
+    const int di = e->cfg.intermediate;
+    const float *Wi = xmc_encoder_dense(e, e->inter_tensor);
+    const float *bi = xmc_encoder_dense(e, e->inter_tensor + 1);
+    float *A = fw->A;
+    for (int i = 0; i < B; i++)
+        memcpy(A + (size_t)i * di, bi, (size_t)di * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, di, zw, 1.0f, Z, zw, Wi, zw, 1.0f,
+                A, di);
+    const size_t n = (size_t)B * (size_t)di;
+    if (e->cfg.intermediate_relu)
+        for (size_t i = 0; i < n; i++)
+            A[i] = A[i] > 0.0f ? A[i] : 0.0f;
+    memcpy(E, A, n * sizeof(float));
+}
+
+/* dE (B x d_int, overwritten with dA) -> dWi, dbi accumulated; returns dZ
+ * (fw->dZ with a bottleneck, else fw->dH). */
+static float *intermediate_backward(xmc_encoder *e, float *dE, int B)
+{
+    fw_scratch *fw = e->fw;
+    const int di = e->cfg.intermediate;
+    const int has_bn = e->bottleneck_tensor >= 0;
+    const int zw = has_bn ? e->cfg.bottleneck : e->base_dim;
+    const float *Z = has_bn ? fw->Z : fw->H;
+    float *dZ = has_bn ? fw->dZ : fw->dH;
+    const float *Wi = xmc_encoder_dense(e, e->inter_tensor);
+    float *dWi = xmc_encoder_dense_grad(e, e->inter_tensor);
+    float *dbi = xmc_encoder_dense_grad(e, e->inter_tensor + 1);
+    const size_t n = (size_t)B * (size_t)di;
+    if (e->cfg.intermediate_relu) /* the derivative at 0 is taken as 0 */
+        for (size_t i = 0; i < n; i++)
+            dE[i] = fw->A[i] > 0.0f ? dE[i] : 0.0f;
+    for (int i = 0; i < B; i++) {
+        const float *g = dE + (size_t)i * di;
+        for (int j = 0; j < di; j++)
+            dbi[j] += g[j];
+    }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, di, zw, B, 1.0f, dE, di, Z, zw, 1.0f,
+                dWi, zw);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, zw, di, 1.0f, dE, di, Wi, zw, 0.0f,
+                dZ, zw);
+    return dZ;
+}
+
 int xmc_encoder_forward(xmc_encoder *e, const xmc_enc_data *d, const int64_t *rows, int B,
                         int train, float *E, xmc_error *err)
 {
@@ -480,7 +586,8 @@ int xmc_encoder_forward(xmc_encoder *e, const xmc_enc_data *d, const int64_t *ro
                        (long long)d->n);
     fw_scratch *fw = e->fw;
     const int h = e->base_dim;
-    float *H = e->bottleneck_tensor >= 0 ? fw->H : E;
+    const int has_bn = e->bottleneck_tensor >= 0, has_int = e->inter_tensor >= 0;
+    float *H = has_bn || has_int ? fw->H : E;
     if (train)
         e->step++; /* keys this step's dropout masks (input and embedding) */
     int rc = e->ops->forward(e, d, rows, B, train, H, err);
@@ -503,9 +610,18 @@ int xmc_encoder_forward(xmc_encoder *e, const xmc_enc_data *d, const int64_t *ro
         }
         fw->has_mask = 1;
     }
-    if (e->bottleneck_tensor >= 0)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, e->dim, h, 1.0f, H, h,
-                    xmc_encoder_dense(e, e->bottleneck_tensor), h, 0.0f, E, e->dim);
+    const float *Z = H; /* input of the intermediate layer */
+    int zw = h;
+    if (has_bn) {
+        const int b = e->cfg.bottleneck;
+        float *out = has_int ? fw->Z : E;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, b, h, 1.0f, H, h,
+                    xmc_encoder_dense(e, e->bottleneck_tensor), h, 0.0f, out, b);
+        Z = out;
+        zw = b;
+    }
+    if (has_int)
+        intermediate_forward(e, Z, zw, B, E);
     return XMC_OK;
 }
 
@@ -524,14 +640,18 @@ int xmc_encoder_backward(xmc_encoder *e, float *dE, int B, xmc_error *err)
                        fw->last_B);
     const int h = e->base_dim;
     float *dH = dE;
+    if (e->inter_tensor >= 0)
+        dH = intermediate_backward(e, dE, B);
     if (e->bottleneck_tensor >= 0) {
+        const int b = e->cfg.bottleneck;
         const float *P = xmc_encoder_dense(e, e->bottleneck_tensor);
         float *dP = xmc_encoder_dense_grad(e, e->bottleneck_tensor);
-        /* dP += dE^T H (b x h); dH = dE P (B x h). */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, e->dim, h, B, 1.0f, dE, e->dim,
-                    fw->H, h, 1.0f, dP, h);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, h, e->dim, 1.0f, dE, e->dim,
-                    P, h, 0.0f, fw->dH, h);
+        float *dZ = dH; /* B x b */
+        /* dP += dZ^T H (b x h); dH = dZ P (B x h). */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b, h, B, 1.0f, dZ, b, fw->H, h,
+                    1.0f, dP, h);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, h, b, 1.0f, dZ, b, P, h, 0.0f,
+                    fw->dH, h);
         dH = fw->dH;
     }
     if (fw->has_mask) {
@@ -564,6 +684,11 @@ size_t xmc_encoder_bytes(const xmc_encoder *e)
         b += 2 * nh;
     if (fw->mask)
         b += nh;
+    size_t nz = (size_t)e->cfg.max_batch * (size_t)e->cfg.bottleneck * sizeof(float);
+    if (fw->Z)
+        b += 2 * nz;
+    if (fw->A)
+        b += (size_t)e->cfg.max_batch * (size_t)e->cfg.intermediate * sizeof(float);
     return b;
 }
 
@@ -618,6 +743,13 @@ typedef struct disk_cfg {
     char extra[256];
 } disk_cfg;
 
+/* Version 3 appends this after disk_cfg (version 2 files have none: no
+ * intermediate layer). */
+typedef struct disk_cfg3 {
+    int32_t intermediate, intermediate_relu;
+    int32_t reserved[6];
+} disk_cfg3;
+
 int xmc_encoder_save(const xmc_encoder *e, FILE *f, const char *path, xmc_error *err)
 {
     wr w = {f, 0, 0};
@@ -643,6 +775,11 @@ int xmc_encoder_save(const xmc_encoder *e, FILE *f, const char *path, xmc_error 
     c.step = e->step;
     memcpy(c.extra, e->cfg.extra, sizeof c.extra);
     put(&w, &c, sizeof c);
+    disk_cfg3 c3;
+    memset(&c3, 0, sizeof c3);
+    c3.intermediate = e->cfg.intermediate;
+    c3.intermediate_relu = e->cfg.intermediate_relu;
+    put(&w, &c3, sizeof c3);
     for (int i = 0; i < e->n_tensors; i++) {
         put(&w, e->tensors[i].name, XMC_ENC_NAME_MAX);
         put(&w, &e->tensors[i].rows, 8);
@@ -673,11 +810,16 @@ int xmc_encoder_load(FILE *f, const char *path, xmc_encoder **out, xmc_error *er
     rd r = {f, 0, 0};
     uint32_t ver = 0;
     get(&r, &ver, 4);
-    if (ver != ENC_VERSION)
-        return XMC_ERR(err, XMC_ECORRUPT, path, 0, "encoder file version %u, expected %u", ver,
-                       ENC_VERSION);
+    if (ver != ENC_VERSION && ver != 2u)
+        return XMC_ERR(err, XMC_ECORRUPT, path, 0, "encoder file version %u, expected 2 or %u",
+                       ver, ENC_VERSION);
     disk_cfg c;
     get(&r, &c, sizeof c);
+    disk_cfg3 c3;
+    memset(&c3, 0, sizeof c3);
+    c3.intermediate_relu = 1;
+    if (ver >= 3u)
+        get(&r, &c3, sizeof c3);
     if (r.fail)
         return XMC_ERR(err, XMC_ECORRUPT, path, 0, "truncated encoder header");
     xmc_encoder_config cfg;
@@ -694,6 +836,8 @@ int xmc_encoder_load(FILE *f, const char *path, xmc_encoder **out, xmc_error *er
     cfg.seed = c.seed;
     cfg.init_std = c.init_std;
     cfg.input_dropout = c.input_dropout;
+    cfg.intermediate = c3.intermediate;
+    cfg.intermediate_relu = c3.intermediate_relu;
     memcpy(cfg.extra, c.extra, sizeof cfg.extra);
     cfg.extra[sizeof cfg.extra - 1] = '\0';
     xmc_encoder *e = NULL;

@@ -159,6 +159,8 @@ static char *config_json(const xmc_model *m, const char *files[4], const cJSON *
     cJSON_AddNumberToObject(e, "dim", c->dim);
     cJSON_AddNumberToObject(e, "layers", c->layers);
     cJSON_AddNumberToObject(e, "bottleneck", c->bottleneck);
+    cJSON_AddNumberToObject(e, "intermediate", c->intermediate);
+    cJSON_AddStringToObject(e, "intermediate_activation", c->intermediate_relu ? "relu" : "none");
     cJSON_AddNumberToObject(e, "out_dim", m->enc->dim);
     cJSON_AddStringToObject(e, "activation", act_name(c->act));
     add_float(e, "dropout", c->dropout);
@@ -389,6 +391,14 @@ static int parse_config(const cJSON *root, const char *path, xmc_model *m, xmc_e
     NUM(e, "dim", c->dim, int);
     NUM(e, "layers", c->layers, int);
     NUM(e, "bottleneck", c->bottleneck, int);
+    /* Optional: models written before the intermediate layer have no key. */
+    c->intermediate_relu = 1;
+    if (cJSON_IsNumber(item(e, "intermediate"))) {
+        NUM(e, "intermediate", c->intermediate, int);
+        if (cJSON_IsString(item(e, "intermediate_activation")))
+            c->intermediate_relu =
+                strcmp(item(e, "intermediate_activation")->valuestring, "none") != 0;
+    }
     NUM(e, "dropout", c->dropout, float);
     NUM(e, "input_dropout", c->input_dropout, float);
     NUM(e, "buckets", c->buckets, int64_t);
@@ -616,6 +626,11 @@ int model_unidec_save(const char *dir, const xmc_train_config *c, const xmc_unid
     cJSON *e = add_obj(root, "settings");
     cJSON_AddStringToObject(e, "encoder", uc->encoder[0] ? uc->encoder : "bag");
     cJSON_AddNumberToObject(e, "hidden", uc->hidden);
+    if (uc->intermediate > 0) {
+        cJSON_AddNumberToObject(e, "intermediate", uc->intermediate);
+        cJSON_AddStringToObject(e, "intermediate_activation",
+                                uc->intermediate_relu ? "relu" : "none");
+    }
     cJSON_AddNumberToObject(e, "dim", uc->dim);
     cJSON_AddNumberToObject(e, "buckets", (double)uc->buckets);
     cJSON_AddNumberToObject(e, "epochs", uc->epochs);

@@ -13,8 +13,10 @@
  * create / prepare). Threading: inside the encoder and head (OpenMP).
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "xmc/augment.h"
@@ -27,6 +29,8 @@ void xmc_train_config_default(xmc_train_config *c)
     c->dim = 0;     /* auto: 512 sparse, 256 bag */
     c->buckets = 0; /* auto: from the distinct n-grams of the training texts */
     c->bottleneck = 0;
+    c->intermediate = 0;
+    c->intermediate_relu = 1;
     c->layers = 1;
     c->act = XMC_ACT_GELU; /* +1.5 P@1 over ReLU on bibtex (docs/renee.md) */
     c->dropout = XMC_TRAIN_DEFAULT_DROPOUT;
@@ -320,14 +324,160 @@ static int auto_buckets(const xmc_texts *t, int max_n, int64_t *out, xmc_error *
     return XMC_OK;
 }
 
+/* Budget when cfg->mem_budget is 0: MemAvailable (what can be had now
+ * without swapping), capped by a cgroup v2 limit minus its usage; physical
+ * RAM when /proc is unreadable. */
+static size_t auto_budget(char *src, size_t n)
+{
+    size_t b = 0;
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f) {
+        char line[256];
+        while (fgets(line, sizeof line, f)) {
+            unsigned long long kb;
+            if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
+                b = (size_t)kb * 1024;
+                snprintf(src, n, "MemAvailable");
+                break;
+            }
+        }
+        fclose(f);
+    }
+    if (!b) {
+        long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);
+        if (pages > 0 && psz > 0) {
+            b = (size_t)pages * (size_t)psz;
+            snprintf(src, n, "physical memory");
+        }
+    }
+    unsigned long long lim = 0, cur = 0;
+    f = fopen("/sys/fs/cgroup/memory.max", "r");
+    if (f) {
+        if (fscanf(f, "%llu", &lim) != 1)
+            lim = 0; /* "max": no limit */
+        fclose(f);
+    }
+    f = fopen("/sys/fs/cgroup/memory.current", "r");
+    if (f) {
+        if (fscanf(f, "%llu", &cur) != 1)
+            cur = 0;
+        fclose(f);
+    }
+    if (lim > 0 && (lim <= cur || (size_t)(lim - cur) < b || !b)) {
+        b = lim > cur ? (size_t)(lim - cur) : 0;
+        snprintf(src, n, "cgroup memory.max");
+    }
+    return b;
+}
+
+/* The classifier's bytes from its shape (mirrors xmc_ova_create and
+ * xmc_ffi_bytes_per_label), the rest from the created encoder. */
+static void plan_fill(const xmc_model *m, const xmc_dataset *train, xmc_model_plan *p)
+{
+    const xmc_train_config *c = &m->cfg;
+    memset(p, 0, sizeof *p);
+    int64_t l0 = 0, l1 = train->n_labels;
+    model_shard_range(m->dist, train->n_labels, &l0, &l1); /* this rank's shard under MPI */
+    p->n_labels = l1 - l0;
+    p->dim = m->enc->dim;
+    size_t L = (size_t)(l1 - l0), d = (size_t)m->enc->dim;
+    if (model_is_spartex(c)) {
+        int F = c->fan_in > 0 ? c->fan_in : XMC_TRAIN_DEFAULT_FAN_IN;
+        if (F > m->enc->dim)
+            F = m->enc->dim;
+        p->fan_in = F;
+        xmc_ffi_config fc;
+        memset(&fc, 0, sizeof fc);
+        fc.fan_in = F;
+        fc.opt = c->head_opt;
+        p->head_param_bytes = L * (4 + 4) * (size_t)F;
+        p->head_state_bytes = L * xmc_ffi_bytes_per_label(&fc) - p->head_param_bytes;
+        if (c->aux_clusters > 0) {
+            size_t C = 1; /* balanced 2-means: a power of two */
+            while (C < (size_t)c->aux_clusters)
+                C <<= 1;
+            fc.fan_in = (int)d;
+            p->meta_bytes = C * xmc_ffi_bytes_per_label(&fc);
+        }
+    } else {
+        size_t w = c->bf16 ? 2 : 4;
+        p->head_param_bytes = L * d * w;
+        p->head_state_bytes = c->head_opt == XMC_HEAD_ADAM ? L * d * 8 : L * d * w;
+    }
+    p->encoder_bytes = xmc_encoder_bytes(m->enc);
+    p->encoder_optim_bytes = 2 * (size_t)xmc_encoder_param_count(m->enc) * sizeof(float);
+    p->batch_bytes = (size_t)m->max_batch * (2 * d * sizeof(float) + sizeof(int64_t));
+    p->data_bytes = xmc_dataset_bytes(train);
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);
+    p->physical = pages > 0 && psz > 0 ? (size_t)pages * (size_t)psz : 0;
+    p->total = p->encoder_bytes + p->encoder_optim_bytes + p->head_param_bytes +
+               p->head_state_bytes + p->meta_bytes + p->batch_bytes + p->data_bytes;
+    if (c->mem_budget > 0) {
+        p->budget = (size_t)c->mem_budget;
+        snprintf(p->budget_source, sizeof p->budget_source, "--mem-budget");
+    } else if (c->mem_budget == 0) {
+        p->budget = auto_budget(p->budget_source, sizeof p->budget_source);
+    }
+}
+
+#define GIB(x) ((double)(x) / 1073741824.0)
+
+void xmc_model_plan_format(const xmc_model_plan *p, char *buf, size_t n)
+{
+    char head[96], bud[128];
+    if (p->fan_in)
+        snprintf(head, sizeof head, "fixed fan-in F=%d", p->fan_in);
+    else
+        snprintf(head, sizeof head, "dense");
+    if (p->budget)
+        snprintf(bud, sizeof bud, "%s budget %.2f GiB (%s; RAM %.2f GiB)",
+                 p->total <= p->budget ? "within the" : "EXCEEDS the", GIB(p->budget),
+                 p->budget_source, GIB(p->physical));
+    else
+        snprintf(bud, sizeof bud, "no budget check");
+    snprintf(buf, n,
+             "memory plan: %s classifier %lld labels x %d inputs: weights%s %.3f GiB + "
+             "optimizer state %.3f GiB; encoder %.3f GiB + optimizer %.3f GiB; batch "
+             "%.3f GiB; data %.3f GiB; total %.3f GiB, %s",
+             head, (long long)p->n_labels, p->dim, p->fan_in ? " + indices" : "",
+             GIB(p->head_param_bytes), GIB(p->head_state_bytes), GIB(p->encoder_bytes),
+             GIB(p->encoder_optim_bytes), GIB(p->batch_bytes), GIB(p->data_bytes),
+             GIB(p->total), bud);
+    if (p->meta_bytes) {
+        size_t k = strlen(buf);
+        if (k < n)
+            snprintf(buf + k, n - k, "; meta head %.3f GiB included", GIB(p->meta_bytes));
+    }
+}
+
+static int model_create_impl(const xmc_train_config *cfg, const xmc_dataset *train,
+                             xmc_dist *dist, xmc_model **out, xmc_model_plan *plan_out,
+                             xmc_error *err);
+
+int xmc_model_plan_memory(const xmc_train_config *cfg, const xmc_dataset *train,
+                          xmc_model_plan *out, xmc_error *err)
+{
+    memset(out, 0, sizeof *out);
+    xmc_model *m = NULL;
+    return model_create_impl(cfg, train, NULL, &m, out, err);
+}
+
 int xmc_model_create(const xmc_train_config *cfg, const xmc_dataset *train, xmc_model **out,
                      xmc_error *err)
 {
-    return xmc_model_create_dist(cfg, train, NULL, out, err);
+    return model_create_impl(cfg, train, NULL, out, NULL, err);
 }
 
 int xmc_model_create_dist(const xmc_train_config *cfg, const xmc_dataset *train, xmc_dist *dist,
                           xmc_model **out, xmc_error *err)
+{
+    return model_create_impl(cfg, train, dist, out, NULL, err);
+}
+
+/* plan_out != NULL: stop after the encoder, fill the plan, create nothing. */
+static int model_create_impl(const xmc_train_config *cfg, const xmc_dataset *train,
+                             xmc_dist *dist, xmc_model **out, xmc_model_plan *plan_out,
+                             xmc_error *err)
 {
     *out = NULL;
     int rc = check_config(cfg, err);
@@ -400,6 +550,8 @@ int xmc_model_create_dist(const xmc_train_config *cfg, const xmc_dataset *train,
     ec.hidden = m->cfg.dim;
     ec.layers = cfg->layers;
     ec.bottleneck = cfg->bottleneck;
+    ec.intermediate = cfg->intermediate;
+    ec.intermediate_relu = cfg->intermediate_relu;
     ec.act = cfg->act;
     ec.dropout = cfg->dropout;
     ec.input_dropout = cfg->input_dropout;
@@ -410,6 +562,25 @@ int xmc_model_create_dist(const xmc_train_config *cfg, const xmc_dataset *train,
         goto fail;
     if (is_bert) /* the width is the checkpoint's hidden size, not --dim */
         m->cfg.dim = m->enc->base_dim;
+    {
+        xmc_model_plan p;
+        plan_fill(m, train, &p);
+        if (plan_out) {
+            *plan_out = p;
+            xmc_model_free(m);
+            return XMC_OK;
+        }
+        if (p.budget && p.total > p.budget) {
+            char line[768];
+            xmc_model_plan_format(&p, line, sizeof line);
+            rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0,
+                         "%s: not allocating (a fixed fan-in head, --recipe spartex "
+                         "--fan-in F, needs (8 + 4) F bytes per label with SGDM; or "
+                         "--bottleneck, --head-opt sgdm, --bf16; --mem-budget GIB overrides)",
+                         line);
+            goto fail;
+        }
+    }
     if (model_is_spartex(&m->cfg)) {
         if (cfg->bf16) {
             rc = XMC_ERR(err, XMC_EUNSUPPORTED, NULL, 0,

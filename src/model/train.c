@@ -104,11 +104,14 @@ int model_train_ex(xmc_model *m, const xmc_dataset *train, const xmc_dataset *pr
     xmc_model_get_stats(m, &st);
     size_t data_b = xmc_dataset_bytes(train) + (test ? xmc_dataset_bytes(test) : 0) +
                     xmc_enc_data_bytes(dtr) + xmc_enc_data_bytes(dte);
-    char dims[48];
+    char dims[96];
     if (c->bottleneck)
         snprintf(dims, sizeof dims, "%d -> bottleneck %d", c->dim, c->bottleneck);
     else
         snprintf(dims, sizeof dims, "%d", c->dim);
+    if (c->intermediate)
+        snprintf(dims + strlen(dims), sizeof dims - strlen(dims), " -> intermediate %d%s",
+                 c->intermediate, c->intermediate_relu ? " (relu)" : "");
     if (m->ffi)
         snprintf(dims + strlen(dims), sizeof dims - strlen(dims), " -> sparse head F=%d",
                  xmc_ffi_get_config(m->ffi)->fan_in);
@@ -373,6 +376,8 @@ static int run_unidec(const xmc_train_config *cli, const char *dir, int resume, 
         uc.hidden = c->dim;
     if (c->bottleneck > 0)
         uc.dim = c->bottleneck;
+    uc.intermediate = c->intermediate;
+    uc.intermediate_relu = c->intermediate_relu;
     if (c->buckets > 0)
         uc.buckets = c->buckets;
     if (c->lr2 > 0)

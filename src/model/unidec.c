@@ -73,6 +73,7 @@ void xmc_unidec_config_default(xmc_unidec_config *c, int depsl)
     memset(c, 0, sizeof *c);
     c->depsl = depsl;
     c->hidden = 256;
+    c->intermediate_relu = 1;
     c->dim = 128;
     c->buckets = 1 << 18;
     c->epochs = 10;
@@ -255,6 +256,8 @@ static int create(const xmc_unidec_config *c, const xmc_dataset *ds, xmc_unidec 
         memcpy(ec.extra, c->encoder_extra, sizeof ec.extra);
     ec.n_inputs = c->buckets;
     ec.hidden = c->hidden;
+    ec.intermediate = c->intermediate;
+    ec.intermediate_relu = c->intermediate_relu;
     ec.layers = 1;
     ec.dropout = c->dropout_enc;
     ec.max_batch = u->max_enc;

@@ -58,7 +58,32 @@ done
 grep -q "^meta-classifier: 8 label clusters" "$T/aux.log" || fail "no meta line: $(head -3 "$T/aux.log")"
 grep -q "epoch 1/2: meta-classifier dropped" "$T/aux.log" || fail "meta head not dropped"
 
+# --intermediate 96: the head reads the layer's 96 outputs; config.json says so.
+"$XMC" train "${small[@]}" --epochs 1 --intermediate 96 --train "$T/data/trn" \
+  --model "$T/int" 2> "$T/int.log" || fail "intermediate train failed: $(tail -3 "$T/int.log")"
+grep -q "64 -> intermediate 96 (relu) -> sparse head F=16" "$T/int.log" ||
+  fail "no intermediate in the model line: $(grep '^model:' "$T/int.log")"
+grep -q '"intermediate":[[:space:]]*96' "$T/int/config.json" || fail "config lacks intermediate"
+"$XMC" train "${small[@]}" --epochs 1 --intermediate 96 --intermediate-act none \
+  --train "$T/data/trn" --model "$T/intl" 2>/dev/null || fail "--intermediate-act none failed"
+grep -q '"intermediate_activation":[[:space:]]*"none"' "$T/intl/config.json" ||
+  fail "config lacks intermediate_activation none"
+
+# --plan prints the accounting and allocates no head; --mem-budget refuses up front.
+"$XMC" train "${small[@]}" --plan --train "$T/data/trn" --model "$T/p" > "$T/plan" ||
+  fail "--plan failed"
+grep -q "^memory plan: fixed fan-in F=16 classifier 200 labels x 64 inputs" "$T/plan" ||
+  fail "plan line: $(cat "$T/plan")"
+[ ! -e "$T/p" ] || fail "--plan wrote a model directory"
+if "$XMC" train "${small[@]}" --recipe renee --mem-budget 0.001 --train "$T/data/trn" \
+  --model "$T/b" 2> "$T/err"; then fail "--mem-budget 0.001 succeeded"; fi
+grep -q "^xmc: memory plan: dense classifier .* EXCEEDS the budget 0.00 GiB (--mem-budget" \
+  "$T/err" || fail "budget message: $(cat "$T/err")"
+
 # Errors.
+if "$XMC" train "${small[@]}" --intermediate-act tanh --train "$T/data/trn" --model "$T/x" \
+  2> "$T/err"; then fail "--intermediate-act tanh succeeded"; fi
+grep -q "^xmc: .*intermediate-act" "$T/err" || fail "--intermediate-act message: $(cat "$T/err")"
 if "$XMC" predict --model "$T/m" --input "$T/data/tst" --out "$T/x.pred" --ann 2> "$T/err"; then
   fail "--ann on a spartex model succeeded"; fi
 grep -q "^xmc: .*spartex" "$T/err" || fail "--ann message: $(cat "$T/err")"
