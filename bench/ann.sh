@@ -53,7 +53,7 @@ else
     cat "$dir/xmc.txt"
 fi | awk '
 $1 == "BUILD" { b[$2 "," $3] = $4; ds[$3] = 1 }
-$1 == "COST" { cost[$3 "," $4] = sprintf("%.0f hops, %.0f edges", $5, $6) }
+$1 == "COST" { cost[$3 "," $4] = sprintf("%.0f hops, %.0f neighbour entries scanned", $5, $6) }
 $1 == "RESULT" { r[$2 "," $3 "," $4] = $5; q[$2 "," $3 "," $4] = $6;
                  l[$2 "," $3 "," $4] = sprintf("%.0f/%.0f", $7, $8);
                  if (!(($3 "," $4) in seen)) { seen[$3 "," $4] = 1; order[++n] = $3 "," $4 } }
