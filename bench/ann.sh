@@ -5,7 +5,8 @@
 # ground truth and its index; the hnswlib shim (bench/hnswlib_shim.cpp, built
 # when libhnswlib-dev is installed) builds hnswlib on the same vectors, loads
 # the xmc index, and times both searches interleaved (fair on a shared
-# machine); the table joins both.
+# machine); the table joins both, then hnswlib's per-query cost (nodes
+# expanded, neighbour entries scanned: load-independent).
 #
 #   bash bench/ann.sh                       # 1M random + 1M clustered, d=64
 #   N=100000 EF=10,40,160 bash bench/ann.sh # quicker
@@ -52,6 +53,7 @@ else
     cat "$dir/xmc.txt"
 fi | awk '
 $1 == "BUILD" { b[$2 "," $3] = $4; ds[$3] = 1 }
+$1 == "COST" { cost[$3 "," $4] = sprintf("%.0f hops, %.0f neighbour entries scanned", $5, $6) }
 $1 == "RESULT" { r[$2 "," $3 "," $4] = $5; q[$2 "," $3 "," $4] = $6;
                  l[$2 "," $3 "," $4] = sprintf("%.0f/%.0f", $7, $8);
                  if (!(($3 "," $4) in seen)) { seen[$3 "," $4] = 1; order[++n] = $3 "," $4 } }
@@ -67,4 +69,9 @@ END {
            (kh in r) ? r[kh] : "-", (kh in q) ? q[kh] : "-", (kh in l) ? l[kh] : "-",
            (kh in q && q[kh] > 0) ? sprintf("%.2f", q[kx] / q[kh]) : "-");
   }
+  for (i = 1; i <= n; i++)
+    if (order[i] in cost) {
+      split(order[i], a, ",");
+      printf("hnswlib cost per query  %-10s ef %5s: %s\n", a[1], a[2], cost[order[i]]);
+    }
 }'

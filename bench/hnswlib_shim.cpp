@@ -9,7 +9,13 @@
 // parameters) makes the comparison fair on a shared machine: xmc's searches
 // (through libxmc's C API) and hnswlib's run interleaved in this process —
 // batch A, batch B, A, B, ... and single queries alternating — and both
-// get RESULT lines, so load spikes hit both sides alike.
+// get RESULT lines, so load spikes hit both sides alike. The index is
+// opened after hnswlib's build, waiting up to --wait seconds for it to
+// appear, so both builds may run at once (under the same load).
+//
+// COST lines: hnswlib's own counters per searchKnn, nodes expanded and
+// neighbour-list entries scanned (an upper bound on distances computed),
+// a cost per query independent of the machine's load.
 #include <hnswlib/hnswlib.h>
 #include <omp.h>
 
@@ -19,7 +25,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "xmc/hnsw.h"
@@ -55,7 +63,7 @@ int main(int argc, char **argv)
 {
     std::string dir = ".", data = "random", metric = "l2", efs = "10,20,40,80,160,320", xmcidx;
     size_t n = 0, nq = 1000, d = 64, M = 16, efc = 200, k = 10;
-    int lat = 1000, reps = 5, seed = 1;
+    int lat = 1000, reps = 5, seed = 1, wait = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         std::string a = argv[i], v = argv[i + 1];
         if (a == "--dir") dir = v;
@@ -73,6 +81,7 @@ int main(int argc, char **argv)
         else if (a == "--seed") seed = std::atoi(v.c_str());
         else if (a == "--threads") xmc_set_threads(std::atoi(v.c_str()));
         else if (a == "--xmc-index") xmcidx = v;
+        else if (a == "--wait") wait = std::atoi(v.c_str());
         else {
             std::fprintf(stderr, "hnswlib_shim: unknown option %s\n", a.c_str());
             return 2;
@@ -103,16 +112,6 @@ int main(int argc, char **argv)
         }
         space = new hnswlib::InnerProductSpace(d);
     }
-    xmc_hnsw *xi = nullptr;
-    if (!xmcidx.empty()) {
-        xmc_error err = {};
-        if (xmc_hnsw_load(&xi, xmcidx.c_str(), XMC_HNSW_LOAD_MMAP, &err) != XMC_OK ||
-            xmc_hnsw_size(xi) != (int64_t)n || xmc_hnsw_dim(xi) != (int64_t)d) {
-            std::fprintf(stderr, "hnswlib_shim: %s: %s\n", xmcidx.c_str(),
-                         err.code ? err.msg : "size or dimension differs from --n/--dim");
-            return 1;
-        }
-    }
     auto *index = new hnswlib::HierarchicalNSW<float>(space, n, M, efc, seed);
     double t0 = now();
     index->addPoint(x.data(), 0);
@@ -123,6 +122,22 @@ int main(int argc, char **argv)
     std::printf("[%s] hnswlib build %.1f s (%.0f vectors/s), threads %d\n", data.c_str(), t_build,
                 n / t_build, omp_get_max_threads());
     std::printf("BUILD hnswlib %s %.2f\n", data.c_str(), t_build);
+    // The xmc index is opened after hnswlib's build, so an `xmc bench ann
+    // --save` started beside this one (both builds under the same load) may
+    // still be running: wait for its file (written to a temporary name and
+    // renamed, so it appears complete), up to --wait seconds.
+    xmc_hnsw *xi = nullptr;
+    if (!xmcidx.empty()) {
+        for (int s = 0; s < wait && !std::filesystem::exists(xmcidx); s += 5)
+            std::this_thread::sleep_for(std::chrono::seconds(5));
+        xmc_error err = {};
+        if (xmc_hnsw_load(&xi, xmcidx.c_str(), XMC_HNSW_LOAD_MMAP, &err) != XMC_OK ||
+            xmc_hnsw_size(xi) != (int64_t)n || xmc_hnsw_dim(xi) != (int64_t)d) {
+            std::fprintf(stderr, "hnswlib_shim: %s: %s\n", xmcidx.c_str(),
+                         err.code ? err.msg : "size or dimension differs from --n/--dim");
+            return 1;
+        }
+    }
     std::vector<int64_t> ids(nq * k);
     size_t pos = 0;
     while (pos < efs.size()) {
@@ -135,6 +150,11 @@ int main(int argc, char **argv)
         index->setEf(ef);
         // side 0: hnswlib, side 1: xmc (when --xmc-index), interleaved.
         int sides = xi ? 2 : 1;
+        // hnswlib counts, per searchKnn, the nodes expanded (hops) and the
+        // neighbour-list entries scanned (an upper bound on distances):
+        // a cost per query that does not depend on the machine's load.
+        index->metric_hops = 0;
+        index->metric_distance_computations = 0;
         std::vector<double> tb[2], tl[2];
         std::vector<int64_t> xids(nq * k);
         for (int r = 0; r < reps; r++)
@@ -172,6 +192,9 @@ int main(int argc, char **argv)
                 }
                 tl[sd].push_back(now() - t0);
             }
+        double nsearch = (double)reps * (double)nq + lat;
+        std::printf("COST hnswlib %s %zu %.1f %.1f\n", data.c_str(), ef, index->metric_hops / nsearch,
+                    index->metric_distance_computations / nsearch);
         for (int sd = 0; sd < sides; sd++) {
             const int64_t *got = sd == 0 ? ids.data() : xids.data();
             std::sort(tb[sd].begin(), tb[sd].end());
