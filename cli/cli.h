@@ -42,6 +42,11 @@ int cli_failf(const char *fmt, ...)
 #endif
     ;
 
+/* --head de|clf|both of a unidec / depsl model (NULL: the recipe's
+ * default) into *which (XMC_UNIDEC_SCORE_*); non-zero after printing the
+ * error (depsl has only the DE head). */
+int cli_unidec_head(const char *head, int depsl, int *which);
+
 /* Parse "1,3,5" into ks (at most max); returns count or -1. */
 int cli_parse_int_list(const char *s, int *ks, int max);
 

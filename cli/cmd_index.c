@@ -299,17 +299,9 @@ static int index_add_labels(int argc, char **argv)
         return cli_failf("%s: recipe %s has no dual-encoder (DE) head to embed label texts "
                          "with; add-labels needs a unidec or depsl model", model, recipe);
     int depsl = !strcmp(recipe, "depsl");
-    int which = depsl ? XMC_UNIDEC_SCORE_DE : XMC_UNIDEC_SCORE_BOTH;
-    if (head && !strcmp(head, "de"))
-        which = XMC_UNIDEC_SCORE_DE;
-    else if (head && !strcmp(head, "clf"))
-        which = XMC_UNIDEC_SCORE_CLF;
-    else if (head && !strcmp(head, "both"))
-        which = XMC_UNIDEC_SCORE_BOTH;
-    else if (head)
-        return cli_failf("--head: expected de, clf or both, got '%s'", head);
-    if (depsl && which != XMC_UNIDEC_SCORE_DE)
-        return cli_failf("--head %s: a depsl model has only the DE head", head);
+    int which;
+    if (cli_unidec_head(head, depsl, &which))
+        return 1;
     xmc_texts *t = NULL, *names = NULL;
     xmc_unidec *u = NULL;
     int64_t first = 0;

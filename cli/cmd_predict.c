@@ -149,6 +149,22 @@ static int all_label_texts(const xmc_unidec *u, const xmc_texts *added, xmc_text
     return rc;
 }
 
+int cli_unidec_head(const char *head, int depsl, int *which)
+{
+    *which = depsl ? XMC_UNIDEC_SCORE_DE : XMC_UNIDEC_SCORE_BOTH;
+    if (head && !strcmp(head, "de"))
+        *which = XMC_UNIDEC_SCORE_DE;
+    else if (head && !strcmp(head, "clf"))
+        *which = XMC_UNIDEC_SCORE_CLF;
+    else if (head && !strcmp(head, "both"))
+        *which = XMC_UNIDEC_SCORE_BOTH;
+    else if (head)
+        return cli_failf("--head: expected de, clf or both, got '%s'", head);
+    if (depsl && *which != XMC_UNIDEC_SCORE_DE)
+        return cli_failf("--head %s: a depsl model has only the DE head", head);
+    return 0;
+}
+
 /* unidec / depsl model directories: --input/--out, or --text; --head picks
  * the score half, --ann [--ef E] searches the model directory's HNSW over the
  * label vectors (built on first use, grown by `xmc index add-labels`).
@@ -157,17 +173,9 @@ static int predict_unidec(const char *model, const char *recipe, const char *inp
                           const char *out, int text, int topk, const char *head, int ann, int ef)
 {
     int depsl = !strcmp(recipe, "depsl");
-    int which = depsl ? XMC_UNIDEC_SCORE_DE : XMC_UNIDEC_SCORE_BOTH;
-    if (head && !strcmp(head, "de"))
-        which = XMC_UNIDEC_SCORE_DE;
-    else if (head && !strcmp(head, "clf"))
-        which = XMC_UNIDEC_SCORE_CLF;
-    else if (head && !strcmp(head, "both"))
-        which = XMC_UNIDEC_SCORE_BOTH;
-    else if (head)
-        return cli_failf("--head: expected de, clf or both, got '%s'", head);
-    if (depsl && which != XMC_UNIDEC_SCORE_DE)
-        return cli_failf("--head %s: a depsl model has only the DE head", head);
+    int which;
+    if (cli_unidec_head(head, depsl, &which))
+        return 1;
     xmc_error err = {0};
     xmc_unidec *u = NULL;
     xmc_texts *names = NULL, *added = NULL, *all = NULL;
