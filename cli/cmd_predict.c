@@ -308,9 +308,8 @@ static int predict_main(int argc, char **argv, xmc_dist *dist)
     if (ann && !strcmp(recipe, "spartex"))
         return cli_failf("--ann: not for spartex models (the HNSW indexes dense classifier "
                          "rows; exact top-k is used without --ann)");
-    if (xmc_dist_active(dist) && (text || ann))
-        return cli_failf("under mpirun: exact top-k with --input/--out only (--text and --ann "
-                         "run on one process)");
+    if (xmc_dist_active(dist) && text)
+        return cli_failf("under mpirun: --input/--out only (--text runs on one process)");
     xmc_model *m = NULL;
     /* Models may use the bert plug-in kind: register it before loading. */
     if (xmc_bert_encoder_register(&err) || xmc_model_load_dist(model, 0, dist, &m, &err))
@@ -329,7 +328,8 @@ static int predict_main(int argc, char **argv, xmc_dist *dist)
         int built = 0;
         double t0 = xmc_now();
         /* --ann: the HNSW over the classifier rows (ann.h), built once and
-         * kept in the model directory, reloaded while the weights match. */
+         * kept in the model directory, reloaded while the weights match;
+         * under mpirun one index per label shard, merged on rank 0. */
         if (xmc_dataset_load(input, &lo, &ds, &err) ||
             (ann && xmc_ann_open(m, model, NULL, &a, &built, &err)) ||
             (ann ? xmc_ann_predict(a, m, ds, topk, ef, &P, &err)

@@ -21,6 +21,12 @@
  * ann-<kind>-M<M>-efc<efC>-<crc>.hnsw, where crc is the CRC-32 of the
  * classifier weights: built once, reloaded (mmap) by later runs, and never
  * reused for retrained weights. Older ann-*.hnsw files are left in place.
+ *
+ * A sharded model (xmc_model_load_dist, P > 1) gets one index per label
+ * shard, ann-<kind>-M<M>-efc<efC>-s<l0>-<l1>-of<P>-<crc>.hnsw (crc of the
+ * shard's rows), each rank writing only its own; xmc_ann_topk/predict are
+ * then collective: each rank searches its shard for every query and rank 0
+ * merges the P lists as exact sharded top-k does (others get -1 / empty).
  */
 #ifndef XMC_ANN_H
 #define XMC_ANN_H

@@ -251,6 +251,17 @@ int xmc_model_create_dist(const xmc_train_config *cfg, const xmc_dataset *train,
                           xmc_model **out, xmc_error *err);
 int xmc_model_load_dist(const char *dir, int with_state, xmc_dist *dist, xmc_model **out,
                         xmc_error *err);
+/* The model's process group (NULL when it has none). */
+xmc_dist *xmc_model_dist(const xmc_model *m);
+/* The sharded top-k merge behind xmc_model_topk (collective), for callers
+ * that rank a shard themselves (ann.h): every rank passes local_rc and its
+ * n x k lists (global label ids, best first, -1 = empty); rank 0 gets in
+ * labels/scores the best k of the P lists by (score desc, label asc), the
+ * others -1 / -inf. A failing rank makes every rank return, as above. With
+ * no active group the lists are copied. Rank 0 holds P n k labels and
+ * scores while merging. */
+int xmc_model_dist_merge_topk(xmc_dist *dist, int local_rc, const int32_t *lab, const float *sc,
+                              int64_t n, int k, int32_t *labels, float *scores, xmc_error *err);
 /* xmc_train_run on the group (collective; rank 0 alone logs and writes the
  * shared files). */
 int xmc_train_run_dist(const xmc_train_config *cfg, const char *dir, int resume, xmc_dist *dist,

@@ -22,7 +22,10 @@
 struct xmc_ann {
     xmc_hnsw *h;
     float *wnorm; /* (L) |w_l| */
-    int64_t L;
+    int64_t L;       /* rows indexed: this rank's label shard, or all labels */
+    int64_t l0;      /* global id of the first row (the shard's first label) */
+    int64_t L_all;   /* labels of the model (score-matrix columns) */
+    xmc_dist *dist;  /* the model's group (borrowed): top-k lists merge on rank 0 */
     int dim;
     int metric; /* XMC_METRIC_COSINE (Renee), XMC_METRIC_L2 (MIPS reduction) or _IP */
     double phi2; /* L2: max_l |w_l|^2 */
@@ -79,6 +82,13 @@ int xmc_ann_open(const xmc_model *m, const char *dir, const xmc_hnsw_params *pin
         goto fail;
     }
     a->L = L;
+    a->l0 = hc->label_offset;
+    a->dist = xmc_dist_active(xmc_model_dist(m)) ? xmc_model_dist(m) : NULL;
+    {
+        xmc_model_stats st;
+        xmc_model_get_stats(m, &st);
+        a->L_all = st.n_labels;
+    }
     a->dim = dim;
     a->metric = p.metric;
     if (L > 0 && (rc = xmc_ova_get_rows(head, 0, L, W, err)) != XMC_OK)
@@ -122,9 +132,15 @@ int xmc_ann_open(const xmc_model *m, const char *dir, const xmc_hnsw_params *pin
     char path[4096];
     path[0] = 0;
     if (dir) {
-        int len = snprintf(path, sizeof path, "%s/ann-%s-M%d-efc%d%s-%08x.hnsw", dir,
+        /* A shard's index (rank r of P, labels [l0, l1)) carries its range:
+         * each rank writes only its own file. */
+        char shard[96] = "";
+        if (a->dist)
+            snprintf(shard, sizeof shard, "-s%lld-%lld-of%d", (long long)a->l0,
+                     (long long)(a->l0 + L), xmc_dist_size(a->dist));
+        int len = snprintf(path, sizeof path, "%s/ann-%s-M%d-efc%d%s%s-%08x.hnsw", dir,
                            p.metric == XMC_METRIC_IP ? "ip" : p.metric == XMC_METRIC_L2 ? "mips" : "cos", p.M, p.ef_construction, p.storage == XMC_STORE_BF16 ? "-bf16" : "",
-                           (unsigned)crc);
+                           shard, (unsigned)crc);
         if (len < 0 || (size_t)len >= sizeof path) {
             rc = XMC_ERR(err, XMC_EINVAL, dir, 0, "ann: model directory path too long");
             goto fail;
@@ -191,6 +207,10 @@ int xmc_ann_topk(xmc_ann *a, xmc_model *m, const xmc_enc_data *d, int k, int ef,
         xmc_hnsw_get_params(a->h, &hp);
         ef = hp.ef_search;
     }
+    /* Sharded: this rank's lists (global ids) go to scratch, then merge on
+     * rank 0 as exact top-k does (xmc_model_dist_merge_topk). */
+    int32_t *olab = labels, *llab = NULL;
+    float *osc = scores, *lsc = NULL;
     int kc = k > ef ? k : ef;
     if (kc > a->L)
         kc = (int)a->L;
@@ -203,7 +223,12 @@ int xmc_ann_topk(xmc_ann *a, xmc_model *m, const xmc_enc_data *d, int k, int ef,
     int64_t *ids = xmc_malloc(sizeof(int64_t) * (size_t)B * (size_t)kc);
     float *dist = xmc_malloc(sizeof(float) * (size_t)B * (size_t)kc);
     cand *c = xmc_malloc(sizeof(cand) * (size_t)B * (size_t)kc);
-    if (!E || !Eq || !rows || !ids || !dist || !c) {
+    if (a->dist) {
+        size_t nk = (size_t)(d->n > 0 ? d->n : 1) * (size_t)k;
+        labels = llab = xmc_malloc(nk * sizeof *llab);
+        scores = lsc = xmc_malloc(nk * sizeof *lsc);
+    }
+    if (!E || !Eq || !rows || !ids || !dist || !c || (a->dist && (!llab || !lsc))) {
         rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "ann topk: out of memory (batch %d, k %d)", B, kc);
         goto done;
     }
@@ -250,12 +275,16 @@ int xmc_ann_topk(xmc_ann *a, xmc_model *m, const xmc_enc_data *d, int k, int ef,
             int32_t *lo = labels + (size_t)(r0 + i) * k;
             float *so = scores + (size_t)(r0 + i) * k;
             for (int j = 0; j < k; j++) {
-                lo[j] = j < nc ? ci[j].l : -1;
+                lo[j] = j < nc ? (int32_t)(ci[j].l + a->l0) : -1;
                 so[j] = j < nc ? ci[j].s : -INFINITY;
             }
         }
     }
 done:
+    if (a->dist) /* collective: a rank that failed above still takes part */
+        rc = xmc_model_dist_merge_topk(a->dist, rc, llab, lsc, d->n, k, olab, osc, err);
+    xmc_free(llab);
+    xmc_free(lsc);
     if (Eq != E)
         xmc_free(Eq);
     xmc_free(E);
@@ -322,7 +351,7 @@ int xmc_ann_predict(xmc_ann *a, xmc_model *m, const xmc_dataset *ds, int k, int 
     if (!rc)
         rc = xmc_ann_topk(a, m, d, k, ef, labels, scores, err);
     if (!rc)
-        rc = xmc_ann_topk_to_csr(labels, scores, d->n, k, a->L, out, err);
+        rc = xmc_ann_topk_to_csr(labels, scores, d->n, k, a->L_all, out, err);
     xmc_free(labels);
     xmc_free(scores);
     xmc_enc_data_free(d);

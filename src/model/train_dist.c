@@ -389,6 +389,40 @@ int model_dist_step(xmc_model *m, const xmc_enc_data *d, const xmc_csr *Y, const
     return XMC_OK;
 }
 
+/* Rank 0's half of the sharded top-k: the best k of P lists per row
+ * (glab/gsc: P blocks of B x k, best first, -1 = empty) by (score desc,
+ * label asc), exactly one process's order; pos: P ints of scratch. P = 0
+ * (ranks > 0) fills L / S with -1 / -inf. */
+static void merge_lists(int P, int64_t B, int k, const int32_t *glab, const float *gsc, int *pos,
+                        int32_t *L, float *S)
+{
+    for (int64_t i = 0; i < B; i++) {
+        for (int p = 0; p < P; p++)
+            pos[p] = 0;
+        for (int j = 0; j < k; j++) {
+            int best = -1;
+            int32_t bl = -1;
+            float bs = -INFINITY;
+            for (int p = 0; p < P; p++) {
+                if (pos[p] >= k)
+                    continue;
+                size_t o = ((size_t)p * (size_t)B + (size_t)i) * (size_t)k + (size_t)pos[p];
+                int32_t l = glab[o];
+                float s = gsc[o];
+                if (l >= 0 && (best < 0 || s > bs || (s == bs && l < bl))) {
+                    best = p;
+                    bl = l;
+                    bs = s;
+                }
+            }
+            if (best >= 0)
+                pos[best]++;
+            L[(size_t)i * k + j] = bl; /* -1 / -inf: fewer than k labels (or rank > 0) */
+            S[(size_t)i * k + j] = bs;
+        }
+    }
+}
+
 int model_dist_topk(xmc_model *m, const xmc_enc_data *d, int k, int32_t *labels, float *scores,
                     xmc_error *err)
 {
@@ -423,32 +457,8 @@ int model_dist_topk(xmc_model *m, const xmc_enc_data *d, int k, int32_t *labels,
         if ((rc = xmc_dist_gather(g, lab, n * sizeof(int32_t), glab, 0, err)) ||
             (rc = xmc_dist_gather(g, sc, n * sizeof(float), gsc, 0, err)))
             goto done;
-        int32_t *L = labels + (size_t)r0 * (size_t)k;
-        float *S = scores + (size_t)r0 * (size_t)k;
-        for (int i = 0; i < B; i++) {
-            memset(pos, 0, (size_t)P * sizeof(int));
-            for (int j = 0; j < k; j++) {
-                int best = -1;
-                int32_t bl = -1;
-                float bs = -INFINITY;
-                for (int p = 0; me == 0 && p < P; p++) {
-                    if (pos[p] >= k)
-                        continue;
-                    size_t o = ((size_t)p * (size_t)B + (size_t)i) * (size_t)k + (size_t)pos[p];
-                    int32_t l = glab[o];
-                    float s = gsc[o];
-                    if (l >= 0 && (best < 0 || s > bs || (s == bs && l < bl))) {
-                        best = p;
-                        bl = l;
-                        bs = s;
-                    }
-                }
-                if (best >= 0)
-                    pos[best]++;
-                L[(size_t)i * k + j] = bl; /* -1 / -inf: fewer than k labels (or rank > 0) */
-                S[(size_t)i * k + j] = bs;
-            }
-        }
+        merge_lists(me == 0 ? P : 0, B, k, glab, gsc, pos, labels + (size_t)r0 * (size_t)k,
+                    scores + (size_t)r0 * (size_t)k);
     }
 done:
     xmc_free(lab);
@@ -504,4 +514,39 @@ int model_dist_report(xmc_model *m, xmc_error *err)
             (long long)np, f, rss);
     xmc_free(all);
     return XMC_OK;
+}
+
+xmc_dist *xmc_model_dist(const xmc_model *m) { return m ? m->dist : NULL; }
+
+int xmc_model_dist_merge_topk(xmc_dist *dist, int local_rc, const int32_t *lab, const float *sc,
+                              int64_t n, int k, int32_t *labels, float *scores, xmc_error *err)
+{
+    const size_t nk = (size_t)(n > 0 ? n : 0) * (size_t)k;
+    if (!xmc_dist_active(dist)) {
+        if (!local_rc && nk) {
+            memcpy(labels, lab, nk * sizeof(int32_t));
+            memcpy(scores, sc, nk * sizeof(float));
+        }
+        return local_rc;
+    }
+    const int P = xmc_dist_size(dist), me = xmc_dist_rank(dist);
+    int32_t *glab = NULL;
+    float *gsc = NULL;
+    int *pos = NULL;
+    if (!local_rc && me == 0 && n > 0 &&
+        (!(glab = xmc_malloc((size_t)P * nk * sizeof(int32_t))) ||
+         !(gsc = xmc_malloc((size_t)P * nk * sizeof(float))) ||
+         !(pos = xmc_calloc((size_t)P, sizeof(int)))))
+        local_rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0,
+                           "out of memory (merging %d x %lld x %d top-k lists)", P, (long long)n, k);
+    int rc = model_dist_agree(dist, local_rc, "in top-k", err);
+    if (!rc && n > 0 &&
+        !(rc = xmc_dist_gather(dist, lab, nk * sizeof(int32_t), glab, 0, err)) &&
+        !(rc = xmc_dist_gather(dist, sc, nk * sizeof(float), gsc, 0, err))) {
+        merge_lists(me == 0 ? P : 0, n, k, glab, gsc, pos, labels, scores);
+    }
+    xmc_free(glab);
+    xmc_free(gsc);
+    xmc_free(pos);
+    return rc;
 }

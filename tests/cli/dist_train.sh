@@ -89,6 +89,22 @@ done
   --threads 1 > "$T/p13.log" 2>&1 || fail "3-rank predict: $(tail -3 "$T/p13.log")"
 cmp -s "$T/plain-p1.txt" "$T/p13.txt" || fail "re-sharded onto 3 ranks: predictions differ"
 
+# --ann under mpirun: one HNSW per label shard (each rank writes its own),
+# the per-rank lists merged on rank 0; top-1 agrees with one process's
+# single index on >= 99% of rows (two graphs, so not byte for byte).
+"$XMC" predict --model "$T/plain-2" --input "$T/data/tst" --out "$T/ann1.txt" --ann --ef 200 \
+  --threads 1 > "$T/ann1.log" 2>&1 || fail "1-process --ann: $(tail -3 "$T/ann1.log")"
+"${mpi[@]}" -np 2 "$XMC" predict --model "$T/plain-2" --input "$T/data/tst" --out "$T/ann2.txt" \
+  --ann --ef 200 --threads 1 > "$T/ann2.log" 2>&1 || fail "2-rank --ann: $(tail -3 "$T/ann2.log")"
+ls "$T/plain-2"/ann-mips-*-s0-151-of2-*.hnsw "$T/plain-2"/ann-mips-*-s151-301-of2-*.hnsw \
+  >/dev/null 2>&1 || fail "2-rank --ann: shard index files missing"
+awk 'FNR == 1 { next }
+  { best = ""; bs = -1e30
+    for (i = 1; i <= NF; i++) { split($i, p, ":"); if (p[2] + 0 > bs) { bs = p[2] + 0; best = p[1] } }
+    if (NR == FNR) top[FNR] = best; else { rows++; same += (top[FNR] == best) } }
+  END { printf "ann top-1: %d of %d rows agree\n", same, rows; exit !(rows > 0 && same >= 0.99 * rows) }' \
+  "$T/ann1.txt" "$T/ann2.txt" || fail "2-rank --ann: top-1 differs from 1 process on > 1% of rows"
+
 # TCP only: not bound to shared memory.
 "${mpi[@]}" --mca btl tcp,self -np 2 "$XMC" train "${common[@]}" --bottleneck 16 --model "$T/tcp" \
   > "$T/tcp.log" 2>&1 || fail "tcp train: $(tail -5 "$T/tcp.log")"
