@@ -244,6 +244,7 @@ typedef struct xmc_inbuf {
     size_t map_len;
     char *heap;     /* heap copy (gz or small), or NULL */
     xmc_prefetcher pf; /* readahead of a large mapping, joined on close */
+    int resident;   /* every page was in memory when opened (heap: always) */
 } xmc_inbuf;
 
 int xmc_inbuf_open(xmc_inbuf *b, const char *path, xmc_error *err);
@@ -317,6 +318,14 @@ xmc_sparse_row_fn xmc_sparse_row_get(const char *level);
 int xmc_sparse_parse(const char *path, const char *buf, size_t len, long first_line,
                      int mode, int64_t nrows, int64_t ncols, int64_t nlabels,
                      xmc_sparse_row_fn row, xmc_csr **X, xmc_csr **Y, xmc_error *err);
+/* The body is counted and parsed segment by segment (about this many bytes,
+ * cut at a newline), so reads of later bytes overlap the parse of earlier
+ * ones; default 16 MiB (the file readers use one segment for a body that
+ * was all in memory at open). Tests and fuzzers lower it (not thread-safe). */
+extern size_t xmc_sparse_segment_bytes;
+/* 1 when every page of the mapping [p, p+n) is in the page cache (mincore;
+ * xmc_inbuf_open asks before it queues the prefetch). */
+int xmc_resident(const void *p, size_t n);
 
 /* XC repository data file. */
 int xmc_xc_read(const char *path, xmc_csr **X, xmc_csr **Y, xmc_error *err);

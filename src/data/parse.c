@@ -19,7 +19,9 @@
  * read-only (no copy, pages shared with the cache), or, when the caller
  * wants a heap copy (texts), read in 8 MiB blocks by all threads; for files
  * of 16 MiB or more a helper thread queues readahead of the whole file
- * (xmc_prefetch_start), joined on close. Gzip files are inflated by zlib
+ * (xmc_prefetch_start), joined on close; whether the mapping was all in the
+ * page cache at open (b->resident) tells the parser whether segments pay
+ * (sparse.c). Gzip files are inflated by zlib
  * into the heap, single-threaded.
  */
 #include <errno.h>
@@ -175,6 +177,7 @@ int xmc_inbuf_open_ex(xmc_inbuf *b, const char *path, int heap, xmc_error *err)
                 rc = XMC_ERR(err, XMC_EIO, path, 0, "cannot map: %s", strerror(errno));
                 goto out;
             }
+            b->resident = xmc_resident(p, (size_t)st.st_size);
             /* Page-fault readahead keeps ~256 KiB in flight (MADV_WILLNEED
              * reads only one window): queue the whole file from a helper. */
             madvise(p, (size_t)st.st_size, MADV_SEQUENTIAL);
@@ -203,6 +206,7 @@ int xmc_inbuf_open_ex(xmc_inbuf *b, const char *path, int heap, xmc_error *err)
             b->heap[n] = '\0';
             b->data = b->heap;
             b->len = n;
+            b->resident = 1;
             goto out;
         }
     }
@@ -215,6 +219,7 @@ int xmc_inbuf_open_ex(xmc_inbuf *b, const char *path, int heap, xmc_error *err)
             b->heap = d;
             b->data = d;
             b->len = n;
+            b->resident = 1;
         }
     }
 out:
@@ -222,6 +227,22 @@ out:
     if (rc != XMC_OK)
         xmc_inbuf_close(b);
     return rc;
+}
+
+int xmc_resident(const void *p, size_t n)
+{
+    const size_t pg = (size_t)sysconf(_SC_PAGESIZE), win = (size_t)4096 * pg;
+    uintptr_t a = (uintptr_t)p & ~(uintptr_t)(pg - 1), z = (uintptr_t)p + n;
+    unsigned char vec[4096];
+    for (; a < z; a += win) {
+        size_t k = z - a < win ? z - a : win, np = (k + pg - 1) / pg;
+        if (mincore((void *)a, k, vec) != 0)
+            return 0;
+        for (size_t i = 0; i < np; i++)
+            if (!(vec[i] & 1))
+                return 0;
+    }
+    return 1;
 }
 
 /* POSIX_FADV_WILLNEED on a whole file reads only the first readahead

@@ -3,16 +3,25 @@
  * ("N C" + "c:v ..." rows; X_Y, X_Xf and score matrices) and split files.
  *
  * Algorithm (reading): the whole body is in memory (mmap or inflated), cut
- * into chunks at line boundaries. Pass 1 counts, per chunk, lines, ':' and
- * ',' bytes — upper bounds on rows, features and labels — so the output
- * arrays are allocated once, exactly for well-formed input. Pass 2 parses
- * each chunk straight into its slice of those arrays (rows and entries are
- * offset by the prefix sums of pass 1); a sequential pass then closes the
- * gaps left by rows with fewer labels than the bound and prefix-sums indptr.
- * Each chunk records its first error; the earliest chunk's error is
- * reported, so the message is the same whatever the thread count.
+ * into segments of ~16 MiB at line boundaries, and each segment into chunks.
+ * Pass 1 counts, per chunk, lines, ':' and ',' bytes — upper bounds on rows,
+ * features and labels. Pass 2 parses each chunk of the segment straight
+ * into its slice of the output arrays (rows and entries offset by the prefix
+ * sums of pass 1), and the gaps left by rows with fewer labels than the
+ * bound are closed before the next segment. Segments pipeline a cold read:
+ * the prefetch thread streams segment s+1 while s is parsed, where counting
+ * the whole file first made the disk and the cores take turns. A body
+ * already in memory (page cache, heap) is one segment, so the arrays are
+ * sized exactly, as is every small input; with several segments they are
+ * sized from the counts so far projected to the whole body (+3 %), grown
+ * (a copy) if that falls short, and shrunk when more than 1/8 is unused.
+ * Once the count exceeds the header's N, or a chunk fails, the remaining
+ * segments are only counted: the row-count error wins over any other, as
+ * before, and otherwise the earliest chunk's error is reported, so the
+ * message is the same whatever the thread or segment count.
  *
- * Memory: the input (mapped or heap) + the output CSR arrays; O(chunks) extra.
+ * Memory: the input (mapped or heap) + the output CSR arrays (up to ~3 %
+ * slack when segmented); O(chunks) extra.
  * Threading: OpenMP over chunks, dynamic schedule; chunks write disjoint
  * slices, so the only lock is the named critical section around progress.
  */
@@ -24,6 +33,7 @@
 #include "data/internal.h"
 
 #define MIN_CHUNK (256u << 10)
+#define SEGMENT_BYTES ((size_t)16 << 20)
 
 typedef struct chunk {
     const char *b, *e;
@@ -331,10 +341,73 @@ done:
 
 #undef FAIL
 
-/* Close the gaps between chunk slices and turn per-row counts into indptr. */
-static void compact(xmc_csr *m, chunk *ch, int nch, int use_lab)
+/* Bytes per segment of the pipelined parse (internal.h); tests and fuzzers
+ * lower it to cover the segment joins on small inputs. */
+size_t xmc_sparse_segment_bytes = SEGMENT_BYTES;
+
+/* Cut [b, e) into nch chunks at line boundaries, counts cleared. */
+static void cut_chunks(chunk *ch, int nch, const char *b, const char *e)
 {
-    int64_t w = 0;
+    size_t len = (size_t)(e - b);
+    const char *p = b;
+    for (int i = 0; i < nch; i++) {
+        memset(&ch[i], 0, sizeof ch[i]);
+        ch[i].b = p;
+        const char *t = i == nch - 1 ? e : b + (size_t)((double)len * (i + 1) / nch);
+        if (t < p)
+            t = p;
+        if (t < e && t > b && t[-1] != '\n') {
+            const char *nl = memchr(t, '\n', (size_t)(e - t));
+            t = nl ? nl + 1 : e;
+        }
+        ch[i].e = t;
+        p = t;
+    }
+}
+
+/* Room for `need` entries in m (cap now *cap): grow to `want` (>= need). */
+static int grow_csr(xmc_csr *m, int64_t *cap, int64_t need, int64_t want)
+{
+    if (need <= *cap)
+        return 1;
+    size_t bi, bv;
+    if (!xmc_mul_ok((size_t)want + 1, sizeof(int32_t), &bi) ||
+        !xmc_mul_ok((size_t)want + 1, sizeof(float), &bv))
+        return 0;
+    int32_t *ni = xmc_realloc(m->indices, bi);
+    if (!ni)
+        return 0;
+    m->indices = ni;
+    if (m->values) {
+        float *nv = xmc_realloc(m->values, bv);
+        if (!nv)
+            return 0; /* indices grown, cap unchanged: still consistent */
+        m->values = nv;
+    }
+    *cap = want;
+    return 1;
+}
+
+/* Give back the slack of an upper-bound allocation when it is worth a copy
+ * (xmc_realloc copies; untouched slack pages are never faulted in). */
+static void shrink_csr(xmc_csr *m, int64_t cap, int64_t n)
+{
+    if (cap - n <= cap / 8)
+        return;
+    int32_t *ni = xmc_realloc(m->indices, ((size_t)n + 1) * sizeof(int32_t));
+    if (ni)
+        m->indices = ni;
+    if (m->values) {
+        float *nv = xmc_realloc(m->values, ((size_t)n + 1) * sizeof(float));
+        if (nv)
+            m->values = nv;
+    }
+}
+
+/* Close the gaps between the chunk slices of one segment (entries from
+ * slot w on); returns the new fill. */
+static int64_t compact_seg(xmc_csr *m, const chunk *ch, int nch, int use_lab, int64_t w)
+{
     for (int i = 0; i < nch; i++) {
         int64_t s = use_lab ? ch[i].lab0 : ch[i].ent0, n = use_lab ? ch[i].nlab : ch[i].nent;
         if (s != w && n > 0) {
@@ -344,14 +417,14 @@ static void compact(xmc_csr *m, chunk *ch, int nch, int use_lab)
         }
         w += n;
     }
-    m->indptr[0] = 0;
-    for (int64_t r = 0; r < m->nrows; r++)
-        m->indptr[r + 1] += m->indptr[r];
+    return w;
 }
 
-int xmc_sparse_parse(const char *path, const char *buf, size_t len, long first_line,
-                     int mode, int64_t nrows, int64_t ncols, int64_t nlabels,
-                     xmc_sparse_row_fn row, xmc_csr **X, xmc_csr **Y, xmc_error *err)
+/* xmc_sparse_parse with segments of `seg` bytes (len: one segment). */
+static int sparse_parse(const char *path, const char *buf, size_t len, long first_line,
+                        int mode, int64_t nrows, int64_t ncols, int64_t nlabels,
+                        xmc_sparse_row_fn row, xmc_csr **X, xmc_csr **Y, size_t seg,
+                        xmc_error *err)
 {
     *X = NULL;
     if (Y)
@@ -359,41 +432,109 @@ int xmc_sparse_parse(const char *path, const char *buf, size_t len, long first_l
     int nth = xmc_get_threads();
     if (nth < 1)
         nth = 1;
-    int nch = (int)(len / MIN_CHUNK) + 1;
-    if (nch > 8 * nth)
-        nch = 8 * nth;
-    chunk *ch = xmc_calloc((size_t)nch, sizeof *ch);
+    int maxch = 32 * nth;
+    chunk *ch = xmc_calloc((size_t)maxch, sizeof *ch);
     xmc_csr *x = NULL, *y = NULL;
     int rc = XMC_OK;
+    xmc_error perr = {0}; /* the first parse (or allocation) error */
     if (!ch) {
         rc = XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory");
         goto out;
     }
-    const char *end = buf + len, *p = buf;
-    for (int i = 0; i < nch; i++) {
-        ch[i].b = p;
-        const char *t = i == nch - 1 ? end : buf + (size_t)((double)len * (i + 1) / nch);
-        if (t < p)
-            t = p;
-        if (t < end && t > buf && t[-1] != '\n') {
+    const char *end = buf + len, *s = buf;
+    if (seg == 0)
+        seg = 1;
+    int64_t lines = 0, nent = 0, nlab = 0, cap_ent = 0, cap_lab = 0;
+    int projected = 0; /* arrays sized from a projection, not the exact count */
+    /* Lines are at least one byte: more rows than bytes is a truncation
+     * error, found by counting alone (no allocation proportional to N). */
+    int parsing = nrows <= (int64_t)len;
+    int prog_on = len >= PROGRESS_BYTES;
+    xmc_progress prog;
+    int64_t done = 0;
+    if (prog_on) {
+        const char *base = strrchr(path, '/');
+        xmc_progress_start(&prog, base ? base + 1 : path, "MiB", (int64_t)(len >> 20));
+    }
+    while (s < end) {
+        const char *t = (size_t)(end - s) <= seg ? end : s + seg;
+        if (t < end && t[-1] != '\n') {
             const char *nl = memchr(t, '\n', (size_t)(end - t));
             t = nl ? nl + 1 : end;
         }
-        ch[i].e = t;
-        p = t;
-    }
+        int nch = (int)((size_t)(t - s) / MIN_CHUNK) + 1;
+        if (nch > maxch)
+            nch = maxch;
+        cut_chunks(ch, nch, s, t);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
-    for (int i = 0; i < nch; i++)
-        count_chunk(&ch[i]);
-    int64_t lines = 0, colons = 0, labs = 0;
-    for (int i = 0; i < nch; i++) {
-        ch[i].row0 = lines;
-        ch[i].ent0 = colons;
-        ch[i].lab0 = labs;
-        lines += ch[i].lines;
-        colons += ch[i].colons;
-        labs += ch[i].commas + ch[i].lines;
+        for (int i = 0; i < nch; i++)
+            count_chunk(&ch[i]);
+        int64_t l = lines, co = nent, lb = nlab;
+        for (int i = 0; i < nch; i++) {
+            ch[i].row0 = l;
+            ch[i].ent0 = co;
+            ch[i].lab0 = lb;
+            l += ch[i].lines;
+            co += ch[i].colons;
+            lb += ch[i].commas + ch[i].lines;
+        }
+        lines = l;
+        if (lines > nrows || (t == end && lines != nrows))
+            parsing = 0; /* the row-count error wins over anything else */
+        if (parsing) {
+            /* Room: exact for a single segment; otherwise the need so far
+             * projected to the whole body (+3 %), so a homogeneous file
+             * allocates once. */
+            double scale = t == end ? 1.0 : (double)len / (double)(t - buf) * 1.03;
+            int64_t want_e = (int64_t)((double)co * scale), want_l = (int64_t)((double)lb * scale);
+            if (want_e < co)
+                want_e = co;
+            if (want_l < lb)
+                want_l = lb;
+            if (!x) {
+                if (xmc_csr_create_fresh(&x, nrows, ncols, want_e, 1, &perr) ||
+                    (mode == XMC_SP_XC &&
+                     xmc_csr_create_fresh(&y, nrows, nlabels, want_l, 1, &perr)))
+                    parsing = 0;
+                cap_ent = want_e;
+                cap_lab = want_l;
+                projected = t != end;
+            } else if (!grow_csr(x, &cap_ent, co, want_e) ||
+                       (y && !grow_csr(y, &cap_lab, lb, want_l))) {
+                XMC_ERR(&perr, XMC_ENOMEM, NULL, 0,
+                        "out of memory for a %lld x %lld matrix with %lld entries",
+                        (long long)nrows, (long long)ncols, (long long)co);
+                parsing = 0;
+            }
+        }
+        if (parsing) {
+            job j = {path, mode, row, ncols, nlabels, first_line, x, y};
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
+            for (int i = 0; i < nch; i++) {
+                parse_chunk(&j, &ch[i]);
+                if (prog_on) {
+#pragma omp critical(xmc_sparse_progress)
+                    {
+                        done += ch[i].e - ch[i].b;
+                        xmc_progress_update(&prog, done >> 20, NULL);
+                    }
+                }
+            }
+            for (int i = 0; i < nch && parsing; i++)
+                if (ch[i].err.code) {
+                    perr = ch[i].err;
+                    parsing = 0;
+                }
+            if (parsing) {
+                nent = compact_seg(x, ch, nch, 0, nent);
+                if (y)
+                    nlab = compact_seg(y, ch, nch, 1, nlab);
+            }
+        }
+        s = t;
     }
+    if (prog_on)
+        xmc_progress_finish(&prog, NULL);
     if (lines != nrows) {
         if (lines < nrows)
             rc = XMC_ERR(err, XMC_EFORMAT, path, first_line + (long)lines,
@@ -405,40 +546,30 @@ int xmc_sparse_parse(const char *path, const char *buf, size_t len, long first_l
                          (long long)nrows, (long long)lines);
         goto out;
     }
-    if ((rc = xmc_csr_create_fresh(&x, nrows, ncols, colons, 1, err)))
+    if (perr.code) {
+        if (err && !err->code)
+            *err = perr;
+        rc = perr.code;
         goto out;
-    if (mode == XMC_SP_XC && (rc = xmc_csr_create_fresh(&y, nrows, nlabels, labs, 1, err)))
-        goto out;
-    job j = {path, mode, row, ncols, nlabels, first_line, x, y};
-    xmc_progress prog;
-    int64_t done = 0;
-    if (len >= PROGRESS_BYTES) {
-        const char *base = strrchr(path, '/');
-        xmc_progress_start(&prog, base ? base + 1 : path, "MiB", (int64_t)(len >> 20));
     }
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
-    for (int i = 0; i < nch; i++) {
-        parse_chunk(&j, &ch[i]);
-        if (len >= PROGRESS_BYTES) {
-#pragma omp critical(xmc_sparse_progress)
-            {
-                done += ch[i].e - ch[i].b;
-                xmc_progress_update(&prog, done >> 20, NULL);
-            }
-        }
-    }
-    if (len >= PROGRESS_BYTES)
-        xmc_progress_finish(&prog, NULL);
-    for (int i = 0; i < nch; i++)
-        if (ch[i].err.code) {
-            if (err && !err->code)
-                *err = ch[i].err;
-            rc = ch[i].err.code;
+    if (!x) { /* an empty body: no segment */
+        if ((rc = xmc_csr_create_fresh(&x, nrows, ncols, 0, 1, err)))
             goto out;
-        }
-    compact(x, ch, nch, 0);
-    if (y)
-        compact(y, ch, nch, 1);
+        if (mode == XMC_SP_XC && (rc = xmc_csr_create_fresh(&y, nrows, nlabels, 0, 1, err)))
+            goto out;
+    }
+    x->indptr[0] = 0;
+    for (int64_t r = 0; r < nrows; r++)
+        x->indptr[r + 1] += x->indptr[r];
+    if (projected)
+        shrink_csr(x, cap_ent, nent);
+    if (y) {
+        y->indptr[0] = 0;
+        for (int64_t r = 0; r < nrows; r++)
+            y->indptr[r + 1] += y->indptr[r];
+        if (projected)
+            shrink_csr(y, cap_lab, nlab);
+    }
     *X = x;
     x = NULL;
     if (Y) {
@@ -450,6 +581,21 @@ out:
     xmc_csr_free(y);
     xmc_free(ch);
     return rc;
+}
+
+int xmc_sparse_parse(const char *path, const char *buf, size_t len, long first_line,
+                     int mode, int64_t nrows, int64_t ncols, int64_t nlabels,
+                     xmc_sparse_row_fn row, xmc_csr **X, xmc_csr **Y, xmc_error *err)
+{
+    return sparse_parse(path, buf, len, first_line, mode, nrows, ncols, nlabels, row, X, Y,
+                        xmc_sparse_segment_bytes, err);
+}
+
+/* Segments only pay when there is I/O to overlap: a body already in memory
+ * (page cache, heap) is one segment, with no extra barriers. */
+static size_t seg_for(const xmc_inbuf *b)
+{
+    return b->resident ? b->len : xmc_sparse_segment_bytes;
 }
 
 /* Header: `nf` non-negative integers separated by blanks. Returns the body
@@ -514,8 +660,8 @@ int xmc_xc_read(const char *path, xmc_csr **X, xmc_csr **Y, xmc_error *err)
     size_t body = 0; /* set by parse_header on success; -Werror=maybe-uninitialized */
     rc = parse_header(path, b.data, b.len, 3, "N F L", h, &body, err);
     if (rc == XMC_OK)
-        rc = xmc_sparse_parse(path, b.data + body, b.len - body, 2, XMC_SP_XC, h[0], h[1], h[2],
-                              xmc_sparse_row_best(), X, Y, err);
+        rc = sparse_parse(path, b.data + body, b.len - body, 2, XMC_SP_XC, h[0], h[1], h[2],
+                          xmc_sparse_row_best(), X, Y, seg_for(&b), err);
     xmc_inbuf_close(&b);
     return rc;
 }
@@ -531,8 +677,8 @@ int xmc_csr_read_text(const char *path, xmc_csr **out, xmc_error *err)
     size_t body = 0; /* set by parse_header on success; -O3 cannot see it */
     rc = parse_header(path, b.data, b.len, 2, "N C", h, &body, err);
     if (rc == XMC_OK)
-        rc = xmc_sparse_parse(path, b.data + body, b.len - body, 2, XMC_SP_SPARSE, h[0], h[1],
-                              0, xmc_sparse_row_best(), out, NULL, err);
+        rc = sparse_parse(path, b.data + body, b.len - body, 2, XMC_SP_SPARSE, h[0], h[1], 0,
+                          xmc_sparse_row_best(), out, NULL, seg_for(&b), err);
     xmc_inbuf_close(&b);
     return rc;
 }
