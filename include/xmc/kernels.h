@@ -219,6 +219,27 @@ static inline void xmc_topk_push(float *s, int32_t *id, int *n, int k, float sco
 
 void xmc_topk_finish(float *s, int32_t *id, int n, int k);
 
+/* First index in the ascending a[lo, hi) whose value is >= key (hi if
+ * none): label lookups in sorted CSR rows and label lists. */
+static inline int64_t xmc_lower_bound_i32(const int32_t *a, int64_t lo, int64_t hi, int64_t key)
+{
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Is key in the ascending a[0, n)? */
+static inline int xmc_sorted_has_i32(const int32_t *a, int64_t n, int64_t key)
+{
+    int64_t i = xmc_lower_bound_i32(a, 0, n, key);
+    return i < n && a[i] == key;
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -58,17 +58,6 @@ static void transpose_tiles(const float *E, int B, int d, int bt, float *ET, int
         }
 }
 
-static int64_t lower_bound_i32(const int32_t *a, int64_t lo, int64_t hi, int64_t key)
-{
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < key)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
 
 static double softplus(double z) { return (z > 0 ? z : 0) + log1p(exp(-fabs(z))); }
 
@@ -209,7 +198,7 @@ int xmc_ffi_train_step_ex(xmc_ffi *h, const float *E, int B, const xmc_csr *Y,
         const int64_t lo = L * t / nt, hi = L * (t + 1) / nt;
         for (int b = 0; b < B; b++) {
             int64_t r = rows ? rows[b] : b;
-            me->cur[b] = lower_bound_i32(Y->indices, Y->indptr[r], Y->indptr[r + 1], off + lo);
+            me->cur[b] = xmc_lower_bound_i32(Y->indices, Y->indptr[r], Y->indptr[r + 1], off + lo);
         }
         double lsum = 0;
         for (int64_t c0 = lo; c0 < hi; c0 += C) {

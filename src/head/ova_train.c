@@ -70,18 +70,6 @@ static inline float entry_grad(int loss, float x, float y)
     return 1.0f / (1.0f + expf(-x)) - y;
 }
 
-/* First index in sorted idx[lo, hi) with value >= key. */
-static int64_t lower_bound(const int32_t *idx, int64_t lo, int64_t hi, int64_t key)
-{
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (idx[mid] < key)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
 
 /* X (B x cl, stride ldx) -> G in place; returns the loss of these entries
  * when want_loss. Positives come from Y's rows restricted to global labels
@@ -95,8 +83,8 @@ static double chunk_grad(float *X, int B, int64_t cl, int64_t ldx, const xmc_csr
     for (int b = 0; b < B; b++) {
         float *x = X + (size_t)b * ldx;
         int64_t r = rows ? rows[b] : b;
-        int64_t s = lower_bound(Y->indices, Y->indptr[r], Y->indptr[r + 1], g0);
-        int64_t e = lower_bound(Y->indices, s, Y->indptr[r + 1], g0 + cl);
+        int64_t s = xmc_lower_bound_i32(Y->indices, Y->indptr[r], Y->indptr[r + 1], g0);
+        int64_t e = xmc_lower_bound_i32(Y->indices, s, Y->indptr[r + 1], g0 + cl);
         for (int64_t p = s; p < e; p++)
             xsave[p - s] = x[Y->indices[p] - g0];
         if (want_loss) {

@@ -28,18 +28,6 @@
 #define MINE_QB 256
 #define MINE_LB 4096
 
-static int in_sorted(const int32_t *a, int64_t n, int32_t x)
-{
-    int64_t lo = 0, hi = n;
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < x)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < n && a[lo] == x;
-}
 
 static int mine_exact(const float *E, int64_t L, const float *Q, int64_t N, int d,
                       const xmc_csr *Y, int k, int32_t *ids, float *sims, xmc_error *err)
@@ -76,7 +64,7 @@ static int mine_exact(const float *E, int64_t L, const float *Q, int64_t N, int 
                     float v = row[j];
                     if (n == k && !xmc_topk_worse(s[0], id[0], v, l))
                         continue;
-                    if (ny && in_sorted(y, ny, l))
+                    if (ny && xmc_sorted_has_i32(y, ny, l))
                         continue;
                     xmc_topk_push(s, id, &n, k, v, l);
                 }
@@ -139,7 +127,7 @@ static int mine_hnsw(const xmc_hnsw *index, const float *Q, int64_t N, int d, co
             int n = 0;
             for (int j = 0; j < kk && n < k; j++) {
                 int64_t l = nb[(size_t)i * kk + j];
-                if (l < 0 || (ny && in_sorted(y, ny, (int32_t)l)))
+                if (l < 0 || (ny && xmc_sorted_has_i32(y, ny, (int32_t)l)))
                     continue;
                 ids[(size_t)r * k + n] = (int32_t)l;
                 if (sims) {

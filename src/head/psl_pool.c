@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "xmc/kernels.h"
 #include "xmc/psl.h"
 
 struct xmc_psl_sampler {
@@ -181,20 +182,6 @@ static void pool_add(xmc_psl_sampler *s, int32_t label)
     s->labels[s->pool.nl++] = label;
 }
 
-/* Is `label` in the sorted list a[0..n)? */
-static int in_sorted(const int32_t *a, int64_t n, int32_t label)
-{
-    int64_t lo = 0, hi = n;
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < label)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < n && a[lo] == label;
-}
-
 /* Floyd's algorithm: k distinct draws from [0, n) into pick (k <= n).
  * O(k^2) membership checks, fine for k = β or n (a handful). */
 static void floyd(xmc_rng *r, int64_t n, int k, int32_t *pick)
@@ -296,14 +283,7 @@ int xmc_psl_pool_check(const xmc_psl_pool *p, xmc_error *err)
                 return XMC_ERR(err, XMC_EINVAL, NULL, 0,
                                "psl pool: column %d rows out of range or not ascending", c);
             /* the entry must exist on the row side with the same value */
-            int32_t lo = p->qptr[i], hi = p->qptr[i + 1];
-            while (lo < hi) {
-                int32_t mid = lo + (hi - lo) / 2;
-                if (p->qcol[mid] < c)
-                    lo = mid + 1;
-                else
-                    hi = mid;
-            }
+            int64_t lo = xmc_lower_bound_i32(p->qcol, p->qptr[i], p->qptr[i + 1], c);
             if (lo >= p->qptr[i + 1] || p->qcol[lo] != c || p->qval[lo] != p->lval[e])
                 return XMC_ERR(err, XMC_EINVAL, NULL, 0,
                                "psl pool: column %d row %d is not in the row side", c, i);
@@ -396,7 +376,7 @@ int xmc_psl_sampler_build(xmc_psl_sampler *s, const xmc_csr *Y, const int64_t *r
                     return XMC_ERR(err, XMC_EINVAL, NULL, 0,
                                    "psl: hard negative %d of row %lld outside [0, %lld)", h[a],
                                    (long long)r, (long long)c->n_labels);
-                if (h[a] >= 0 && !in_sorted(y, ny, h[a]))
+                if (h[a] >= 0 && !xmc_sorted_has_i32(y, ny, h[a]))
                     nc++;
             }
             int kn = nc < c->n_neg ? (int)nc : c->n_neg;
@@ -406,7 +386,7 @@ int xmc_psl_sampler_build(xmc_psl_sampler *s, const xmc_csr *Y, const int64_t *r
             int64_t rank = 0;
             int q = 0;
             for (int64_t a = 0; a < nh && q < kn; a++) {
-                if (h[a] < 0 || in_sorted(y, ny, h[a]))
+                if (h[a] < 0 || xmc_sorted_has_i32(y, ny, h[a]))
                     continue;
                 if (rank == s->pick[q]) {
                     pool_add(s, h[a]);
@@ -424,7 +404,7 @@ int xmc_psl_sampler_build(xmc_psl_sampler *s, const xmc_csr *Y, const int64_t *r
                     c->neg_labels
                         ? c->neg_labels[xmc_rng_below(&rng, (uint64_t)c->n_neg_labels)]
                         : (int32_t)xmc_rng_below(&rng, (uint64_t)c->n_labels);
-                if (in_sorted(y, ny, l))
+                if (xmc_sorted_has_i32(y, ny, l))
                     continue;
                 pool_add(s, l);
                 got++;
@@ -462,14 +442,7 @@ int xmc_psl_sampler_build(xmc_psl_sampler *s, const xmc_csr *Y, const int64_t *r
         } else {
             for (int col = 0; col < p->nl; col++) {
                 int32_t l = s->labels[col];
-                int64_t lo = 0, hi = ny;
-                while (lo < hi) {
-                    int64_t mid = lo + (hi - lo) / 2;
-                    if (y[mid] < l)
-                        lo = mid + 1;
-                    else
-                        hi = mid;
-                }
+                int64_t lo = xmc_lower_bound_i32(y, 0, ny, l);
                 if (lo >= ny || y[lo] != l)
                     continue;
                 if (e >= s->cap_pos)

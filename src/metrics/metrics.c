@@ -126,31 +126,11 @@ static void dbl_sort(double *h, int n)
     }
 }
 
-static inline int find_i32(const int32_t *a, int64_t n, int32_t x)
-{
-    int64_t lo = 0, hi = n;
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < x)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < n && a[lo] == x ? (int)1 : 0;
-}
-
-/* Index of x in a[0..n), or -1. */
+/* Index of x in the ascending a[0..n), or -1. */
 static inline int64_t index_i32(const int32_t *a, int64_t n, int32_t x)
 {
-    int64_t lo = 0, hi = n;
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < x)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < n && a[lo] == x ? lo : -1;
+    int64_t i = xmc_lower_bound_i32(a, 0, n, x);
+    return i < n && a[i] == x ? i : -1;
 }
 
 static inline void atomic_min_i32(int32_t *p, int32_t v)
@@ -250,7 +230,7 @@ static void eval_row(const eval_ctx *c, int64_t i, scratch *sc, chunk_sums *cs)
             atomic_min_i64((int64_t *)&c->bad_row, i);
             continue;
         }
-        if (nf && find_i32(f, nf, p[j])) {
+        if (nf && xmc_sorted_has_i32(f, nf, p[j])) {
             cs->n_pred_filtered++;
             continue;
         }

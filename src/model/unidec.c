@@ -31,6 +31,7 @@
 #include "xmc/cluster.h"
 #include "xmc/encoder.h"
 #include "xmc/hnsw.h"
+#include "xmc/kernels.h"
 #include "xmc/optim.h"
 #include "xmc/psl.h"
 
@@ -396,17 +397,9 @@ static int mine(xmc_unidec *u, const xmc_dataset *ds, xmc_error *err)
             goto done;
         if (u->seen) {
             Ysub->ncols = Lc;
-            for (int64_t e = 0; e < xmc_csr_nnz(Ysub); e++) {
-                int64_t lo = 0, hi = u->n_seen;
-                while (lo < hi) {
-                    int64_t mid = lo + (hi - lo) / 2;
-                    if (u->seen[mid] < Ysub->indices[e])
-                        lo = mid + 1;
-                    else
-                        hi = mid;
-                }
-                Ysub->indices[e] = (int32_t)lo;
-            }
+            for (int64_t e = 0; e < xmc_csr_nnz(Ysub); e++)
+                Ysub->indices[e] =
+                    (int32_t)xmc_lower_bound_i32(u->seen, 0, u->n_seen, Ysub->indices[e]);
         }
         int k = u->K < Lc ? u->K : (int)Lc;
         if (Lc >= u->cfg.hnsw_min_labels) {
