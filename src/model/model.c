@@ -581,6 +581,8 @@ static int model_create_impl(const xmc_train_config *cfg, const xmc_dataset *tra
             goto fail;
         }
     }
+    int64_t l0 = 0, l1 = train->n_labels; /* rank r's label shard (all labels single-process) */
+    model_shard_range(m->dist, train->n_labels, &l0, &l1);
     if (model_is_spartex(&m->cfg)) {
         if (cfg->bf16) {
             rc = XMC_ERR(err, XMC_EUNSUPPORTED, NULL, 0,
@@ -593,9 +595,7 @@ static int model_create_impl(const xmc_train_config *cfg, const xmc_dataset *tra
             m->cfg.fan_in = m->enc->dim;
         xmc_ffi_config fc;
         memset(&fc, 0, sizeof fc);
-        int64_t l0 = 0, l1 = train->n_labels;
-        model_shard_range(m->dist, train->n_labels, &l0, &l1);
-        fc.n_labels = l1 - l0; /* rank r's label shard (all labels single-process) */
+        fc.n_labels = l1 - l0;
         fc.label_offset = l0;
         fc.d_in = m->enc->dim;
         fc.fan_in = m->cfg.fan_in;
@@ -608,9 +608,7 @@ static int model_create_impl(const xmc_train_config *cfg, const xmc_dataset *tra
     } else {
         xmc_ova_config hc;
         memset(&hc, 0, sizeof hc);
-        int64_t l0 = 0, l1 = train->n_labels;
-        model_shard_range(m->dist, train->n_labels, &l0, &l1);
-        hc.n_labels = l1 - l0; /* rank r's label shard (all labels single-process) */
+        hc.n_labels = l1 - l0;
         hc.label_offset = l0;
         hc.dim = m->enc->dim;
         hc.dtype = cfg->bf16 ? XMC_DT_BF16 : XMC_DT_F32;
