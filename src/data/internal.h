@@ -220,14 +220,17 @@ static inline const char *xmc_parse_float(const char *p, const char *e, float *o
 
 /* Read files into the page cache in the background: a helper thread
  * queues readahead for each file in order (POSIX_FADV_WILLNEED, 2 MiB per
- * call), so on a cold cache the device streams the later files while the
- * earlier ones are parsed (the readers' own page-fault readahead keeps only
- * a few hundred KiB in flight). Best effort: no errors, and no thread when
- * one cannot be created. The path strings must outlive the join. */
+ * call, at most 64 MiB ahead of the reads completed, so they complete in
+ * this order), so on a cold cache the device streams the later files while
+ * the earlier ones are parsed (the readers' own page-fault readahead keeps
+ * only a few hundred KiB in flight). Best effort: no errors, and no thread
+ * when one cannot be created. The path strings must outlive the join, which
+ * stops the helper early. */
 #define XMC_PREFETCH_MAX 8
 typedef struct xmc_prefetcher {
     pthread_t th;
     int started;
+    atomic_int stop; /* set by the join: queue no more */
     int n;
     const char *paths[XMC_PREFETCH_MAX];
 } xmc_prefetcher;
