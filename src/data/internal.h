@@ -323,8 +323,9 @@ int xmc_sparse_parse(const char *path, const char *buf, size_t len, long first_l
                      xmc_sparse_row_fn row, xmc_csr **X, xmc_csr **Y, xmc_error *err);
 /* The body is counted and parsed segment by segment (about this many bytes,
  * cut at a newline), so reads of later bytes overlap the parse of earlier
- * ones; default 16 MiB (the file readers use one segment for a body that
- * was all in memory at open). Tests and fuzzers lower it (not thread-safe). */
+ * ones; default 16 MiB, the first ones smaller (1/16 of it, doubling; the
+ * file readers use one segment for a body that was all in memory at open).
+ * Tests and fuzzers lower it (not thread-safe). */
 extern size_t xmc_sparse_segment_bytes;
 /* 1 when every page of the mapping [p, p+n) is in the page cache (mincore;
  * xmc_inbuf_open asks before it queues the prefetch). */

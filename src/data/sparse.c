@@ -3,7 +3,9 @@
  * ("N C" + "c:v ..." rows; X_Y, X_Xf and score matrices) and split files.
  *
  * Algorithm (reading): the whole body is in memory (mmap or inflated), cut
- * into segments of ~16 MiB at line boundaries, and each segment into chunks.
+ * into segments at line boundaries (1 MiB, then doubling up to ~16 MiB, so
+ * the cores start on a cold file once its first MiB has arrived), and each
+ * segment into chunks.
  * Pass 1 counts, per chunk, lines, ':' and ',' bytes — upper bounds on rows,
  * features and labels. Pass 2 parses each chunk of the segment straight
  * into its slice of the output arrays (rows and entries offset by the prefix
@@ -444,6 +446,9 @@ static int sparse_parse(const char *path, const char *buf, size_t len, long firs
     const char *end = buf + len, *s = buf;
     if (seg == 0)
         seg = 1;
+    /* The first segment waits for its bytes with nothing to overlap, so
+     * segments start at seg / 16 and double up to seg. */
+    size_t cur = seg < len && seg >= 16 ? seg / 16 : seg;
     int64_t lines = 0, nent = 0, nlab = 0, cap_ent = 0, cap_lab = 0;
     int projected = 0; /* arrays sized from a projection, not the exact count */
     /* Lines are at least one byte: more rows than bytes is a truncation
@@ -457,7 +462,8 @@ static int sparse_parse(const char *path, const char *buf, size_t len, long firs
         xmc_progress_start(&prog, base ? base + 1 : path, "MiB", (int64_t)(len >> 20));
     }
     while (s < end) {
-        const char *t = (size_t)(end - s) <= seg ? end : s + seg;
+        const char *t = (size_t)(end - s) <= cur ? end : s + cur;
+        cur = cur < seg / 2 ? 2 * cur : seg;
         if (t < end && t[-1] != '\n') {
             const char *nl = memchr(t, '\n', (size_t)(end - t));
             t = nl ? nl + 1 : end;
