@@ -416,9 +416,11 @@ static void test_split(void **state)
 
 /* ------------------------------------------------------------ texts */
 
-static void test_texts(void **state)
+/* Run with xmc_inbuf_own_map_bytes at its default (these small files are
+ * read into the heap) and at 0 (a private mapping of the file, which the
+ * texts then own). */
+static void texts_cases(void)
 {
-    (void)state;
     const char *p = tu_path("t.txt");
     tu_write(p, "h\xc3\xa9llo\r\n\nlast");
     xmc_texts *t;
@@ -464,6 +466,48 @@ static void test_texts(void **state)
     fclose(f);
     xmc_error_clear(&e);
     tu_assert_error(xmc_texts_read(p, &t, &e), &e, XMC_EFORMAT, "t.txt", 2);
+    /* A file of exactly one page (and two) without a final '\n': the
+     * terminating NUL goes in the spare byte past it. */
+    for (size_t len = 4096; len <= 8192; len += 4096) {
+        char *big = malloc(len + 1);
+        memset(big, 'x', len);
+        big[len] = '\0';
+        big[100] = '\n';
+        tu_write(p, big);
+        xmc_error_clear(&e);
+        assert_int_equal(xmc_texts_read(p, &t, &e), XMC_OK);
+        assert_int_equal(t->n, 2);
+        assert_int_equal(strlen(xmc_texts_get(t, 0)), 100);
+        assert_int_equal(strlen(xmc_texts_get(t, 1)), len - 101);
+        assert_int_equal(t->offsets[2], (int64_t)len + 1);
+        free(big);
+        xmc_texts_free(t);
+    }
+}
+
+static void test_texts(void **state)
+{
+    (void)state;
+    size_t keep = xmc_inbuf_own_map_bytes;
+    for (int mapped = 0; mapped < 2; mapped++) {
+        xmc_inbuf_own_map_bytes = mapped ? 0 : keep;
+        texts_cases();
+        /* Who owns the lines: the mapping (with the offsets), or the heap. */
+        const char *p = tu_path("t.txt");
+        tu_write(p, "one\ntwo\n");
+        xmc_texts *t;
+        xmc_error e = {0};
+        assert_int_equal(xmc_texts_read(p, &t, &e), XMC_OK);
+        assert_true(mapped ? t->owner != NULL : t->owner == NULL);
+        const int64_t rows[3] = {1, 1, 0};
+        xmc_texts *s;
+        assert_int_equal(xmc_texts_select_rows(t, rows, 3, &s, &e), XMC_OK);
+        xmc_texts_free(t); /* the copy outlives it */
+        assert_string_equal(xmc_texts_get(s, 2), "one");
+        assert_null(s->owner);
+        xmc_texts_free(s);
+    }
+    xmc_inbuf_own_map_bytes = keep;
 }
 
 /* Texts of several MiB take the parallel path (chunks cut at line ends):
@@ -493,8 +537,10 @@ static char *texts_big(int nl, const char *eol, int final_eol, size_t *len)
 static void check_texts_big(const char *p, int nl)
 {
     int saved = xmc_get_threads();
-    for (int th = 1; th <= 2; th++) {
-        xmc_set_threads(th);
+    size_t keep = xmc_inbuf_own_map_bytes;
+    for (int th = 1; th <= 4; th++) {
+        xmc_set_threads(1 + th % 2);
+        xmc_inbuf_own_map_bytes = th <= 2 ? keep : SIZE_MAX; /* mapped, then heap */
         xmc_texts *t;
         xmc_error e = {0};
         assert_int_equal(xmc_texts_read(p, &t, &e), XMC_OK);
@@ -505,8 +551,10 @@ static void check_texts_big(const char *p, int nl)
             assert_string_equal(xmc_texts_get(t, i), s);
             assert_int_equal(t->offsets[i + 1] - t->offsets[i], (int64_t)strlen(s) + 1);
         }
+        assert_true(th <= 2 ? t->owner != NULL : t->owner == NULL);
         xmc_texts_free(t);
     }
+    xmc_inbuf_own_map_bytes = keep;
     xmc_set_threads(saved);
 }
 

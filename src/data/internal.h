@@ -250,11 +250,21 @@ typedef struct xmc_inbuf {
     int resident;   /* every page was in memory when opened (heap: always) */
 } xmc_inbuf;
 
-int xmc_inbuf_open(xmc_inbuf *b, const char *path, xmc_error *err);
-/* heap = 1: always an exact-size heap buffer with one spare byte (b->heap),
- * which the caller may take over (set b->heap = NULL before closing). */
-int xmc_inbuf_open_ex(xmc_inbuf *b, const char *path, int heap, xmc_error *err);
+/* How xmc_inbuf_open_ex holds the file:
+ * MAP:  read-only mapping for plain files of 1 MiB or more, else the heap;
+ * HEAP: always an exact-size heap block with one spare byte (b->heap);
+ * OWN:  a writable buffer with one spare byte that the caller may take over:
+ *       for plain files of xmc_inbuf_own_map_bytes or more, a private
+ *       mapping already copied into memory (b->map, b->map_len bytes:
+ *       munmap), else as HEAP (b->heap: xmc_free). Take it over by setting
+ *       that field to NULL before closing. */
+enum { XMC_INBUF_MAP = 0, XMC_INBUF_HEAP = 1, XMC_INBUF_OWN = 2 };
+int xmc_inbuf_open(xmc_inbuf *b, const char *path, xmc_error *err); /* MAP */
+int xmc_inbuf_open_ex(xmc_inbuf *b, const char *path, int mode, xmc_error *err);
 void xmc_inbuf_close(xmc_inbuf *b);
+/* Size from which OWN maps (default 1 MiB); tests and fuzzers lower it to
+ * 0 to cover the mapping on small files (not thread-safe). */
+extern size_t xmc_inbuf_own_map_bytes;
 
 /* Ask for transparent huge pages on the 2 MiB-aligned interior of a fresh
  * heap block of n bytes (no-op below 4 MiB): filling a 150 MB buffer then
@@ -277,12 +287,14 @@ const char *xmc_find_gz(const char *base);
 
 /* ------------------------------------------------------------ mapping */
 
-/* The memory mapping behind a binary-cache dataset: every csr/texts that
- * points into it holds one reference (their `owner` field); the last free
+/* The memory mapping behind a binary-cache dataset, or behind the lines of
+ * a texts file read whole (xmc_texts_read): every csr/texts that points
+ * into it holds one reference (their `owner` field); the last free
  * unmaps. */
 typedef struct xmc_mapping {
     void *base;
     size_t len;
+    void *heap; /* freed (xmc_free) with the mapping, or NULL: a texts file's offsets */
     atomic_long refs;
 } xmc_mapping;
 
