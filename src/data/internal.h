@@ -339,8 +339,9 @@ int xmc_sparse_parse(const char *path, const char *buf, size_t len, long first_l
  * file readers use one segment for a body that was all in memory at open).
  * Tests and fuzzers lower it (not thread-safe). */
 extern size_t xmc_sparse_segment_bytes;
-/* 1 when every page of the mapping [p, p+n) is in the page cache (mincore;
- * xmc_inbuf_open asks before it queues the prefetch). */
+/* 1 when the mapping [p, p+n) is in the page cache, as far as one page per
+ * MiB and the last page tell (mincore; xmc_inbuf_open asks before it
+ * queues the prefetch). */
 int xmc_resident(const void *p, size_t n);
 
 /* XC repository data file. */

@@ -307,18 +307,23 @@ out:
 
 int xmc_resident(const void *p, size_t n)
 {
-    const size_t pg = (size_t)sysconf(_SC_PAGESIZE), win = (size_t)4096 * pg;
+    /* One page per MiB and the last one, not all: mincore looks each page
+     * up in the page cache, and checking all 60,000 of a warm 248 MB file
+     * took ~3 ms, serial, on every read. A missed hole (under 1 MiB, or
+     * between the probes) only costs overlap, never correctness. */
+    const size_t pg = (size_t)sysconf(_SC_PAGESIZE), step = (size_t)1 << 20;
     uintptr_t a = (uintptr_t)p & ~(uintptr_t)(pg - 1), z = (uintptr_t)p + n;
-    unsigned char vec[4096];
-    for (; a < z; a += win) {
-        size_t k = z - a < win ? z - a : win, np = (k + pg - 1) / pg;
-        if (mincore((void *)a, k, vec) != 0)
+    unsigned char v;
+    if (n == 0)
+        return 1;
+    for (;; a += step) {
+        if (a >= z - 1)
+            a = (z - 1) & ~(uintptr_t)(pg - 1); /* the last page */
+        if (mincore((void *)a, pg, &v) != 0 || !(v & 1))
             return 0;
-        for (size_t i = 0; i < np; i++)
-            if (!(vec[i] & 1))
-                return 0;
+        if (a == ((z - 1) & ~(uintptr_t)(pg - 1)))
+            return 1;
     }
-    return 1;
 }
 
 /* POSIX_FADV_WILLNEED on a whole file reads only the first readahead
