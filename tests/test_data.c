@@ -2,12 +2,15 @@
  * and malformed (code + file + line); gzip; split files; texts and UTF-8;
  * the label-feature layout, JSON lines and filters; TEXTS+LABELS with a
  * vocabulary; round trips (text, XC and binary); corrupt binary caches;
- * multi-chunk parallel parsing; the real shared datasets; and an
- * allocation-failure sweep. */
+ * multi-chunk parallel parsing; cold (evicted) sparse files; the real
+ * shared datasets; and an allocation-failure sweep. */
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "data/internal.h"
@@ -313,6 +316,74 @@ static void test_xc_multichunk(void **state)
     tu_write(p, b);
     load_err(p, XMC_EFORMAT, "big.txt", 50002);
     xmc_set_threads(saved);
+    free(b);
+}
+
+/* Evict a file from the page cache (written back first); 1 when its first
+ * page is then out, i.e. the next read is cold. */
+static int evict(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    fsync(fd);
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    void *p = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+    unsigned char v = 1;
+    if (p != MAP_FAILED) {
+        mincore(p, 4096, &v);
+        munmap(p, 4096);
+    }
+    close(fd);
+    return !(v & 1);
+}
+
+/* A cold file (evicted from the page cache) is parsed in segments that grow
+ * from 1/16 of xmc_sparse_segment_bytes, then to its end once its last page
+ * is in, and its mapping is dropped chunk by chunk as they are parsed: the
+ * same matrix bit for bit as the warm read (one segment), and the same
+ * error. Where eviction is not possible (tmpfs) both reads are warm. */
+static void test_sparse_cold(void **state)
+{
+    (void)state;
+    const int n = 40000;
+    size_t cap = (size_t)n * 64 + 64, k = 0;
+    char *b = malloc(cap);
+    k += (size_t)snprintf(b, cap, "%d 100000\n", n);
+    for (int i = 0; i < n; i++)
+        k += (size_t)snprintf(b + k, cap - k, "%d:0.%05d %d:%d.5 %d:1e-3\n", i % 1000,
+                              (i * 7919) % 100000, 1000 + i % 977, i % 13, 50000 + i);
+    assert_true(k > (1u << 20));
+    const char *p = tu_path("cold.txt");
+    tu_write(p, b);
+    size_t keep = xmc_sparse_segment_bytes;
+    xmc_error e = {0};
+    xmc_csr *warm, *cold;
+    assert_int_equal(xmc_csr_read_text(p, &warm, &e), XMC_OK);
+    for (int round = 0; round < 2; round++) {
+        xmc_sparse_segment_bytes = round ? (size_t)64 << 10 : keep; /* 4 KiB, 8, .. 64 */
+        evict(p);
+        assert_int_equal(xmc_csr_read_text(p, &cold, &e), XMC_OK);
+        assert_true(xmc_csr_equal(cold, warm));
+        assert_memory_equal(cold->values, warm->values,
+                            (size_t)xmc_csr_nnz(warm) * sizeof(float));
+        xmc_csr_free(cold);
+    }
+    xmc_csr_free(warm);
+    /* An error three quarters in: the same line, cold or warm. */
+    char *q = b + k * 3 / 4;
+    q = strchr(q, '\n') + 1;
+    long line = 2;
+    for (const char *t = strchr(b, '\n') + 1; t < q; t = strchr(t, '\n') + 1)
+        line++;
+    *strchr(q, ':') = '#';
+    tu_write(p, b);
+    for (int round = 0; round < 2; round++) {
+        xmc_sparse_segment_bytes = round ? (size_t)64 << 10 : keep;
+        evict(p);
+        xmc_error_clear(&e);
+        tu_assert_error(xmc_csr_read_text(p, &cold, &e), &e, XMC_EFORMAT, "cold.txt", line);
+    }
+    xmc_sparse_segment_bytes = keep;
     free(b);
 }
 
@@ -1301,6 +1372,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_csr_ops),         cmocka_unit_test(test_xc_valid),
         cmocka_unit_test(test_xc_malformed),    cmocka_unit_test(test_xc_multichunk),
+        cmocka_unit_test(test_sparse_cold),
         cmocka_unit_test(test_sparse_text),     cmocka_unit_test(test_split),
         cmocka_unit_test(test_texts),           cmocka_unit_test(test_texts_multichunk),
         cmocka_unit_test(test_lf_layout),
