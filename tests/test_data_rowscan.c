@@ -396,6 +396,58 @@ static void test_large_and_error_deep(void **state)
     free(b.p);
 }
 
+/* Pass 1's counts of '\n', ':' and ',': every variant against a byte loop,
+ * on random text of every length up to 700 at every offset in 0..63
+ * (ragged tails, the 255-step counter flush on the long ones). */
+static void test_count3(void **state)
+{
+    (void)state;
+    static const char alpha[] = "0123456789:,\n .e-\t";
+    xmc_rng g;
+    xmc_rng_seed(&g, 23, 0);
+    size_t cap = 20000;
+    char *buf = malloc(cap + 64);
+    assert_non_null(buf);
+    for (size_t i = 0; i < cap + 64; i++)
+        buf[i] = alpha[xmc_rng_below(&g, sizeof alpha - 1)];
+    static const char *const lv[] = {"ref", "avx2"};
+    for (size_t len = 0; len <= 700; len++)
+        for (size_t off = 0; off < 64; off += 1 + len % 7) {
+            const char *p = buf + off;
+            int64_t want[3] = {0, 0, 0};
+            for (size_t i = 0; i < len; i++) {
+                want[0] += p[i] == '\n';
+                want[1] += p[i] == ':';
+                want[2] += p[i] == ',';
+            }
+            for (int v = 0; v < 2; v++) {
+                xmc_count3_fn fn = xmc_count3_get(lv[v]);
+                if (!fn)
+                    continue;
+                int64_t got[3];
+                fn(p, p + len, got);
+                assert_memory_equal(got, want, sizeof want);
+            }
+        }
+    int64_t want[3] = {0, 0, 0}, got[3];
+    for (size_t i = 0; i < cap; i++) {
+        want[0] += buf[i] == '\n';
+        want[1] += buf[i] == ':';
+        want[2] += buf[i] == ',';
+    }
+    for (int v = 0; v < 2; v++) {
+        xmc_count3_fn fn = xmc_count3_get(lv[v]);
+        if (fn) {
+            fn(buf, buf + cap, got);
+            assert_memory_equal(got, want, sizeof want);
+        }
+    }
+    xmc_count3_fn best = xmc_count3_best();
+    best(buf, buf + cap, got);
+    assert_memory_equal(got, want, sizeof want);
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -404,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_values_vs_strtof),
         cmocka_unit_test(test_malformed_same_errors),
         cmocka_unit_test(test_large_and_error_deep),
+        cmocka_unit_test(test_count3),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

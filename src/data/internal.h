@@ -326,6 +326,16 @@ xmc_sparse_row_fn xmc_sparse_row_best(void);
 /* "ref", "avx2", "avx512", or NULL when the hardware lacks it (tests). */
 xmc_sparse_row_fn xmc_sparse_row_get(const char *level);
 
+/* Pass 1 of the sparse readers: out[0..2] = the numbers of '\n', ':' and ','
+ * in [p, e). Variants (rowscan.h): 16-byte vectors (ref: any CPU) and
+ * 32-byte (avx2); xmc_count3_best follows xmc_cpu_features (XMC_KERNEL). */
+typedef void (*xmc_count3_fn)(const char *p, const char *e, int64_t out[3]);
+void xmc_count3_ref(const char *p, const char *e, int64_t out[3]);
+void xmc_count3_avx2(const char *p, const char *e, int64_t out[3]);
+xmc_count3_fn xmc_count3_best(void);
+/* "ref" or "avx2", or NULL when the hardware lacks it (tests). */
+xmc_count3_fn xmc_count3_get(const char *level);
+
 /* Parse the body [buf, buf+len) of `path` whose first body line is line
  * `first_line`, with nrows rows. In XC mode *Y gets the labels (nlabels
  * columns, values 1). `row` is the fast row kernel (NULL: the scalar parser

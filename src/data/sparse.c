@@ -49,51 +49,17 @@ typedef struct chunk {
 
 static inline int is_ws(char c) { return c == ' ' || c == '\t'; }
 
-/* Pass 1 counts '\n', ':' and ',' with 16-byte vector compares (GCC/clang
- * vector extensions: SSE2 on any x86-64, NEON on arm64, no ISA dispatch
- * needed), accumulating per-lane byte counters for up to 255 steps. gcc -O2
- * does not vectorise the plain byte loop, which made this pass a quarter
- * of the parse time. */
-typedef unsigned char v16u8 __attribute__((vector_size(16)));
-
-static int64_t hsum(v16u8 v)
+/* Pass 1: '\n', ':' and ',' of a chunk, by the variant for this CPU
+ * (xmc_count3_best: 16- or 32-byte vector compares, rowscan.h). */
+static void count_chunk(chunk *c, xmc_count3_fn count)
 {
-    int64_t s = 0;
-    for (int i = 0; i < 16; i++)
-        s += v[i];
-    return s;
-}
-
-static void count_chunk(chunk *c)
-{
-    int64_t nl = 0, co = 0, cm = 0;
-    const char *p = c->b;
-    const v16u8 vn = {'\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n',
-                      '\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n'};
-    const v16u8 vc = vn - '\n' + ':', vm = vn - '\n' + ',';
-    while (p + 16 <= c->e) {
-        v16u8 an = {0}, ac = {0}, am = {0};
-        for (int k = 0; k < 255 && p + 16 <= c->e; k++, p += 16) {
-            v16u8 w;
-            memcpy(&w, p, 16);
-            an -= (v16u8)(w == vn); /* a match is 0xff: subtracting adds 1 */
-            ac -= (v16u8)(w == vc);
-            am -= (v16u8)(w == vm);
-        }
-        nl += hsum(an);
-        co += hsum(ac);
-        cm += hsum(am);
-    }
-    for (; p < c->e; p++) {
-        nl += *p == '\n';
-        co += *p == ':';
-        cm += *p == ',';
-    }
+    int64_t k[3];
+    count(c->b, c->e, k);
     if (c->e > c->b && c->e[-1] != '\n')
-        nl++; /* last line without '\n' */
-    c->lines = nl;
-    c->colons = co;
-    c->commas = cm;
+        k[0]++; /* last line without '\n' */
+    c->lines = k[0];
+    c->colons = k[1];
+    c->commas = k[2];
 }
 
 typedef struct pair {
@@ -479,6 +445,7 @@ static int sparse_parse(const char *path, const char *buf, size_t len, long firs
         goto out;
     }
     const char *end = buf + len, *s = buf;
+    const xmc_count3_fn count = xmc_count3_best();
     if (seg == 0)
         seg = 1;
     /* The first segment waits for its bytes with nothing to overlap, so
@@ -511,7 +478,7 @@ static int sparse_parse(const char *path, const char *buf, size_t len, long firs
         cut_chunks(ch, nch, s, t);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
         for (int i = 0; i < nch; i++)
-            count_chunk(&ch[i]);
+            count_chunk(&ch[i], count);
         int64_t l = lines, co = nent, lb = nlab;
         for (int i = 0; i < nch; i++) {
             ch[i].row0 = l;
