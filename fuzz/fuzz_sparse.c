@@ -10,9 +10,10 @@
 #include "fuzz_common.h"
 #include "xmc/data.h"
 
-/* The segmented parse (segments of 1, 8, 64 bytes: the pipelined path of
- * big files) against one segment: same matrices or the same error and line,
- * also with a header row count one off. */
+/* The segmented parse (segments of 1, 8, 64 bytes, the last two starting
+ * at 1/16 of that and doubling: the pipelined path of big files) against
+ * one segment: same matrices or the same error and line, also with a
+ * header row count one off. */
 static void diff_segments(const char *body, size_t size, int mode, int64_t rows)
 {
     if (rows < 0)

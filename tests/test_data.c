@@ -2,12 +2,15 @@
  * and malformed (code + file + line); gzip; split files; texts and UTF-8;
  * the label-feature layout, JSON lines and filters; TEXTS+LABELS with a
  * vocabulary; round trips (text, XC and binary); corrupt binary caches;
- * multi-chunk parallel parsing; the real shared datasets; and an
- * allocation-failure sweep. */
+ * multi-chunk parallel parsing; cold (evicted) sparse files; the real
+ * shared datasets; and an allocation-failure sweep. */
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "data/internal.h"
@@ -316,6 +319,74 @@ static void test_xc_multichunk(void **state)
     free(b);
 }
 
+/* Evict a file from the page cache (written back first); 1 when its first
+ * page is then out, i.e. the next read is cold. */
+static int evict(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    fsync(fd);
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    void *p = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+    unsigned char v = 1;
+    if (p != MAP_FAILED) {
+        mincore(p, 4096, &v);
+        munmap(p, 4096);
+    }
+    close(fd);
+    return !(v & 1);
+}
+
+/* A cold file (evicted from the page cache) is parsed in segments that grow
+ * from 1/16 of xmc_sparse_segment_bytes, then to its end once its last page
+ * is in, and its mapping is dropped chunk by chunk as they are parsed: the
+ * same matrix bit for bit as the warm read (one segment), and the same
+ * error. Where eviction is not possible (tmpfs) both reads are warm. */
+static void test_sparse_cold(void **state)
+{
+    (void)state;
+    const int n = 40000;
+    size_t cap = (size_t)n * 64 + 64, k = 0;
+    char *b = malloc(cap);
+    k += (size_t)snprintf(b, cap, "%d 100000\n", n);
+    for (int i = 0; i < n; i++)
+        k += (size_t)snprintf(b + k, cap - k, "%d:0.%05d %d:%d.5 %d:1e-3\n", i % 1000,
+                              (i * 7919) % 100000, 1000 + i % 977, i % 13, 50000 + i);
+    assert_true(k > (1u << 20));
+    const char *p = tu_path("cold.txt");
+    tu_write(p, b);
+    size_t keep = xmc_sparse_segment_bytes;
+    xmc_error e = {0};
+    xmc_csr *warm, *cold;
+    assert_int_equal(xmc_csr_read_text(p, &warm, &e), XMC_OK);
+    for (int round = 0; round < 2; round++) {
+        xmc_sparse_segment_bytes = round ? (size_t)64 << 10 : keep; /* 4 KiB, 8, .. 64 */
+        evict(p);
+        assert_int_equal(xmc_csr_read_text(p, &cold, &e), XMC_OK);
+        assert_true(xmc_csr_equal(cold, warm));
+        assert_memory_equal(cold->values, warm->values,
+                            (size_t)xmc_csr_nnz(warm) * sizeof(float));
+        xmc_csr_free(cold);
+    }
+    xmc_csr_free(warm);
+    /* An error three quarters in: the same line, cold or warm. */
+    char *q = b + k * 3 / 4;
+    q = strchr(q, '\n') + 1;
+    long line = 2;
+    for (const char *t = strchr(b, '\n') + 1; t < q; t = strchr(t, '\n') + 1)
+        line++;
+    *strchr(q, ':') = '#';
+    tu_write(p, b);
+    for (int round = 0; round < 2; round++) {
+        xmc_sparse_segment_bytes = round ? (size_t)64 << 10 : keep;
+        evict(p);
+        xmc_error_clear(&e);
+        tu_assert_error(xmc_csr_read_text(p, &cold, &e), &e, XMC_EFORMAT, "cold.txt", line);
+    }
+    xmc_sparse_segment_bytes = keep;
+    free(b);
+}
+
 /* ------------------------------------------------------------ sparse text */
 
 static void test_sparse_text(void **state)
@@ -416,9 +487,11 @@ static void test_split(void **state)
 
 /* ------------------------------------------------------------ texts */
 
-static void test_texts(void **state)
+/* Run with xmc_inbuf_own_map_bytes at its default (these small files are
+ * read into the heap) and at 0 (a private mapping of the file, which the
+ * texts then own). */
+static void texts_cases(void)
 {
-    (void)state;
     const char *p = tu_path("t.txt");
     tu_write(p, "h\xc3\xa9llo\r\n\nlast");
     xmc_texts *t;
@@ -464,6 +537,48 @@ static void test_texts(void **state)
     fclose(f);
     xmc_error_clear(&e);
     tu_assert_error(xmc_texts_read(p, &t, &e), &e, XMC_EFORMAT, "t.txt", 2);
+    /* A file of exactly one page (and two) without a final '\n': the
+     * terminating NUL goes in the spare byte past it. */
+    for (size_t len = 4096; len <= 8192; len += 4096) {
+        char *big = malloc(len + 1);
+        memset(big, 'x', len);
+        big[len] = '\0';
+        big[100] = '\n';
+        tu_write(p, big);
+        xmc_error_clear(&e);
+        assert_int_equal(xmc_texts_read(p, &t, &e), XMC_OK);
+        assert_int_equal(t->n, 2);
+        assert_int_equal(strlen(xmc_texts_get(t, 0)), 100);
+        assert_int_equal(strlen(xmc_texts_get(t, 1)), len - 101);
+        assert_int_equal(t->offsets[2], (int64_t)len + 1);
+        free(big);
+        xmc_texts_free(t);
+    }
+}
+
+static void test_texts(void **state)
+{
+    (void)state;
+    size_t keep = xmc_inbuf_own_map_bytes;
+    for (int mapped = 0; mapped < 2; mapped++) {
+        xmc_inbuf_own_map_bytes = mapped ? 0 : keep;
+        texts_cases();
+        /* Who owns the lines: the mapping (with the offsets), or the heap. */
+        const char *p = tu_path("t.txt");
+        tu_write(p, "one\ntwo\n");
+        xmc_texts *t;
+        xmc_error e = {0};
+        assert_int_equal(xmc_texts_read(p, &t, &e), XMC_OK);
+        assert_true(mapped ? t->owner != NULL : t->owner == NULL);
+        const int64_t rows[3] = {1, 1, 0};
+        xmc_texts *s;
+        assert_int_equal(xmc_texts_select_rows(t, rows, 3, &s, &e), XMC_OK);
+        xmc_texts_free(t); /* the copy outlives it */
+        assert_string_equal(xmc_texts_get(s, 2), "one");
+        assert_null(s->owner);
+        xmc_texts_free(s);
+    }
+    xmc_inbuf_own_map_bytes = keep;
 }
 
 /* Texts of several MiB take the parallel path (chunks cut at line ends):
@@ -493,8 +608,10 @@ static char *texts_big(int nl, const char *eol, int final_eol, size_t *len)
 static void check_texts_big(const char *p, int nl)
 {
     int saved = xmc_get_threads();
-    for (int th = 1; th <= 2; th++) {
-        xmc_set_threads(th);
+    size_t keep = xmc_inbuf_own_map_bytes;
+    for (int th = 1; th <= 4; th++) {
+        xmc_set_threads(1 + th % 2);
+        xmc_inbuf_own_map_bytes = th <= 2 ? keep : SIZE_MAX; /* mapped, then heap */
         xmc_texts *t;
         xmc_error e = {0};
         assert_int_equal(xmc_texts_read(p, &t, &e), XMC_OK);
@@ -505,8 +622,10 @@ static void check_texts_big(const char *p, int nl)
             assert_string_equal(xmc_texts_get(t, i), s);
             assert_int_equal(t->offsets[i + 1] - t->offsets[i], (int64_t)strlen(s) + 1);
         }
+        assert_true(th <= 2 ? t->owner != NULL : t->owner == NULL);
         xmc_texts_free(t);
     }
+    xmc_inbuf_own_map_bytes = keep;
     xmc_set_threads(saved);
 }
 
@@ -1253,6 +1372,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_csr_ops),         cmocka_unit_test(test_xc_valid),
         cmocka_unit_test(test_xc_malformed),    cmocka_unit_test(test_xc_multichunk),
+        cmocka_unit_test(test_sparse_cold),
         cmocka_unit_test(test_sparse_text),     cmocka_unit_test(test_split),
         cmocka_unit_test(test_texts),           cmocka_unit_test(test_texts_multichunk),
         cmocka_unit_test(test_lf_layout),

@@ -347,6 +347,28 @@ static void test_malformed_same_errors(void **state)
 
 /* Multi-chunk bodies (several MiB): chunk ends fall inside the kernels'
  * blocks, and the earliest error wins whatever the thread count. */
+/* The segmented parse of a cold file (segments of 1/16 of the size,
+ * doubling up to it; here 16 KiB .. 256 KiB) against one segment: the same
+ * matrix bit for bit, or the same error. */
+static void same_as_segmented(const char *body, size_t n, int mode)
+{
+    result one = run(body, n, mode, 1000000, 5000, xmc_sparse_row_best(), 2);
+    size_t keep = xmc_sparse_segment_bytes;
+    xmc_sparse_segment_bytes = (size_t)256 << 10;
+    result seg = run(body, n, mode, 1000000, 5000, xmc_sparse_row_best(), 2);
+    xmc_sparse_segment_bytes = keep;
+    assert_int_equal(seg.rc, one.rc);
+    assert_int_equal(seg.err.line, one.err.line);
+    assert_string_equal(seg.err.msg, one.err.msg);
+    same_csr(seg.X, one.X, "segmented");
+    same_csr(seg.Y, one.Y, "segmented");
+    xmc_csr_free(one.X);
+    xmc_csr_free(one.Y);
+    xmc_csr_free(seg.X);
+    xmc_csr_free(seg.Y);
+    xmc_set_threads(0);
+}
+
 static void test_large_and_error_deep(void **state)
 {
     (void)state;
@@ -356,6 +378,11 @@ static void test_large_and_error_deep(void **state)
     rand_body(&g, &b, XMC_SP_SPARSE, 30000, 30, 1000000, 0, 0);
     assert_true(b.n > 1u << 20);
     assert_int_equal(compare_all(b.p, b.n, XMC_SP_SPARSE, 1000000, 0), XMC_OK);
+    same_as_segmented(b.p, b.n, XMC_SP_SPARSE);
+    sbuf xc = {0};
+    rand_body(&g, &xc, XMC_SP_XC, 30000, 30, 1000000, 5000, 0);
+    same_as_segmented(xc.p, xc.n, XMC_SP_XC);
+    free(xc.p);
     /* An error in the middle: a value replaced by letters. */
     char *mid = strchr(b.p + b.n / 2, ':');
     assert_non_null(mid);
@@ -364,7 +391,61 @@ static void test_large_and_error_deep(void **state)
     result r = run(b.p, b.n, XMC_SP_SPARSE, 1000000, 0, xmc_sparse_row_best(), 2);
     assert_int_equal(r.err.line, 2 + count_rows(b.p, (size_t)(mid - b.p)) - 1);
     assert_non_null(strstr(r.err.msg, "expected a finite number"));
+    xmc_csr_free(r.X);
+    same_as_segmented(b.p, b.n, XMC_SP_SPARSE);
     free(b.p);
+}
+
+/* Pass 1's counts of '\n', ':' and ',': every variant against a byte loop,
+ * on random text of every length up to 700 at every offset in 0..63
+ * (ragged tails, the 255-step counter flush on the long ones). */
+static void test_count3(void **state)
+{
+    (void)state;
+    static const char alpha[] = "0123456789:,\n .e-\t";
+    xmc_rng g;
+    xmc_rng_seed(&g, 23, 0);
+    size_t cap = 20000;
+    char *buf = malloc(cap + 64);
+    assert_non_null(buf);
+    for (size_t i = 0; i < cap + 64; i++)
+        buf[i] = alpha[xmc_rng_below(&g, sizeof alpha - 1)];
+    static const char *const lv[] = {"ref", "avx2"};
+    for (size_t len = 0; len <= 700; len++)
+        for (size_t off = 0; off < 64; off += 1 + len % 7) {
+            const char *p = buf + off;
+            int64_t want[3] = {0, 0, 0};
+            for (size_t i = 0; i < len; i++) {
+                want[0] += p[i] == '\n';
+                want[1] += p[i] == ':';
+                want[2] += p[i] == ',';
+            }
+            for (int v = 0; v < 2; v++) {
+                xmc_count3_fn fn = xmc_count3_get(lv[v]);
+                if (!fn)
+                    continue;
+                int64_t got[3];
+                fn(p, p + len, got);
+                assert_memory_equal(got, want, sizeof want);
+            }
+        }
+    int64_t want[3] = {0, 0, 0}, got[3];
+    for (size_t i = 0; i < cap; i++) {
+        want[0] += buf[i] == '\n';
+        want[1] += buf[i] == ':';
+        want[2] += buf[i] == ',';
+    }
+    for (int v = 0; v < 2; v++) {
+        xmc_count3_fn fn = xmc_count3_get(lv[v]);
+        if (fn) {
+            fn(buf, buf + cap, got);
+            assert_memory_equal(got, want, sizeof want);
+        }
+    }
+    xmc_count3_fn best = xmc_count3_best();
+    best(buf, buf + cap, got);
+    assert_memory_equal(got, want, sizeof want);
+    free(buf);
 }
 
 int main(void)
@@ -375,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_values_vs_strtof),
         cmocka_unit_test(test_malformed_same_errors),
         cmocka_unit_test(test_large_and_error_deep),
+        cmocka_unit_test(test_count3),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -100,6 +100,7 @@ void xmc_mapping_unref(xmc_mapping *m)
 {
     if (m && atomic_fetch_sub(&m->refs, 1) == 1) {
         munmap(m->base, m->len);
+        xmc_free(m->heap);
         xmc_free(m);
     }
 }

@@ -220,14 +220,17 @@ static inline const char *xmc_parse_float(const char *p, const char *e, float *o
 
 /* Read files into the page cache in the background: a helper thread
  * queues readahead for each file in order (POSIX_FADV_WILLNEED, 2 MiB per
- * call), so on a cold cache the device streams the later files while the
- * earlier ones are parsed (the readers' own page-fault readahead keeps only
- * a few hundred KiB in flight). Best effort: no errors, and no thread when
- * one cannot be created. The path strings must outlive the join. */
+ * call, at most 64 MiB ahead of the reads completed, so they complete in
+ * this order), so on a cold cache the device streams the later files while
+ * the earlier ones are parsed (the readers' own page-fault readahead keeps
+ * only a few hundred KiB in flight). Best effort: no errors, and no thread
+ * when one cannot be created. The path strings must outlive the join, which
+ * stops the helper early. */
 #define XMC_PREFETCH_MAX 8
 typedef struct xmc_prefetcher {
     pthread_t th;
     int started;
+    atomic_int stop; /* set by the join: queue no more */
     int n;
     const char *paths[XMC_PREFETCH_MAX];
 } xmc_prefetcher;
@@ -247,11 +250,21 @@ typedef struct xmc_inbuf {
     int resident;   /* every page was in memory when opened (heap: always) */
 } xmc_inbuf;
 
-int xmc_inbuf_open(xmc_inbuf *b, const char *path, xmc_error *err);
-/* heap = 1: always an exact-size heap buffer with one spare byte (b->heap),
- * which the caller may take over (set b->heap = NULL before closing). */
-int xmc_inbuf_open_ex(xmc_inbuf *b, const char *path, int heap, xmc_error *err);
+/* How xmc_inbuf_open_ex holds the file:
+ * MAP:  read-only mapping for plain files of 1 MiB or more, else the heap;
+ * HEAP: always an exact-size heap block with one spare byte (b->heap);
+ * OWN:  a writable buffer with one spare byte that the caller may take over:
+ *       for plain files of xmc_inbuf_own_map_bytes or more, a private
+ *       mapping already copied into memory (b->map, b->map_len bytes:
+ *       munmap), else as HEAP (b->heap: xmc_free). Take it over by setting
+ *       that field to NULL before closing. */
+enum { XMC_INBUF_MAP = 0, XMC_INBUF_HEAP = 1, XMC_INBUF_OWN = 2 };
+int xmc_inbuf_open(xmc_inbuf *b, const char *path, xmc_error *err); /* MAP */
+int xmc_inbuf_open_ex(xmc_inbuf *b, const char *path, int mode, xmc_error *err);
 void xmc_inbuf_close(xmc_inbuf *b);
+/* Size from which OWN maps (default 1 MiB); tests and fuzzers lower it to
+ * 0 to cover the mapping on small files (not thread-safe). */
+extern size_t xmc_inbuf_own_map_bytes;
 
 /* Ask for transparent huge pages on the 2 MiB-aligned interior of a fresh
  * heap block of n bytes (no-op below 4 MiB): filling a 150 MB buffer then
@@ -274,12 +287,14 @@ const char *xmc_find_gz(const char *base);
 
 /* ------------------------------------------------------------ mapping */
 
-/* The memory mapping behind a binary-cache dataset: every csr/texts that
- * points into it holds one reference (their `owner` field); the last free
+/* The memory mapping behind a binary-cache dataset, or behind the lines of
+ * a texts file read whole (xmc_texts_read): every csr/texts that points
+ * into it holds one reference (their `owner` field); the last free
  * unmaps. */
 typedef struct xmc_mapping {
     void *base;
     size_t len;
+    void *heap; /* freed (xmc_free) with the mapping, or NULL: a texts file's offsets */
     atomic_long refs;
 } xmc_mapping;
 
@@ -311,6 +326,16 @@ xmc_sparse_row_fn xmc_sparse_row_best(void);
 /* "ref", "avx2", "avx512", or NULL when the hardware lacks it (tests). */
 xmc_sparse_row_fn xmc_sparse_row_get(const char *level);
 
+/* Pass 1 of the sparse readers: out[0..2] = the numbers of '\n', ':' and ','
+ * in [p, e). Variants (rowscan.h): 16-byte vectors (ref: any CPU) and
+ * 32-byte (avx2); xmc_count3_best follows xmc_cpu_features (XMC_KERNEL). */
+typedef void (*xmc_count3_fn)(const char *p, const char *e, int64_t out[3]);
+void xmc_count3_ref(const char *p, const char *e, int64_t out[3]);
+void xmc_count3_avx2(const char *p, const char *e, int64_t out[3]);
+xmc_count3_fn xmc_count3_best(void);
+/* "ref" or "avx2", or NULL when the hardware lacks it (tests). */
+xmc_count3_fn xmc_count3_get(const char *level);
+
 /* Parse the body [buf, buf+len) of `path` whose first body line is line
  * `first_line`, with nrows rows. In XC mode *Y gets the labels (nlabels
  * columns, values 1). `row` is the fast row kernel (NULL: the scalar parser
@@ -320,11 +345,13 @@ int xmc_sparse_parse(const char *path, const char *buf, size_t len, long first_l
                      xmc_sparse_row_fn row, xmc_csr **X, xmc_csr **Y, xmc_error *err);
 /* The body is counted and parsed segment by segment (about this many bytes,
  * cut at a newline), so reads of later bytes overlap the parse of earlier
- * ones; default 16 MiB (the file readers use one segment for a body that
- * was all in memory at open). Tests and fuzzers lower it (not thread-safe). */
+ * ones; default 16 MiB, the first ones smaller (1/16 of it, doubling; the
+ * file readers use one segment for a body that was all in memory at open).
+ * Tests and fuzzers lower it (not thread-safe). */
 extern size_t xmc_sparse_segment_bytes;
-/* 1 when every page of the mapping [p, p+n) is in the page cache (mincore;
- * xmc_inbuf_open asks before it queues the prefetch). */
+/* 1 when the mapping [p, p+n) is in the page cache, as far as one page per
+ * MiB and the last page tell (mincore; xmc_inbuf_open asks before it
+ * queues the prefetch). */
 int xmc_resident(const void *p, size_t n);
 
 /* XC repository data file. */

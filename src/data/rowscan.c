@@ -18,6 +18,8 @@ static inline uint64_t scan_mask64(const char *p)
 }
 
 #define ROWSCAN_NAME xmc_sparse_row_ref
+#define COUNT3_NAME xmc_count3_ref
+#define COUNT3_W 16 /* SSE2 on any x86-64, NEON on arm64 */
 #include "data/rowscan.h"
 
 xmc_sparse_row_fn xmc_sparse_row_get(const char *level)
@@ -43,4 +45,18 @@ xmc_sparse_row_fn xmc_sparse_row_best(void)
      * scalar parser alone: it is the yardstick of the vector variants in
      * tests, not a path for users. */
     return NULL;
+}
+
+xmc_count3_fn xmc_count3_get(const char *level)
+{
+    if (!strcmp(level, "ref"))
+        return xmc_count3_ref;
+    if (!strcmp(level, "avx2"))
+        return (xmc_cpu_features_hw() & XMC_CPU_AVX2) ? xmc_count3_avx2 : NULL;
+    return NULL;
+}
+
+xmc_count3_fn xmc_count3_best(void)
+{
+    return (xmc_cpu_features() & XMC_CPU_AVX2) ? xmc_count3_avx2 : xmc_count3_ref;
 }

@@ -1,5 +1,6 @@
 /* AVX2 variant of the sparse-row kernel (rowscan.h): separators of 64 bytes
- * from two 32-byte loads, four byte compares each and two movemasks. */
+ * from two 32-byte loads, four byte compares each and two movemasks; and
+ * the 32-byte pass-1 count (the AVX-512 machines use it too). */
 #include <immintrin.h>
 #include <string.h>
 
@@ -23,4 +24,6 @@ static inline uint64_t scan_mask64(const char *p)
 
 #define ROWSCAN_SSE
 #define ROWSCAN_NAME xmc_sparse_row_avx2
+#define COUNT3_NAME xmc_count3_avx2
+#define COUNT3_W 32
 #include "data/rowscan.h"

@@ -3,7 +3,9 @@
  * ("N C" + "c:v ..." rows; X_Y, X_Xf and score matrices) and split files.
  *
  * Algorithm (reading): the whole body is in memory (mmap or inflated), cut
- * into segments of ~16 MiB at line boundaries, and each segment into chunks.
+ * into segments at line boundaries (1 MiB, then doubling up to ~16 MiB, so
+ * the cores start on a cold file once its first MiB has arrived), and each
+ * segment into chunks.
  * Pass 1 counts, per chunk, lines, ':' and ',' bytes — upper bounds on rows,
  * features and labels. Pass 2 parses each chunk of the segment straight
  * into its slice of the output arrays (rows and entries offset by the prefix
@@ -29,6 +31,8 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "data/internal.h"
 
@@ -45,51 +49,17 @@ typedef struct chunk {
 
 static inline int is_ws(char c) { return c == ' ' || c == '\t'; }
 
-/* Pass 1 counts '\n', ':' and ',' with 16-byte vector compares (GCC/clang
- * vector extensions: SSE2 on any x86-64, NEON on arm64, no ISA dispatch
- * needed), accumulating per-lane byte counters for up to 255 steps. gcc -O2
- * does not vectorise the plain byte loop, which made this pass a quarter
- * of the parse time. */
-typedef unsigned char v16u8 __attribute__((vector_size(16)));
-
-static int64_t hsum(v16u8 v)
+/* Pass 1: '\n', ':' and ',' of a chunk, by the variant for this CPU
+ * (xmc_count3_best: 16- or 32-byte vector compares, rowscan.h). */
+static void count_chunk(chunk *c, xmc_count3_fn count)
 {
-    int64_t s = 0;
-    for (int i = 0; i < 16; i++)
-        s += v[i];
-    return s;
-}
-
-static void count_chunk(chunk *c)
-{
-    int64_t nl = 0, co = 0, cm = 0;
-    const char *p = c->b;
-    const v16u8 vn = {'\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n',
-                      '\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n'};
-    const v16u8 vc = vn - '\n' + ':', vm = vn - '\n' + ',';
-    while (p + 16 <= c->e) {
-        v16u8 an = {0}, ac = {0}, am = {0};
-        for (int k = 0; k < 255 && p + 16 <= c->e; k++, p += 16) {
-            v16u8 w;
-            memcpy(&w, p, 16);
-            an -= (v16u8)(w == vn); /* a match is 0xff: subtracting adds 1 */
-            ac -= (v16u8)(w == vc);
-            am -= (v16u8)(w == vm);
-        }
-        nl += hsum(an);
-        co += hsum(ac);
-        cm += hsum(am);
-    }
-    for (; p < c->e; p++) {
-        nl += *p == '\n';
-        co += *p == ':';
-        cm += *p == ',';
-    }
+    int64_t k[3];
+    count(c->b, c->e, k);
     if (c->e > c->b && c->e[-1] != '\n')
-        nl++; /* last line without '\n' */
-    c->lines = nl;
-    c->colons = co;
-    c->commas = cm;
+        k[0]++; /* last line without '\n' */
+    c->lines = k[0];
+    c->colons = k[1];
+    c->commas = k[2];
 }
 
 typedef struct pair {
@@ -420,11 +390,38 @@ static int64_t compact_seg(xmc_csr *m, const chunk *ch, int nch, int use_lab, in
     return w;
 }
 
-/* xmc_sparse_parse with segments of `seg` bytes (len: one segment). */
+/* Flags of sparse_parse for a body in a read-only file mapping. */
+enum {
+    /* Not all in the page cache at open: once the segments have grown to
+     * seg, a body whose last page has arrived is parsed to its end as one
+     * segment. The prefetch thread reads in order and faster than the
+     * cores parse, so the cold tail of a file is usually all in memory by
+     * then, and every segment costs two barriers. (A page that is missing
+     * after all only makes its reader wait.) */
+    SP_PROBE = 1,
+    /* Unmap each chunk's whole pages once it is parsed (MADV_DONTNEED,
+     * which for a read-only file mapping only drops our page-table
+     * entries): the parsing threads do it in parallel, where the final
+     * munmap of a 248 MB mapping took 4-9 ms on one core while the other
+     * waited. Nothing reads a parsed chunk again. */
+    SP_ZAP = 2,
+};
+
+/* Drop the whole pages of [b, e) from the mapping (SP_ZAP). */
+static void zap(const char *b, const char *e)
+{
+    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)b + pg - 1) & ~(pg - 1), z = (uintptr_t)e & ~(pg - 1);
+    if (z > a)
+        madvise((void *)a, z - a, MADV_DONTNEED); /* advice: errors ignored */
+}
+
+/* xmc_sparse_parse with segments of `seg` bytes (len: one segment) and the
+ * SP_* flags. */
 static int sparse_parse(const char *path, const char *buf, size_t len, long first_line,
                         int mode, int64_t nrows, int64_t ncols, int64_t nlabels,
                         xmc_sparse_row_fn row, xmc_csr **X, xmc_csr **Y, size_t seg,
-                        xmc_error *err)
+                        int flags, xmc_error *err)
 {
     *X = NULL;
     if (Y)
@@ -432,7 +429,13 @@ static int sparse_parse(const char *path, const char *buf, size_t len, long firs
     int nth = xmc_get_threads();
     if (nth < 1)
         nth = 1;
-    int maxch = 32 * nth;
+    /* At least 32 chunks per thread per segment, and chunks of at most
+     * ~1 MiB: a thread that runs out of chunks waits at the barrier for
+     * the last one (a 4 MiB chunk of a 248 MB file is ~6 ms). */
+    size_t mib = len >> 20;
+    int maxch = (int)(mib < 4096 ? mib : 4096);
+    if (maxch < 32 * nth)
+        maxch = 32 * nth;
     chunk *ch = xmc_calloc((size_t)maxch, sizeof *ch);
     xmc_csr *x = NULL, *y = NULL;
     int rc = XMC_OK;
@@ -442,8 +445,12 @@ static int sparse_parse(const char *path, const char *buf, size_t len, long firs
         goto out;
     }
     const char *end = buf + len, *s = buf;
+    const xmc_count3_fn count = xmc_count3_best();
     if (seg == 0)
         seg = 1;
+    /* The first segment waits for its bytes with nothing to overlap, so
+     * segments start at seg / 16 and double up to seg. */
+    size_t cur = seg < len && seg >= 16 ? seg / 16 : seg;
     int64_t lines = 0, nent = 0, nlab = 0, cap_ent = 0, cap_lab = 0;
     int projected = 0; /* arrays sized from a projection, not the exact count */
     /* Lines are at least one byte: more rows than bytes is a truncation
@@ -457,7 +464,10 @@ static int sparse_parse(const char *path, const char *buf, size_t len, long firs
         xmc_progress_start(&prog, base ? base + 1 : path, "MiB", (int64_t)(len >> 20));
     }
     while (s < end) {
-        const char *t = (size_t)(end - s) <= seg ? end : s + seg;
+        if ((flags & SP_PROBE) && cur == seg && xmc_resident(end - 1, 1))
+            cur = (size_t)(end - s);
+        const char *t = (size_t)(end - s) <= cur ? end : s + cur;
+        cur = cur < seg / 2 ? 2 * cur : seg;
         if (t < end && t[-1] != '\n') {
             const char *nl = memchr(t, '\n', (size_t)(end - t));
             t = nl ? nl + 1 : end;
@@ -468,7 +478,7 @@ static int sparse_parse(const char *path, const char *buf, size_t len, long firs
         cut_chunks(ch, nch, s, t);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
         for (int i = 0; i < nch; i++)
-            count_chunk(&ch[i]);
+            count_chunk(&ch[i], count);
         int64_t l = lines, co = nent, lb = nlab;
         for (int i = 0; i < nch; i++) {
             ch[i].row0 = l;
@@ -512,6 +522,8 @@ static int sparse_parse(const char *path, const char *buf, size_t len, long firs
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
             for (int i = 0; i < nch; i++) {
                 parse_chunk(&j, &ch[i]);
+                if (flags & SP_ZAP)
+                    zap(ch[i].b, ch[i].e);
                 if (prog_on) {
 #pragma omp critical(xmc_sparse_progress)
                     {
@@ -588,7 +600,7 @@ int xmc_sparse_parse(const char *path, const char *buf, size_t len, long first_l
                      xmc_sparse_row_fn row, xmc_csr **X, xmc_csr **Y, xmc_error *err)
 {
     return sparse_parse(path, buf, len, first_line, mode, nrows, ncols, nlabels, row, X, Y,
-                        xmc_sparse_segment_bytes, err);
+                        xmc_sparse_segment_bytes, 0, err);
 }
 
 /* Segments only pay when there is I/O to overlap: a body already in memory
@@ -596,6 +608,11 @@ int xmc_sparse_parse(const char *path, const char *buf, size_t len, long first_l
 static size_t seg_for(const xmc_inbuf *b)
 {
     return b->resident ? b->len : xmc_sparse_segment_bytes;
+}
+
+static int sp_flags(const xmc_inbuf *b)
+{
+    return b->map ? (b->resident ? 0 : SP_PROBE) | SP_ZAP : 0;
 }
 
 /* Header: `nf` non-negative integers separated by blanks. Returns the body
@@ -661,7 +678,7 @@ int xmc_xc_read(const char *path, xmc_csr **X, xmc_csr **Y, xmc_error *err)
     rc = parse_header(path, b.data, b.len, 3, "N F L", h, &body, err);
     if (rc == XMC_OK)
         rc = sparse_parse(path, b.data + body, b.len - body, 2, XMC_SP_XC, h[0], h[1], h[2],
-                          xmc_sparse_row_best(), X, Y, seg_for(&b), err);
+                          xmc_sparse_row_best(), X, Y, seg_for(&b), sp_flags(&b), err);
     xmc_inbuf_close(&b);
     return rc;
 }
@@ -678,7 +695,7 @@ int xmc_csr_read_text(const char *path, xmc_csr **out, xmc_error *err)
     rc = parse_header(path, b.data, b.len, 2, "N C", h, &body, err);
     if (rc == XMC_OK)
         rc = sparse_parse(path, b.data + body, b.len - body, 2, XMC_SP_SPARSE, h[0], h[1], 0,
-                          xmc_sparse_row_best(), out, NULL, seg_for(&b), err);
+                          xmc_sparse_row_best(), out, NULL, seg_for(&b), sp_flags(&b), err);
     xmc_inbuf_close(&b);
     return rc;
 }

@@ -48,10 +48,32 @@ size_t xmc_utf8_invalid_at(const char *p, size_t n)
     return (size_t)-1;
 }
 
+/* Give back a buffer the readers own: the file mapping, or the heap block. */
+static void release(char *buf, xmc_mapping *mp)
+{
+    if (mp)
+        xmc_mapping_unref(mp);
+    else
+        xmc_free(buf);
+}
+
+/* The texts over buf: owned by the mapping mp (which then also owns the
+ * offsets), or a heap block when mp is NULL. */
+static void texts_set(xmc_texts *t, int64_t n, int64_t *off, char *buf, xmc_mapping *mp)
+{
+    t->n = n;
+    t->offsets = off;
+    t->data = buf;
+    if (mp) {
+        mp->heap = off;
+        t->owner = mp;
+    }
+}
+
 /* The sequential reader: any input, exact error positions, "\r\n"
  * compaction. */
-static int texts_sequential(const char *path, char *buf, size_t len, xmc_texts **out,
-                            xmc_error *err)
+static int texts_sequential(const char *path, char *buf, size_t len, xmc_mapping *mp,
+                            xmc_texts **out, xmc_error *err)
 {
     int64_t n = 0;
     const char *nl = buf, *end = buf + len;
@@ -66,7 +88,7 @@ static int texts_sequential(const char *path, char *buf, size_t len, xmc_texts *
     if (!t || !off) {
         xmc_free(t);
         xmc_free(off);
-        xmc_free(buf);
+        release(buf, mp);
         return XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory");
     }
     size_t r = 0, w = 0;
@@ -87,7 +109,7 @@ static int texts_sequential(const char *path, char *buf, size_t len, xmc_texts *
                                  (unsigned char)buf[r + bad]);
             xmc_free(t);
             xmc_free(off);
-            xmc_free(buf);
+            release(buf, mp);
             return rc;
         }
         if (w != r)
@@ -98,9 +120,7 @@ static int texts_sequential(const char *path, char *buf, size_t len, xmc_texts *
         r = nx;
     }
     off[n] = (int64_t)w;
-    t->n = n;
-    t->offsets = off;
-    t->data = buf;
+    texts_set(t, n, off, buf, mp);
     *out = t;
     return XMC_OK;
 }
@@ -207,8 +227,8 @@ static void tfill(char *buf, const tchunk *c, int64_t *off)
         buf[e] = '\0';
 }
 
-int xmc_texts_from_buffer(const char *path, char *buf, size_t len, xmc_texts **out,
-                          xmc_error *err)
+static int texts_build(const char *path, char *buf, size_t len, xmc_mapping *mp,
+                       xmc_texts **out, xmc_error *err)
 {
     *out = NULL;
     int nth = xmc_get_threads();
@@ -217,10 +237,10 @@ int xmc_texts_from_buffer(const char *path, char *buf, size_t len, xmc_texts **o
     size_t want = len / TEXT_CHUNK + 1;
     int nch = want > (size_t)(8 * nth) ? 8 * nth : (int)want;
     if (nch < 2) /* small file: no thread start-up */
-        return texts_sequential(path, buf, len, out, err);
+        return texts_sequential(path, buf, len, mp, out, err);
     tchunk *ch = xmc_calloc((size_t)nch, sizeof *ch);
     if (!ch) {
-        xmc_free(buf);
+        release(buf, mp);
         return XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory");
     }
     size_t pos = 0;
@@ -249,7 +269,7 @@ int xmc_texts_from_buffer(const char *path, char *buf, size_t len, xmc_texts **o
     }
     if (odd) {
         xmc_free(ch);
-        return texts_sequential(path, buf, len, out, err);
+        return texts_sequential(path, buf, len, mp, out, err);
     }
     int open_end = len > 0 && buf[len - 1] != '\n'; /* last line without '\n' */
     n += open_end;
@@ -258,7 +278,7 @@ int xmc_texts_from_buffer(const char *path, char *buf, size_t len, xmc_texts **o
     if (!t || !off) {
         xmc_free(t);
         xmc_free(off);
-        xmc_free(buf);
+        release(buf, mp);
         xmc_free(ch);
         return XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory");
     }
@@ -267,27 +287,46 @@ int xmc_texts_from_buffer(const char *path, char *buf, size_t len, xmc_texts **o
         tfill(buf, &ch[i], off);
     off[n] = (int64_t)len + open_end;
     xmc_free(ch);
-    t->n = n;
-    t->offsets = off;
-    t->data = buf;
+    texts_set(t, n, off, buf, mp);
     *out = t;
     return XMC_OK;
+}
+
+int xmc_texts_from_buffer(const char *path, char *buf, size_t len, xmc_texts **out,
+                          xmc_error *err)
+{
+    return texts_build(path, buf, len, NULL, out, err);
 }
 
 int xmc_texts_read(const char *path, xmc_texts **out, xmc_error *err)
 {
     *out = NULL;
-    /* Exact-size buffer for plain files (xmc_read_file grows by doubling:
-     * up to 2x the file, kept for the texts' lifetime); one spare byte. */
+    /* A buffer we may write: a populated private mapping of the file for
+     * large files (no zeroing, no user copy: parse.c), else an exact-size
+     * heap block (xmc_read_file grows by doubling: up to 2x the file, kept
+     * for the texts' lifetime); one spare byte either way. */
     xmc_inbuf b;
-    int rc = xmc_inbuf_open_ex(&b, path, 1, err);
+    int rc = xmc_inbuf_open_ex(&b, path, XMC_INBUF_OWN, err);
     if (rc)
         return rc;
-    char *d = b.heap;
     size_t n = b.len;
+    if (b.map) {
+        xmc_mapping *mp = xmc_calloc(1, sizeof *mp);
+        if (!mp) {
+            xmc_inbuf_close(&b);
+            return XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory");
+        }
+        mp->base = b.map;
+        mp->len = b.map_len;
+        atomic_init(&mp->refs, 1);
+        b.map = NULL;
+        xmc_inbuf_close(&b);
+        return texts_build(path, mp->base, n, mp, out, err);
+    }
+    char *d = b.heap;
     b.heap = NULL;
     xmc_inbuf_close(&b);
-    return xmc_texts_from_buffer(path, d, n, out, err);
+    return texts_build(path, d, n, NULL, out, err);
 }
 
 int xmc_texts_write(const char *path, const xmc_texts *t, xmc_error *err)
