@@ -266,7 +266,9 @@ static void test_values_vs_strtof(void **state)
         "007",       "0.0000001",   "123456789",  "9007199254740993",     "3.4028235e38",
         "1e-38",     "1.17549435e-38", "1e-45",   "0.333333343267631531", "16777217",
         "5.",        ".5",          "-0",         "+2.5",       "0.000000000000001",
-        "999999999999999",          "1.00000005960464477539", "0.100000001490116119384765625"};
+        "999999999999999",          "1.00000005960464477539", "0.100000001490116119384765625",
+        "8388607",   "8388608",     "0.8388607",  "0.8388608",  "838860.7", "0.0000000001",
+        "0.00000000001",            "1677721.5",  "16777.215"};
     char v[48];
     for (int i = 0; i < N; i++) {
         if (i < (int)(sizeof fixed / sizeof *fixed))
@@ -302,6 +304,101 @@ static void test_values_vs_strtof(void **state)
     }
     free(want);
     free(b.p);
+}
+
+/* Every entry shape of the one-vector path (tok_entry: ids of 1-9 digits,
+ * values of 1-10 bytes with the dot at each position or none, random
+ * digits) and of the float division path (mantissas up to and past 2^23,
+ * 0-11 decimals): one entry per row, every value against strtof; then the
+ * same entries several per row (ids distinct within a row), against the
+ * scalar parser. */
+static void test_entry_shapes(void **state)
+{
+    (void)state;
+    xmc_rng g;
+    xmc_rng_seed(&g, 13, 0);
+    enum { MAXN = 5000 };
+    char(*ent)[40] = malloc(MAXN * sizeof *ent);
+    long *ids = malloc(MAXN * sizeof *ids);
+    float *want = malloc(MAXN * sizeof *want);
+    assert_true(ent && ids && want);
+    int n = 0;
+    for (int rep = 0; rep < 4; rep++)
+        for (int li = 1; li <= 9; li++)
+            for (int vl = 1; vl <= 10; vl++)
+                for (int dp = -1; dp < vl; dp++) {
+                    if (vl == 1 && dp == 0)
+                        continue; /* "." */
+                    char id[16], v[16];
+                    for (int i = 0; i < li; i++)
+                        id[i] = (char)('0' + (i == 0 && li > 1 ? 1 + xmc_rng_below(&g, 9)
+                                                               : xmc_rng_below(&g, 10)));
+                    id[li] = '\0';
+                    for (int i = 0; i < vl; i++)
+                        v[i] = i == dp ? '.' : (char)('0' + xmc_rng_below(&g, 10));
+                    v[vl] = '\0';
+                    snprintf(ent[n], sizeof ent[n], "%s:%s", id, v);
+                    ids[n] = atol(id);
+                    want[n++] = strtof(v, NULL);
+                }
+    /* Values m / 10^f around the division path's limits (m < 2^23). */
+    static const long ms[] = {0, 1, 7, 59197, 8388607, 8388608, 8388609, 16777215, 16777216,
+                              99999999};
+    for (int k = 0; k < (int)(sizeof ms / sizeof *ms); k++)
+        for (int f = 0; f <= 11; f++) {
+            char d[32], v[32];
+            snprintf(d, sizeof d, "%0*ld", f + 1, ms[k]);
+            int nd = (int)strlen(d);
+            if (f > 0)
+                snprintf(v, sizeof v, "%.*s.%s", nd - f, d, d + nd - f);
+            else
+                snprintf(v, sizeof v, "%s", d);
+            snprintf(ent[n], sizeof ent[n], "%d:%s", k + f, v);
+            ids[n] = k + f;
+            want[n++] = strtof(v, NULL);
+        }
+    assert_true(n <= MAXN);
+    sbuf one = {0}, multi = {0};
+    int nrow = 0;
+    for (int i = 0; i < n; i++) {
+        puts_(&one, ent[i]);
+        puts_(&one, "\n");
+        for (int k = 1; k <= nrow; k++)
+            if (ids[i - k] == ids[i]) { /* a duplicate id would be an error */
+                puts_(&multi, "\n");
+                nrow = 0;
+            }
+        if (nrow)
+            puts_(&multi, " ");
+        puts_(&multi, ent[i]);
+        nrow++;
+        if (nrow == 16 || xmc_rng_below(&g, 4) == 0) {
+            puts_(&multi, "\n");
+            nrow = 0;
+        }
+    }
+    puts_(&multi, "\n");
+    assert_int_equal(compare_all(one.p, one.n, XMC_SP_SPARSE, 1000000000, 0), XMC_OK);
+    assert_int_equal(compare_all(multi.p, multi.n, XMC_SP_SPARSE, 1000000000, 0), XMC_OK);
+    for (int lv = 0; lv < 3; lv++) {
+        xmc_sparse_row_fn fn = xmc_sparse_row_get(levels[lv]);
+        if (!fn)
+            continue;
+        result r = run(one.p, one.n, XMC_SP_SPARSE, 1000000000, 0, fn, 1);
+        if (r.rc != XMC_OK)
+            fail_msg("%s: line %ld: %s", levels[lv], r.err.line, r.err.msg);
+        assert_int_equal(xmc_csr_nnz(r.X), n);
+        for (int i = 0; i < n; i++)
+            if (memcmp(&r.X->values[i], &want[i], 4))
+                fail_msg("%s: entry '%s': %.9g, strtof %.9g", levels[lv], ent[i],
+                         (double)r.X->values[i], (double)want[i]);
+        xmc_csr_free(r.X);
+    }
+    free(ent);
+    free(ids);
+    free(want);
+    free(one.p);
+    free(multi.p);
 }
 
 /* Malformed bodies: random bytes changed, inserted or deleted in a valid
@@ -454,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_random_bodies),
         cmocka_unit_test(test_block_boundaries),
         cmocka_unit_test(test_values_vs_strtof),
+        cmocka_unit_test(test_entry_shapes),
         cmocka_unit_test(test_malformed_same_errors),
         cmocka_unit_test(test_large_and_error_deep),
         cmocka_unit_test(test_count3),

@@ -104,8 +104,23 @@ static inline int scan_uint(const char *p, const char *t, const char *e, int64_t
  * float), else m * RN(10^-frac) accepted away from float midpoints
  * (parse.c says why). Returns 0 near a midpoint: the caller then parses
  * the text with the general parser. */
+static const float rs_p10f[11] = {1e0f, 1e1f, 1e2f, 1e3f, 1e4f, 1e5f,
+                                  1e6f, 1e7f, 1e8f, 1e9f, 1e10f}; /* exact floats */
+
 static inline int dec_to_float(uint64_t m, int f, float *v)
 {
+    /* Clinger's fast path in float: m < 2^23 and 10^f (f <= 10) are exact
+     * floats, so one IEEE division rounds m / 10^f correctly, i.e. to
+     * strtof's value, with no midpoint to check (most values of real and
+     * synthetic files: "0.059197" is 59197 / 10^6). (float)m as m in the
+     * mantissa of 2^23, minus 2^23 (no cvtsi2ss, see below). */
+    if (m < (1u << 23) && f <= 10) {
+        const uint32_t u32 = (uint32_t)m | 0x4b000000u;
+        float x;
+        memcpy(&x, &u32, sizeof x);
+        *v = (x - 8388608.0f) / rs_p10f[f];
+        return 1;
+    }
     /* (double)m without cvtsi2sd (whose merge with a stale register
      * stalled here): m in the mantissa of 2^52, minus 2^52. */
     uint64_t u = m | 0x4330000000000000ULL;
@@ -136,12 +151,56 @@ static inline int scan_float(const char *p, const char *t, const char *e, float 
     return scan_float_scalar(p, t, e, v);
 }
 
+/* pshufb indices of a number of n <= 9 bytes (digits and at most one
+ * dot) right-aligned in 8 bytes: rs_idx[n][k] when the dot is at k < n,
+ * rs_idx[n][9] without a dot; byte j of the result (little-endian) is the
+ * index, from the number's start, of the digit that output byte j takes,
+ * 0x80 (pshufb: 0) left of the digits and for impossible shapes. Generated
+ * by the formula the vector code used before (output byte 8 + j takes
+ * byte j + n - 8, one less left of the dot; tests/test_data_rowscan.c
+ * checks every value against strtof). */
+static const uint64_t rs_idx[10][10] = {
+    {0x8080808080808080ULL, 0x8080808080808080ULL, 0x8080808080808080ULL, 0x8080808080808080ULL,
+     0x8080808080808080ULL, 0x8080808080808080ULL, 0x8080808080808080ULL, 0x8080808080808080ULL,
+     0x8080808080808080ULL, 0x8080808080808080ULL},
+    {0x8080808080808080ULL, 0x8080808080808080ULL, 0x8080808080808080ULL, 0x8080808080808080ULL,
+     0x8080808080808080ULL, 0x8080808080808080ULL, 0x8080808080808080ULL, 0x8080808080808080ULL,
+     0x8080808080808080ULL, 0x0080808080808080ULL},
+    {0x0180808080808080ULL, 0x0080808080808080ULL, 0x8080808080808080ULL, 0x8080808080808080ULL,
+     0x8080808080808080ULL, 0x8080808080808080ULL, 0x8080808080808080ULL, 0x8080808080808080ULL,
+     0x8080808080808080ULL, 0x0100808080808080ULL},
+    {0x0201808080808080ULL, 0x0200808080808080ULL, 0x0100808080808080ULL, 0x8080808080808080ULL,
+     0x8080808080808080ULL, 0x8080808080808080ULL, 0x8080808080808080ULL, 0x8080808080808080ULL,
+     0x8080808080808080ULL, 0x0201008080808080ULL},
+    {0x0302018080808080ULL, 0x0302008080808080ULL, 0x0301008080808080ULL, 0x0201008080808080ULL,
+     0x8080808080808080ULL, 0x8080808080808080ULL, 0x8080808080808080ULL, 0x8080808080808080ULL,
+     0x8080808080808080ULL, 0x0302010080808080ULL},
+    {0x0403020180808080ULL, 0x0403020080808080ULL, 0x0403010080808080ULL, 0x0402010080808080ULL,
+     0x0302010080808080ULL, 0x8080808080808080ULL, 0x8080808080808080ULL, 0x8080808080808080ULL,
+     0x8080808080808080ULL, 0x0403020100808080ULL},
+    {0x0504030201808080ULL, 0x0504030200808080ULL, 0x0504030100808080ULL, 0x0504020100808080ULL,
+     0x0503020100808080ULL, 0x0403020100808080ULL, 0x8080808080808080ULL, 0x8080808080808080ULL,
+     0x8080808080808080ULL, 0x0504030201008080ULL},
+    {0x0605040302018080ULL, 0x0605040302008080ULL, 0x0605040301008080ULL, 0x0605040201008080ULL,
+     0x0605030201008080ULL, 0x0604030201008080ULL, 0x0504030201008080ULL, 0x8080808080808080ULL,
+     0x8080808080808080ULL, 0x0605040302010080ULL},
+    {0x0706050403020180ULL, 0x0706050403020080ULL, 0x0706050403010080ULL, 0x0706050402010080ULL,
+     0x0706050302010080ULL, 0x0706040302010080ULL, 0x0705040302010080ULL, 0x0605040302010080ULL,
+     0x8080808080808080ULL, 0x0706050403020100ULL},
+    {0x0807060504030201ULL, 0x0807060504030200ULL, 0x0807060504030100ULL, 0x0807060504020100ULL,
+     0x0807060503020100ULL, 0x0807060403020100ULL, 0x0807050403020100ULL, 0x0806050403020100ULL,
+     0x0706050403020100ULL, 0x8080808080808080ULL},
+};
+
 /* A whole entry "id:value" [s, t) (colon at c) in one vector, when it fits
  * in 16 bytes with at most 8 digits on each side: one pshufb puts the id
  * right-aligned in bytes 0-7 and the value's digits (dot squeezed out)
  * right-aligned in bytes 8-15, and one 16-digit conversion yields both (its
  * two 8-digit halves). Half the work of two tok_digits; most entries of
- * real and synthetic files ("4711:0.059197") fit. Returns 0 otherwise. */
+ * real and synthetic files ("4711:0.059197") fit. The shuffle indices come
+ * from rs_idx (id: rs_idx[li][9]; value: rs_idx[value bytes][dot], plus
+ * the value's offset li + 1 in every byte: 0x80 + li + 1 still reads as
+ * zero), two loads instead of ten vector ops. Returns 0 otherwise. */
 static inline int tok_entry(const char *s, const char *c, const char *t, uint64_t *id,
                             uint64_t *m, int *frac)
 {
@@ -157,22 +216,12 @@ static inline int tok_entry(const char *s, const char *c, const char *t, uint64_
     unsigned dot = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('.'))) & vm;
     if ((dig & idm) != idm || ((dig & vm) | dot) != vm || !(dig & vm) || (dot & (dot - 1)))
         return 0;
-    const int nvd = len - li - 1 - (dot != 0); /* value digits */
-    if (nvd > 8)
+    const int vl = len - li - 1; /* value bytes, dot included */
+    if (vl - (dot != 0) > 8)
         return 0;
-    const int f = dot ? len - 1 - __builtin_ctz(dot) : 0;
-    const __m128i iota = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m128i hi = _mm_set_epi64x(-1, 0);
-    /* Byte j < 8 takes s[j + li - 8]; byte j >= 8 takes s[j + len - 16],
-     * one less for the integer digits when there is a dot, and nothing
-     * (index with the high bit set) left of the value's digits. */
-    __m128i idx = _mm_add_epi8(
-        iota, _mm_set_epi64x((int64_t)(0x0101010101010101ULL * (uint8_t)(len - 16)),
-                             (int64_t)(0x0101010101010101ULL * (uint8_t)(li - 8))));
-    idx = _mm_add_epi8(idx, _mm_and_si128(hi, _mm_cmplt_epi8(iota, _mm_set1_epi8(
-                                                                   (char)(dot ? 16 - f : 0)))));
-    idx = _mm_or_si128(idx, _mm_and_si128(hi, _mm_cmplt_epi8(iota, _mm_set1_epi8(
-                                                                  (char)(16 - nvd)))));
+    const int dp = dot ? __builtin_ctz(dot) - li - 1 : 9;
+    const uint64_t hi = rs_idx[vl][dp] + 0x0101010101010101ULL * (uint64_t)(li + 1);
+    const __m128i idx = _mm_set_epi64x((int64_t)hi, (int64_t)rs_idx[li][9]);
     const __m128i r = _mm_shuffle_epi8(d, idx);
     const __m128i t1 = _mm_maddubs_epi16(
         r, _mm_setr_epi8(10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1));
@@ -182,7 +231,7 @@ static inline int tok_entry(const char *s, const char *c, const char *t, uint64_
     const uint64_t x = (uint64_t)_mm_cvtsi128_si64(t4);
     *id = x & 0xffffffffu;
     *m = x >> 32;
-    *frac = f;
+    *frac = dot ? vl - 1 - dp : 0;
     return 1;
 }
 
