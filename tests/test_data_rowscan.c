@@ -2,8 +2,10 @@
  * the scalar parser: on random and edge inputs every variant (ref, avx2,
  * avx512 where the CPU has them) must give the same matrices, bit for bit,
  * and on malformed inputs the same error code, message and line. Every
- * value is also compared with strtof. Bodies are exact-size heap copies, so
- * ASan sees any read past the end. */
+ * value is also compared with strtof. Also the texts reader's two vector
+ * passes (16- and 32-byte variants) and pass 1 of the sparse readers
+ * (count3). Bodies are exact-size heap copies, so ASan sees any read past
+ * the end. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -545,6 +547,84 @@ static void test_count3(void **state)
     free(buf);
 }
 
+/* The texts reader's passes (textscan.h), 16- and 32-byte variants, on
+ * exact-size heap copies of random chunks at every length 0-700 and start
+ * offset mod 64, and on 20,000 bytes (lane counters flushed; all '\n' too):
+ * pass 1's count and flag against a byte loop, pass 2's offsets and
+ * buffer against each other and against a byte loop. */
+static void tscan_check(const char *src, size_t len)
+{
+    static const char *const lv[] = {"ref", "avx2"};
+    int64_t nl = 0;
+    int odd = 0;
+    for (size_t i = 0; i < len; i++) {
+        nl += src[i] == '\n';
+        odd |= src[i] == '\0' || src[i] == '\r';
+    }
+    odd |= xmc_utf8_invalid_at(src, len) != (size_t)-1;
+    int64_t *want = malloc(((size_t)nl + 2) * sizeof *want);
+    int64_t *got = malloc(((size_t)nl + 2) * sizeof *got);
+    char *buf = malloc(len + 1);
+    assert_true(want && got && buf);
+    int64_t k = 0;
+    for (size_t i = 0; i < len; i++)
+        if (i == 0 || (src[i - 1] == '\n'))
+            want[k++] = (int64_t)i;
+    for (int v = 0; v < 2; v++) {
+        xmc_tfill_fn fill;
+        xmc_tscan_fn scan = xmc_tscan_get(lv[v], &fill);
+        if (!scan)
+            continue;
+        memcpy(buf, src, len);
+        xmc_tchunk c = {0, len, -1, -1};
+        scan(buf, &c);
+        if (c.lines != nl || (c.odd != 0) != odd)
+            fail_msg("%s: len %zu: %lld lines, odd %d; want %lld, %d", lv[v], len,
+                     (long long)c.lines, c.odd, (long long)nl, odd);
+        c.lines = 0;
+        fill(buf, &c, got);
+        assert_memory_equal(got, want, (size_t)k * sizeof *got);
+        for (size_t i = 0; i < len; i++)
+            if (buf[i] != (src[i] == '\n' ? '\0' : src[i]))
+                fail_msg("%s: len %zu: byte %zu", lv[v], len, i);
+        if (len && src[len - 1] != '\n' && buf[len] != '\0')
+            fail_msg("%s: len %zu: no NUL after an open last line", lv[v], len);
+    }
+    free(want);
+    free(got);
+    free(buf);
+}
+
+static void test_tscan(void **state)
+{
+    (void)state;
+    static const char ascii[] = "abc def\nxyz 0123\n";
+    static const char odd[] = "ab\n\r\0\xc3\xa9\xff\xe2\x82\xac\n";
+    xmc_rng g;
+    xmc_rng_seed(&g, 29, 0);
+    size_t cap = 20000;
+    char *a = malloc(cap + 64), *o = malloc(cap + 64);
+    assert_true(a && o);
+    for (size_t i = 0; i < cap + 64; i++) {
+        a[i] = ascii[xmc_rng_below(&g, sizeof ascii - 1)];
+        o[i] = xmc_rng_below(&g, 200) ? a[i] : odd[xmc_rng_below(&g, sizeof odd - 1)];
+    }
+    for (size_t len = 0; len <= 700; len++)
+        for (size_t off = 0; off < 64; off += 1 + len % 13) {
+            tscan_check(a + off, len);
+            tscan_check(o + off, len);
+        }
+    tscan_check(a, cap);
+    tscan_check(o, cap);
+    memset(a, '\n', cap);
+    tscan_check(a, cap);
+    xmc_tfill_fn fill;
+    assert_non_null(xmc_tscan_best(&fill));
+    assert_non_null(fill);
+    free(a);
+    free(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -555,6 +635,7 @@ int main(void)
         cmocka_unit_test(test_malformed_same_errors),
         cmocka_unit_test(test_large_and_error_deep),
         cmocka_unit_test(test_count3),
+        cmocka_unit_test(test_tscan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -365,6 +365,25 @@ int xmc_texts_from_buffer(const char *path, char *buf, size_t len, xmc_texts **o
  * (size_t)-1 when valid. */
 size_t xmc_utf8_invalid_at(const char *p, size_t n);
 
+/* The parallel texts reader's passes over a chunk of a file (texts.c,
+ * textscan.h): pass 1 counts its '\n' and flags NUL, '\r' or invalid
+ * UTF-8; pass 2 writes its line offsets from off[lines] and turns each '\n'
+ * into NUL. "ref" = 16-byte vectors, "avx2" = 32-byte (NULL when the
+ * hardware lacks it; tests); xmc_tscan_best follows xmc_cpu_features. */
+typedef struct xmc_tchunk {
+    size_t b, e;   /* byte range, cut after a '\n' */
+    int64_t lines; /* '\n' count, then the first line index */
+    int odd;       /* NUL, '\r' or invalid UTF-8 seen */
+} xmc_tchunk;
+typedef void (*xmc_tscan_fn)(const char *buf, xmc_tchunk *c);
+typedef void (*xmc_tfill_fn)(char *buf, const xmc_tchunk *c, int64_t *off);
+void xmc_tscan_ref(const char *buf, xmc_tchunk *c);
+void xmc_tfill_ref(char *buf, const xmc_tchunk *c, int64_t *off);
+void xmc_tscan_avx2(const char *buf, xmc_tchunk *c);
+void xmc_tfill_avx2(char *buf, const xmc_tchunk *c, int64_t *off);
+xmc_tscan_fn xmc_tscan_get(const char *level, xmc_tfill_fn *fill);
+xmc_tscan_fn xmc_tscan_best(xmc_tfill_fn *fill);
+
 /* Label-feature layout DIR/PREFIX and its JSON-lines variant. */
 int xmc_lf_exists(const char *prefix);
 int xmc_lf_load(const char *prefix, xmc_dataset *ds, xmc_error *err);

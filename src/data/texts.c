@@ -20,6 +20,7 @@
 #include <utf8proc.h>
 
 #include "data/internal.h"
+#include "xmc/kernels.h"
 
 size_t xmc_utf8_invalid_at(const char *p, size_t n)
 {
@@ -136,95 +137,51 @@ static int texts_sequential(const char *path, char *buf, size_t len, xmc_mapping
  * to texts_sequential, which reports the first problem exactly. */
 #define TEXT_CHUNK ((size_t)1 << 20)
 
-typedef struct tchunk {
-    size_t b, e;   /* byte range, cut after a '\n' */
-    int64_t lines; /* '\n' count, then the first line index */
-    int odd;       /* NUL, '\r' or invalid UTF-8 seen */
-} tchunk;
-
-/* 16-byte GCC/clang vectors (SSE2 on x86-64, NEON on arm64): a 64-byte
- * vector type is emulated badly without AVX-512 flags. Four loads per step,
- * lane counters flushed before they can overflow (4 x 63 < 256). */
-typedef unsigned char v16u8 __attribute__((vector_size(16)));
-
-static void tscan(const char *buf, tchunk *c)
+/* The passes (textscan.h), with 16-byte GCC/clang vectors (SSE2 on x86-64,
+ * NEON on arm64: a 64-byte vector type is emulated badly without AVX-512
+ * flags) here and 32-byte ones in texts_avx2.c, chosen at run time. */
+#ifdef __SSE2__
+static inline uint64_t nl_mask64(const char *p)
 {
-    const char *p = buf + c->b, *e = buf + c->e;
-    int64_t nl = 0;
-    v16u8 odd = {0}, hi = {0};
-    const v16u8 zero = {0};
-    const v16u8 vn = zero + '\n', vr = zero + '\r';
-    while (p + 64 <= e) {
-        v16u8 acc = {0};
-        for (int k = 0; k < 63 && p + 64 <= e; k++, p += 64) {
-            v16u8 w0, w1, w2, w3;
-            memcpy(&w0, p, 16);
-            memcpy(&w1, p + 16, 16);
-            memcpy(&w2, p + 32, 16);
-            memcpy(&w3, p + 48, 16);
-            acc -= (v16u8)(w0 == vn) + (v16u8)(w1 == vn) + (v16u8)(w2 == vn) +
-                   (v16u8)(w3 == vn);
-            odd |= (v16u8)(w0 == zero) | (v16u8)(w0 == vr) | (v16u8)(w1 == zero) |
-                   (v16u8)(w1 == vr) | (v16u8)(w2 == zero) | (v16u8)(w2 == vr) |
-                   (v16u8)(w3 == zero) | (v16u8)(w3 == vr);
-            hi |= w0 | w1 | w2 | w3;
-        }
-        for (int i = 0; i < 16; i++)
-            nl += acc[i];
+    const __m128i vn = _mm_set1_epi8('\n');
+    const __m128i *q = (const __m128i *)(const void *)p;
+    return (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(q), vn)) |
+           (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(q + 1), vn))
+               << 16 |
+           (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(q + 2), vn))
+               << 32 |
+           (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(q + 3), vn))
+               << 48;
+}
+#define TS_NL_MASK
+#endif
+#define TS_W 16
+#define TSCAN_NAME xmc_tscan_ref
+#define TFILL_NAME xmc_tfill_ref
+#include "data/textscan.h"
+
+xmc_tscan_fn xmc_tscan_get(const char *level, xmc_tfill_fn *fill)
+{
+    if (!strcmp(level, "avx2")) {
+        if (!(xmc_cpu_features_hw() & XMC_CPU_AVX2))
+            return NULL;
+        *fill = xmc_tfill_avx2;
+        return xmc_tscan_avx2;
     }
-    int o = 0, h = 0;
-    for (int i = 0; i < 16; i++) {
-        o |= odd[i];
-        h |= hi[i] & 0x80;
-    }
-    for (; p < e; p++) {
-        nl += *p == '\n';
-        o |= *p == '\0' || *p == '\r';
-        h |= (unsigned char)*p & 0x80;
-    }
-    if (!o && h && xmc_utf8_invalid_at(buf + c->b, c->e - c->b) != (size_t)-1)
-        o = 1;
-    c->lines = nl;
-    c->odd = o;
+    if (strcmp(level, "ref"))
+        return NULL;
+    *fill = xmc_tfill_ref;
+    return xmc_tscan_ref;
 }
 
-/* Pass 2: the '\n' positions of 64 bytes at a time as a bit mask (SSE2
- * movemask), one offset per set bit: a per-line memchr cost a fifth of the
- * read on lines of ~150 bytes. */
-static void tfill(char *buf, const tchunk *c, int64_t *off)
+xmc_tscan_fn xmc_tscan_best(xmc_tfill_fn *fill)
 {
-    int64_t i = c->lines;
-    size_t r = c->b, e = c->e;
-    if (r < e)
-        off[i++] = (int64_t)r;
-#ifdef __SSE2__
-    const __m128i vn = _mm_set1_epi8('\n');
-    for (; r + 64 <= e; r += 64) {
-        const __m128i *q = (const __m128i *)(buf + r);
-        uint64_t m = (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(q), vn)) |
-                     (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(q + 1), vn)) << 16 |
-                     (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(q + 2), vn)) << 32 |
-                     (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(q + 3), vn)) << 48;
-        while (m) {
-            size_t k = r + (size_t)__builtin_ctzll(m);
-            buf[k] = '\0';
-            if (k + 1 < e)
-                off[i++] = (int64_t)k + 1;
-            m &= m - 1;
-        }
+    if (xmc_cpu_features() & XMC_CPU_AVX2) {
+        *fill = xmc_tfill_avx2;
+        return xmc_tscan_avx2;
     }
-#endif
-    for (; r < e; r++)
-        if (buf[r] == '\n') {
-            buf[r] = '\0';
-            if (r + 1 < e)
-                off[i++] = (int64_t)r + 1;
-        }
-    /* The line after the chunk's last '\n' is the next chunk's first (its
-     * offset written there) or off[n] (set by the caller). A last line
-     * without '\n' ends at the spare byte. */
-    if (e > c->b && buf[e - 1] != '\0')
-        buf[e] = '\0';
+    *fill = xmc_tfill_ref;
+    return xmc_tscan_ref;
 }
 
 static int texts_build(const char *path, char *buf, size_t len, xmc_mapping *mp,
@@ -238,7 +195,7 @@ static int texts_build(const char *path, char *buf, size_t len, xmc_mapping *mp,
     int nch = want > (size_t)(8 * nth) ? 8 * nth : (int)want;
     if (nch < 2) /* small file: no thread start-up */
         return texts_sequential(path, buf, len, mp, out, err);
-    tchunk *ch = xmc_calloc((size_t)nch, sizeof *ch);
+    xmc_tchunk *ch = xmc_calloc((size_t)nch, sizeof *ch);
     if (!ch) {
         release(buf, mp);
         return XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory");
@@ -256,6 +213,8 @@ static int texts_build(const char *path, char *buf, size_t len, xmc_mapping *mp,
         ch[i].e = t;
         pos = t;
     }
+    xmc_tfill_fn tfill;
+    const xmc_tscan_fn tscan = xmc_tscan_best(&tfill);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
     for (int i = 0; i < nch; i++)
         tscan(buf, &ch[i]);
