@@ -17,16 +17,16 @@
 # xmc1, xmc2, ...: before/after comparisons; the one run second in a round
 # sometimes pays 20-50 ms more CPU on this VM, so also swap the order or
 # list them A B B A), OMP_NUM_THREADS.
-# Last measured (2026-11-22 16:34 UTC, 2-core VM, branch parse against main
-# 3f3f2dc, XMC_BUILD="<main build> build" ... 5 "cold warm"; docs/data.md,
-# "Cold-overlap round", has all runs):
-#   cold cat  best 0.208 s (2058 MB/s), median 0.210 s
-#   cold xmc1 best 0.305 s (1403 MB/s), median 0.443 s, cpu best 0.505 s median 0.510 s
-#   cold xmc2 best 0.310 s (1381 MB/s), median 0.316 s, cpu best 0.557 s median 0.568 s
-#   warm cat  best 0.070 s (6092 MB/s), median 0.073 s
-#   warm xmc1 best 0.248 s (1726 MB/s), median 0.252 s, cpu best 0.473 s median 0.478 s
-#   warm xmc2 best 0.254 s (1685 MB/s), median 0.257 s, cpu best 0.495 s median 0.500 s
-# i.e. cold 1.49 x cat (best), CPU-bound: best cold wall ~ CPU-s / 2 cores.
+# Last measured (2026-11-22 17:13 UTC, 2-core VM, load 0.96, branch parse
+# against main 459b28e, XMC_BUILD="<main build> build" ... 5 "cold warm";
+# docs/data.md, "Row-kernel round", has both orders):
+#   cold cat  best 0.204 s (2100 MB/s), median 0.206 s
+#   cold xmc1 best 0.287 s (1491 MB/s), median 0.323 s, cpu best 0.511 s median 0.519 s
+#   cold xmc2 best 0.291 s (1471 MB/s), median 0.302 s, cpu best 0.518 s median 0.548 s
+#   warm cat  best 0.071 s (6061 MB/s), median 0.072 s
+#   warm xmc1 best 0.251 s (1705 MB/s), median 0.256 s, cpu best 0.478 s median 0.489 s
+#   warm xmc2 best 0.236 s (1814 MB/s), median 0.252 s, cpu best 0.462 s median 0.489 s
+# i.e. cold 1.43 x cat (best), CPU-bound: best cold wall ~ CPU-s / 2 cores.
 set -euo pipefail
 PREFIX=${1:-/tmp/big1m/trn}
 REPS=${2:-5}
