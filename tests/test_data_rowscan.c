@@ -551,7 +551,9 @@ static void test_count3(void **state)
  * exact-size heap copies of random chunks at every length 0-700 and start
  * offset mod 64, and on 20,000 bytes (lane counters flushed; all '\n' too):
  * pass 1's count and flag against a byte loop, pass 2's offsets and
- * buffer against each other and against a byte loop. */
+ * buffer against each other and against a byte loop; the one-pass variant
+ * the same, with room for all offsets, half (then the chunk as read) and
+ * none, and its restore (the buffer as read). */
 static void tscan_check(const char *src, size_t len)
 {
     static const char *const lv[] = {"ref", "avx2"};
@@ -576,7 +578,7 @@ static void tscan_check(const char *src, size_t len)
         if (!scan)
             continue;
         memcpy(buf, src, len);
-        xmc_tchunk c = {0, len, -1, -1};
+        xmc_tchunk c = {.b = 0, .e = len, .lines = -1, .odd = -1};
         scan(buf, &c);
         if (c.lines != nl || (c.odd != 0) != odd)
             fail_msg("%s: len %zu: %lld lines, odd %d; want %lld, %d", lv[v], len,
@@ -589,6 +591,37 @@ static void tscan_check(const char *src, size_t len)
                 fail_msg("%s: len %zu: byte %zu", lv[v], len, i);
         if (len && src[len - 1] != '\n' && buf[len] != '\0')
             fail_msg("%s: len %zu: no NUL after an open last line", lv[v], len);
+    }
+    /* The one-pass variant, with room for every offset, for half of them
+     * (restored, as read) and for none. */
+    for (int v = 0; v < 2; v++) {
+        xmc_tscan1_fn one = xmc_tscan1_get(lv[v]);
+        if (!one)
+            continue;
+        for (int room = 0; room < 3; room++) {
+            int64_t cap = room == 0 ? k : room == 1 ? k / 2 : 0;
+            int64_t *tmp = malloc(((size_t)cap + 1) * sizeof *tmp);
+            assert_non_null(tmp);
+            memcpy(buf, src, len);
+            xmc_tchunk c = {.b = 0, .e = len, .lines = -1, .odd = -1, .tmp = tmp, .cap = cap};
+            one(buf, &c);
+            if (c.lines != nl || (c.odd != 0) != odd)
+                fail_msg("%s one pass: len %zu: %lld lines, odd %d; want %lld, %d", lv[v], len,
+                         (long long)c.lines, c.odd, (long long)nl, odd);
+            if (cap < k) { /* did not fit: as read */
+                assert_int_equal(c.nt, 0);
+                assert_memory_equal(buf, src, len);
+            } else {
+                assert_int_equal(c.nt, k);
+                assert_memory_equal(tmp, want, (size_t)k * sizeof *tmp);
+                for (size_t i = 0; i < len; i++)
+                    if (buf[i] != (src[i] == '\n' ? '\0' : src[i]))
+                        fail_msg("%s one pass: len %zu: byte %zu", lv[v], len, i);
+                xmc_tchunk_restore(buf, &c);
+                assert_memory_equal(buf, src, len);
+            }
+            free(tmp);
+        }
     }
     free(want);
     free(got);

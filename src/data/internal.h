@@ -374,6 +374,11 @@ typedef struct xmc_tchunk {
     size_t b, e;   /* byte range, cut after a '\n' */
     int64_t lines; /* '\n' count, then the first line index */
     int odd;       /* NUL, '\r' or invalid UTF-8 seen */
+    /* The one-pass variant (xmc_tscan1_*): the line offsets into tmp[0,
+     * cap), nt of them (0: the chunk is as read, pass 2 needed), and
+     * last = 1 when its last byte, a '\n', became NUL too. */
+    int64_t *tmp, cap, nt;
+    int last;
 } xmc_tchunk;
 typedef void (*xmc_tscan_fn)(const char *buf, xmc_tchunk *c);
 typedef void (*xmc_tfill_fn)(char *buf, const xmc_tchunk *c, int64_t *off);
@@ -383,6 +388,16 @@ void xmc_tscan_avx2(const char *buf, xmc_tchunk *c);
 void xmc_tfill_avx2(char *buf, const xmc_tchunk *c, int64_t *off);
 xmc_tscan_fn xmc_tscan_get(const char *level, xmc_tfill_fn *fill);
 xmc_tscan_fn xmc_tscan_best(xmc_tfill_fn *fill);
+/* Pass 1 and 2 in one (textscan.h): counts and flags as pass 1, and each
+ * '\n' turned into NUL with the line offsets written to c->tmp (c->nt of
+ * them) as long as they fit in c->cap (else the chunk is restored, c->nt
+ * = 0); xmc_tchunk_restore puts the '\n' back (a file found odd). */
+void xmc_tscan1_ref(char *buf, xmc_tchunk *c);
+void xmc_tscan1_avx2(char *buf, xmc_tchunk *c);
+typedef void (*xmc_tscan1_fn)(char *buf, xmc_tchunk *c);
+xmc_tscan1_fn xmc_tscan1_get(const char *level);
+xmc_tscan1_fn xmc_tscan1_best(void);
+void xmc_tchunk_restore(char *buf, xmc_tchunk *c);
 
 /* Label-feature layout DIR/PREFIX and its JSON-lines variant. */
 int xmc_lf_exists(const char *prefix);

@@ -133,8 +133,11 @@ static int texts_sequential(const char *path, char *buf, size_t len, xmc_mapping
  * once equals validating its lines one by one: '\n' is ASCII and never a
  * continuation byte, so a sequence cut by a line end is invalid either way.
  * Pass 2 writes each chunk's line offsets (prefix sums of pass 1) and turns
- * its '\n' into NUL. A chunk that sees anything unusual sends the whole file
- * to texts_sequential, which reports the first problem exactly. */
+ * its '\n' into NUL. Where the ISA has the '\n' mask (x86-64), pass 1 does
+ * pass 2's work too, into a per-chunk scratch array, and pass 2 only copies
+ * it (xmc_tscan1_*: the texts are read once, ~10 ms less CPU on 146 MB). A
+ * chunk that sees anything unusual sends the whole file (its '\n' put
+ * back) to texts_sequential, which reports the first problem exactly. */
 #define TEXT_CHUNK ((size_t)1 << 20)
 
 /* The passes (textscan.h), with 16-byte GCC/clang vectors (SSE2 on x86-64,
@@ -158,7 +161,40 @@ static inline uint64_t nl_mask64(const char *p)
 #define TS_W 16
 #define TSCAN_NAME xmc_tscan_ref
 #define TFILL_NAME xmc_tfill_ref
+#define TSCAN1_NAME xmc_tscan1_ref
 #include "data/textscan.h"
+
+void xmc_tchunk_restore(char *buf, xmc_tchunk *c)
+{
+    for (int64_t j = 1; j < c->nt; j++)
+        buf[c->tmp[j] - 1] = '\n';
+    if (c->last)
+        buf[c->e - 1] = '\n';
+    c->nt = 0;
+    c->last = 0;
+}
+
+xmc_tscan1_fn xmc_tscan1_get(const char *level)
+{
+    if (!strcmp(level, "avx2"))
+        return (xmc_cpu_features_hw() & XMC_CPU_AVX2) ? xmc_tscan1_avx2 : NULL;
+#ifdef TS_NL_MASK
+    if (!strcmp(level, "ref"))
+        return xmc_tscan1_ref;
+#endif
+    return NULL;
+}
+
+xmc_tscan1_fn xmc_tscan1_best(void)
+{
+    if (xmc_cpu_features() & XMC_CPU_AVX2)
+        return xmc_tscan1_avx2;
+#ifdef TS_NL_MASK
+    return xmc_tscan1_ref;
+#else
+    return NULL;
+#endif
+}
 
 xmc_tscan_fn xmc_tscan_get(const char *level, xmc_tfill_fn *fill)
 {
@@ -215,9 +251,36 @@ static int texts_build(const char *path, char *buf, size_t len, xmc_mapping *mp,
     }
     xmc_tfill_fn tfill;
     const xmc_tscan_fn tscan = xmc_tscan_best(&tfill);
+    /* One pass where the ISA has it: room for the offsets of lines of 32
+     * bytes on average per chunk (a chunk with shorter lines is restored
+     * and takes pass 2). Only the pages written are touched. */
+    const xmc_tscan1_fn tscan1 = xmc_tscan1_best();
+    const int open_end = buf[len - 1] != '\n'; /* last line without '\n' (before NULs) */
+    int64_t *tmp = NULL;
+    if (tscan1) {
+        size_t total = 0;
+        for (int i = 0; i < nch; i++)
+            total += (ch[i].e - ch[i].b) / 32 + 64;
+        tmp = xmc_malloc(total * sizeof *tmp);
+        if (!tmp) {
+            xmc_free(ch);
+            release(buf, mp);
+            return XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory");
+        }
+        int64_t *q = tmp;
+        for (int i = 0; i < nch; i++) {
+            ch[i].tmp = q;
+            ch[i].cap = (int64_t)((ch[i].e - ch[i].b) / 32 + 64);
+            q += ch[i].cap;
+        }
+    }
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
-    for (int i = 0; i < nch; i++)
-        tscan(buf, &ch[i]);
+    for (int i = 0; i < nch; i++) {
+        if (tscan1)
+            tscan1(buf, &ch[i]);
+        else
+            tscan(buf, &ch[i]);
+    }
     int64_t n = 0;
     int odd = 0;
     for (int i = 0; i < nch; i++) {
@@ -227,10 +290,12 @@ static int texts_build(const char *path, char *buf, size_t len, xmc_mapping *mp,
         odd |= ch[i].odd;
     }
     if (odd) {
+        for (int i = 0; i < nch; i++) /* the '\n' back, for the sequential reader */
+            xmc_tchunk_restore(buf, &ch[i]);
+        xmc_free(tmp);
         xmc_free(ch);
         return texts_sequential(path, buf, len, mp, out, err);
     }
-    int open_end = len > 0 && buf[len - 1] != '\n'; /* last line without '\n' */
     n += open_end;
     xmc_texts *t = xmc_calloc(1, sizeof *t);
     int64_t *off = xmc_malloc(((size_t)n + 1) * sizeof *off);
@@ -238,13 +303,23 @@ static int texts_build(const char *path, char *buf, size_t len, xmc_mapping *mp,
         xmc_free(t);
         xmc_free(off);
         release(buf, mp);
+        xmc_free(tmp);
         xmc_free(ch);
         return XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory");
     }
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
-    for (int i = 0; i < nch; i++)
-        tfill(buf, &ch[i], off);
+    for (int i = 0; i < nch; i++) {
+        const xmc_tchunk *c = &ch[i];
+        if (c->nt) {
+            memcpy(off + c->lines, c->tmp, (size_t)c->nt * sizeof *off);
+            if (c->e > c->b && buf[c->e - 1] != '\0') /* as tfill: an open last line */
+                buf[c->e] = '\0';
+        } else {
+            tfill(buf, c, off);
+        }
+    }
     off[n] = (int64_t)len + open_end;
+    xmc_free(tmp);
     xmc_free(ch);
     texts_set(t, n, off, buf, mp);
     *out = t;

@@ -18,4 +18,5 @@ static inline uint64_t nl_mask64(const char *p)
 #define TS_NL_MASK
 #define TSCAN_NAME xmc_tscan_avx2
 #define TFILL_NAME xmc_tfill_avx2
+#define TSCAN1_NAME xmc_tscan1_avx2
 #include "data/textscan.h"

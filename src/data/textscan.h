@@ -1,9 +1,10 @@
 /* Body of the two vector passes of the parallel texts reader (texts.c),
  * included once per ISA (texts.c: 16-byte vectors; texts_avx2.c: 32-byte)
- * after defining TS_W (16 or 32), TSCAN_NAME, TFILL_NAME and, where the ISA
- * has a byte movemask, `static inline uint64_t nl_mask64(const char *p)`
- * (bit i set when p[i] is '\n') with TS_NL_MASK. texts.c says what the
- * passes do. Not a public header.
+ * after defining TS_W (16 or 32), TSCAN_NAME, TFILL_NAME, TSCAN1_NAME and,
+ * where the ISA has a byte movemask, `static inline uint64_t
+ * nl_mask64(const char *p)` (bit i set when p[i] is '\n') with TS_NL_MASK
+ * (without it, no TSCAN1_NAME: the one-pass variant). texts.c says what
+ * the passes do. Not a public header.
  *
  * Why two widths: on AVX2 machines 32-byte compares halve the vector
  * instructions of both passes (pass 1: two loads per 64 bytes instead of
@@ -87,3 +88,84 @@ void TFILL_NAME(char *buf, const xmc_tchunk *c, int64_t *off)
     if (e > c->b && buf[e - 1] != '\0')
         buf[e] = '\0';
 }
+
+#ifdef TS_NL_MASK
+/* Passes 1 and 2 in one (TSCAN1_NAME), for the common file: as pass 1,
+ * and as pass 2 into c->tmp instead of the final offsets (unknown before
+ * the counts of the earlier chunks), which the caller then copies: one
+ * read of the texts instead of two. Validating after the '\n' became NUL
+ * is the same: both are single ASCII bytes, never continuations. */
+void TSCAN1_NAME(char *buf, xmc_tchunk *c)
+{
+    size_t r = c->b;
+    const size_t e = c->e;
+    int64_t nl = 0, nt = 0;
+    int64_t *tmp = c->tmp;
+    const int64_t cap = c->cap;
+    int full = cap < 1, last = 0;
+    ts_vec odd = {0}, hi = {0};
+    const ts_vec zero = {0};
+    const ts_vec vr = zero + '\r';
+    if (r < e && !full)
+        tmp[nt++] = (int64_t)r;
+    for (; r + 64 <= e; r += 64) {
+        for (int j = 0; j < 64; j += TS_W) {
+            ts_vec w;
+            memcpy(&w, buf + r + j, TS_W);
+            odd |= (ts_vec)(w == zero) | (ts_vec)(w == vr);
+            hi |= w;
+        }
+        uint64_t m = nl_mask64(buf + r);
+        nl += __builtin_popcountll(m);
+        while (m && !full) {
+            size_t k = r + (size_t)__builtin_ctzll(m);
+            if (k + 1 < e) {
+                if (nt == cap) {
+                    full = 1;
+                    break;
+                }
+                tmp[nt++] = (int64_t)k + 1;
+            } else {
+                last = 1;
+            }
+            buf[k] = '\0';
+            m &= m - 1;
+        }
+    }
+    int o = 0, h = 0;
+    for (int i = 0; i < TS_W; i++) {
+        o |= odd[i];
+        h |= hi[i] & 0x80;
+    }
+    for (; r < e; r++) {
+        const char ch = buf[r];
+        o |= ch == '\0' || ch == '\r';
+        h |= (unsigned char)ch & 0x80;
+        if (ch != '\n')
+            continue;
+        nl++;
+        if (full)
+            continue;
+        if (r + 1 < e) {
+            if (nt == cap) {
+                full = 1;
+                continue;
+            }
+            tmp[nt++] = (int64_t)r + 1;
+        } else {
+            last = 1;
+        }
+        buf[r] = '\0';
+    }
+    c->nt = nt;
+    c->last = last;
+    if (full) { /* the offsets do not fit: as read, for pass 2 */
+        xmc_tchunk_restore(buf, c);
+        c->nt = 0;
+    }
+    if (!o && h && xmc_utf8_invalid_at(buf + c->b, c->e - c->b) != (size_t)-1)
+        o = 1;
+    c->lines = nl;
+    c->odd = o;
+}
+#endif
