@@ -17,16 +17,16 @@
 # xmc1, xmc2, ...: before/after comparisons; the one run second in a round
 # sometimes pays 20-50 ms more CPU on this VM, so also swap the order or
 # list them A B B A), OMP_NUM_THREADS.
-# Last measured (2026-11-22 17:13 UTC, 2-core VM, load 0.96, branch parse
-# against main 459b28e, XMC_BUILD="<main build> build" ... 5 "cold warm";
-# docs/data.md, "Row-kernel round", has both orders):
-#   cold cat  best 0.204 s (2100 MB/s), median 0.206 s
-#   cold xmc1 best 0.287 s (1491 MB/s), median 0.323 s, cpu best 0.511 s median 0.519 s
-#   cold xmc2 best 0.291 s (1471 MB/s), median 0.302 s, cpu best 0.518 s median 0.548 s
-#   warm cat  best 0.071 s (6061 MB/s), median 0.072 s
-#   warm xmc1 best 0.251 s (1705 MB/s), median 0.256 s, cpu best 0.478 s median 0.489 s
-#   warm xmc2 best 0.236 s (1814 MB/s), median 0.252 s, cpu best 0.462 s median 0.489 s
-# i.e. cold 1.43 x cat (best), CPU-bound: best cold wall ~ CPU-s / 2 cores.
+# Last measured (2026-11-22 17:23 UTC, 2-core VM, load 1.07, branch parse
+# eab2b61 against main 459b28e, XMC_BUILD="<main build> build" ... 5
+# "cold warm"; docs/data.md, "Row-kernel round", has both orders):
+#   cold cat  best 0.214 s (2002 MB/s), median 0.221 s
+#   cold xmc1 best 0.315 s (1359 MB/s), median 0.353 s, cpu best 0.569 s median 0.584 s
+#   cold xmc2 best 0.325 s (1317 MB/s), median 0.357 s, cpu best 0.578 s median 0.591 s
+#   warm cat  best 0.080 s (5353 MB/s), median 0.082 s
+#   warm xmc1 best 0.273 s (1568 MB/s), median 0.273 s, cpu best 0.512 s median 0.519 s
+#   warm xmc2 best 0.255 s (1678 MB/s), median 0.266 s, cpu best 0.492 s median 0.499 s
+# i.e. cold ~1.5 x cat (best), CPU-bound: best cold wall ~ CPU-s / 2 cores.
 set -euo pipefail
 PREFIX=${1:-/tmp/big1m/trn}
 REPS=${2:-5}
