@@ -12,91 +12,8 @@
 #include "xmc/bert.h"
 #include "xmc/model.h"
 
-static int predict_text(xmc_model *m, int k)
-{
-    xmc_error err = {0};
-    const xmc_train_config *c = xmc_model_config(m);
-    if (strcmp(c->encoder, "bag") != 0 && strcmp(c->encoder, "bert") != 0)
-        return cli_failf("--text needs a model trained on texts (encoder bag or bert); this "
-                         "model's encoder is '%s' (use --input with a feature file)",
-                         c->encoder);
-    xmc_lines *r = NULL;
-    if (xmc_lines_open(&r, "-", &err))
-        return cli_fail(&err);
-    /* Collect stdin, then predict in one pass (batches inside). */
-    char **lines = NULL;
-    int64_t n = 0, cap = 0;
-    char *line;
-    size_t len;
-    int got, rc = 0;
-    while ((got = xmc_lines_next(r, &line, &len, &err)) == 1) {
-        if (n == cap) {
-            cap = cap ? 2 * cap : 64;
-            char **nl = xmc_realloc(lines, (size_t)cap * sizeof *lines);
-            if (!nl) {
-                rc = cli_failf("out of memory reading stdin");
-                goto done;
-            }
-            lines = nl;
-        }
-        lines[n] = xmc_strdup(line);
-        if (!lines[n]) {
-            rc = cli_failf("out of memory reading stdin");
-            goto done;
-        }
-        n++;
-    }
-    if (got < 0) {
-        rc = cli_fail(&err);
-        goto done;
-    }
-    if (n == 0)
-        goto done;
-    xmc_dataset ds;
-    memset(&ds, 0, sizeof ds);
-    ds.spec = "<stdin>";
-    if (xmc_texts_create((const char *const *)lines, n, &ds.texts, &err)) {
-        rc = cli_fail(&err);
-        goto done;
-    }
-    ds.n = n;
-    xmc_csr *P = NULL;
-    if (xmc_model_predict(m, &ds, k, &P, &err)) {
-        xmc_texts_free(ds.texts);
-        rc = cli_fail(&err);
-        goto done;
-    }
-    xmc_texts_free(ds.texts);
-    const xmc_texts *names = xmc_model_label_names(m);
-    int sig = c->loss == XMC_LOSS_BCE;
-    printf("# line\trank\tlabel\t%s\tname\n", sig ? "p" : "score");
-    for (int64_t i = 0; i < P->nrows; i++) {
-        /* Rows are sorted by label id: rank them by score for display. */
-        int64_t a = P->indptr[i], b = P->indptr[i + 1];
-        char used[1024] = {0};
-        for (int rank = 1; rank <= b - a && rank <= 1024; rank++) {
-            int64_t best = -1;
-            for (int64_t p = a; p < b; p++)
-                if (!used[p - a] && (best < 0 || P->values[p] > P->values[best]))
-                    best = p;
-            used[best - a] = 1;
-            float s = P->values[best];
-            printf("%lld\t%d\t%d\t%.4f\t%s\n", (long long)i + 1, rank, P->indices[best],
-                   sig ? 1.0 / (1.0 + exp(-(double)s)) : (double)s,
-                   names ? xmc_texts_get(names, P->indices[best]) : "");
-        }
-    }
-    xmc_csr_free(P);
-done:
-    for (int64_t i = 0; i < n; i++)
-        xmc_free(lines[i]);
-    xmc_free(lines);
-    xmc_lines_close(r);
-    return rc;
-}
-
 /* Stdin lines as a dataset of point texts (ds->texts freed by the caller
- * with xmc_texts_free; *n = 0 when stdin is empty). */
+ * with xmc_texts_free; ds->n = 0 when stdin is empty). */
 static int read_stdin_texts(xmc_dataset *ds, xmc_error *err)
 {
     xmc_lines *r = NULL;
@@ -133,6 +50,56 @@ static int read_stdin_texts(xmc_dataset *ds, xmc_error *err)
     return rc;
 }
 
+/* The label name printed for label l (--text). */
+typedef const char *(*label_name_fn)(const void *ctx, int32_t l);
+
+/* --text output: the rows of P (sorted by label id) ranked by score, as TSV
+ * (line, rank, label, score or sigmoid probability when sig, name). */
+static void print_ranked(const xmc_csr *P, int sig, label_name_fn name, const void *ctx)
+{
+    printf("# line\trank\tlabel\t%s\tname\n", sig ? "p" : "score");
+    for (int64_t i = 0; i < P->nrows; i++) {
+        int64_t a = P->indptr[i], b = P->indptr[i + 1];
+        char used[1024] = {0}; /* rows hold at most --topk <= 1000 entries */
+        for (int rank = 1; rank <= b - a && rank <= 1024; rank++) {
+            int64_t best = -1;
+            for (int64_t p = a; p < b; p++)
+                if (!used[p - a] && (best < 0 || P->values[p] > P->values[best]))
+                    best = p;
+            used[best - a] = 1;
+            const double s = P->values[best];
+            printf("%lld\t%d\t%d\t%.4f\t%s\n", (long long)i + 1, rank, P->indices[best],
+                   sig ? 1.0 / (1.0 + exp(-s)) : s, name(ctx, P->indices[best]));
+        }
+    }
+}
+
+static const char *model_label_name(const void *ctx, int32_t l)
+{
+    const xmc_texts *names = ctx;
+    return names ? xmc_texts_get(names, l) : "";
+}
+
+static int predict_text(xmc_model *m, int k)
+{
+    xmc_error err = {0};
+    const xmc_train_config *c = xmc_model_config(m);
+    if (strcmp(c->encoder, "bag") != 0 && strcmp(c->encoder, "bert") != 0)
+        return cli_failf("--text needs a model trained on texts (encoder bag or bert); this "
+                         "model's encoder is '%s' (use --input with a feature file)",
+                         c->encoder);
+    xmc_dataset ds;
+    xmc_csr *P = NULL;
+    int rc = 0;
+    if (read_stdin_texts(&ds, &err) || (ds.n > 0 && xmc_model_predict(m, &ds, k, &P, &err)))
+        rc = cli_fail(&err);
+    else if (ds.n > 0)
+        print_ranked(P, c->loss == XMC_LOSS_BCE, model_label_name, xmc_model_label_names(m));
+    xmc_texts_free(ds.texts);
+    xmc_csr_free(P);
+    return rc;
+}
+
 /* Training label texts followed by the added ones (labels L..). */
 static int all_label_texts(const xmc_unidec *u, const xmc_texts *added, xmc_texts **out,
                            xmc_error *err)
@@ -163,6 +130,19 @@ int cli_unidec_head(const char *head, int depsl, int *which)
     if (depsl && *which != XMC_UNIDEC_SCORE_DE)
         return cli_failf("--head %s: a depsl model has only the DE head", head);
     return 0;
+}
+
+/* Label names of a unidec model: its names or label texts, then the labels
+ * added with add-labels (ids L..). */
+typedef struct unidec_names {
+    int64_t L;
+    const xmc_texts *added, *base;
+} unidec_names;
+
+static const char *unidec_label_name(const void *ctx, int32_t l)
+{
+    const unidec_names *u = ctx;
+    return l >= u->L ? xmc_texts_get(u->added, l - u->L) : xmc_texts_get(u->base, l);
 }
 
 /* unidec / depsl model directories: --input/--out, or --text; --head picks
@@ -214,26 +194,9 @@ static int predict_unidec(const char *model, const char *recipe, const char *inp
                 (long long)ds->n, (long long)P->ncols, xmc_now() - t0, out);
         goto done;
     }
-    /* --text: rows are sorted by label id; rank them by score */
-    const int64_t L = xmc_unidec_n_labels(u);
-    printf("# line\trank\tlabel\tscore\tname\n");
-    for (int64_t i = 0; i < P->nrows; i++) {
-        int64_t a = P->indptr[i], b = P->indptr[i + 1];
-        char used[1000] = {0};
-        for (int rank = 1; rank <= b - a; rank++) {
-            int64_t best = -1;
-            for (int64_t p = a; p < b; p++)
-                if (!used[p - a] && (best < 0 || P->values[p] > P->values[best]))
-                    best = p;
-            used[best - a] = 1;
-            int32_t l = P->indices[best];
-            const char *nm = l >= L ? xmc_texts_get(added, l - L)
-                             : names ? xmc_texts_get(names, l)
-                                     : xmc_texts_get(xmc_unidec_label_texts(u), l);
-            printf("%lld\t%d\t%d\t%.4f\t%s\n", (long long)i + 1, rank, l,
-                   (double)P->values[best], nm);
-        }
-    }
+    unidec_names un = {xmc_unidec_n_labels(u), added,
+                       names ? names : xmc_unidec_label_texts(u)};
+    print_ranked(P, 0, unidec_label_name, &un);
     goto done;
 fail:
     rc = cli_fail(&err);
