@@ -100,22 +100,6 @@ static int predict_text(xmc_model *m, int k)
     return rc;
 }
 
-/* Training label texts followed by the added ones (labels L..). */
-static int all_label_texts(const xmc_unidec *u, const xmc_texts *added, xmc_texts **out,
-                           xmc_error *err)
-{
-    const xmc_texts *lt = xmc_unidec_label_texts(u);
-    const int64_t L = lt->n, n = L + added->n;
-    const char **strs = xmc_malloc(sizeof(char *) * (size_t)n);
-    if (!strs)
-        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (label texts)");
-    for (int64_t l = 0; l < n; l++)
-        strs[l] = l < L ? xmc_texts_get(lt, l) : xmc_texts_get(added, l - L);
-    int rc = xmc_texts_create(strs, n, out, err);
-    xmc_free(strs);
-    return rc;
-}
-
 int cli_unidec_head(const char *head, int depsl, int *which)
 {
     *which = depsl ? XMC_UNIDEC_SCORE_DE : XMC_UNIDEC_SCORE_BOTH;
@@ -170,7 +154,7 @@ static int predict_unidec(const char *model, const char *recipe, const char *inp
     double t0 = xmc_now();
     if (xmc_bert_encoder_register(&err) || xmc_model_load_unidec(model, &u, &names, &err) ||
         xmc_unidec_added_labels(model, &added, &err) ||
-        (added && !ann && all_label_texts(u, added, &all, &err)))
+        (added && !ann && xmc_texts_concat(xmc_unidec_label_texts(u), added, &all, &err)))
         goto fail;
     lo.label_vocab = names;
     if (text) {

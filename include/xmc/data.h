@@ -108,6 +108,9 @@ void xmc_texts_free(xmc_texts *t);
 /* Copy n NUL-terminated strings into a new xmc_texts (they must not contain
  * '\n'; not validated as UTF-8). Free with xmc_texts_free. */
 int xmc_texts_create(const char *const *strs, int64_t n, xmc_texts **out, xmc_error *err);
+/* The lines of a followed by those of b (either may be NULL) as a new
+ * xmc_texts. */
+int xmc_texts_concat(const xmc_texts *a, const xmc_texts *b, xmc_texts **out, xmc_error *err);
 /* Lines rows[0..n) of t as a new xmc_texts (rows may repeat). */
 int xmc_texts_select_rows(const xmc_texts *t, const int64_t *rows, int64_t n,
                           xmc_texts **out, xmc_error *err);

@@ -700,23 +700,6 @@ static int csr_vstack(const xmc_csr *a, const xmc_csr *b, int64_t nb, int force_
     return XMC_OK;
 }
 
-/* Lines of a followed by those of b (either may be NULL). */
-static int texts_concat(const xmc_texts *a, const xmc_texts *b, xmc_texts **out,
-                        xmc_error *err)
-{
-    int64_t na = a ? a->n : 0, nb = b ? b->n : 0;
-    const char **s = xmc_malloc((size_t)(na + nb > 0 ? na + nb : 1) * sizeof *s);
-    if (!s)
-        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "augment: out of memory (texts)");
-    for (int64_t i = 0; i < na; i++)
-        s[i] = xmc_texts_get(a, i);
-    for (int64_t i = 0; i < nb; i++)
-        s[na + i] = xmc_texts_get(b, i);
-    int rc = xmc_texts_create(s, na + nb, out, err);
-    xmc_free(s);
-    return rc;
-}
-
 /* S of the M row ids, uniformly without replacement (partial Fisher–Yates
  * from the user's seed), returned sorted so D stays before Z. */
 static int sample_rows(int64_t M, int64_t S, uint64_t seed, int64_t **rows, xmc_error *err)
@@ -832,11 +815,13 @@ int xmc_augment_ex(const xmc_dataset *train, const xmc_augment_opts *o, xmc_data
     if (train->X &&
         (rc = csr_vstack(train->X, lf && train->X ? lf : NULL, L, 0, &full->X, err)))
         goto out;
-    if (train->texts && (rc = texts_concat(train->texts, lt, &full->texts, err)))
+    if (train->texts && (rc = xmc_texts_concat(train->texts, lt, &full->texts, err)))
         goto out;
-    if (train->label_texts && (rc = texts_concat(train->label_texts, NULL, &full->label_texts, err)))
+    if (train->label_texts &&
+        (rc = xmc_texts_concat(train->label_texts, NULL, &full->label_texts, err)))
         goto out;
-    if (train->label_names && (rc = texts_concat(train->label_names, NULL, &full->label_names, err)))
+    if (train->label_names &&
+        (rc = xmc_texts_concat(train->label_names, NULL, &full->label_names, err)))
         goto out;
     if (train->filter && (rc = csr_vstack(train->filter, NULL, L, 0, &full->filter, err)))
         goto out;

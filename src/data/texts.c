@@ -445,6 +445,21 @@ int xmc_texts_create(const char *const *strs, int64_t n, xmc_texts **out, xmc_er
     return XMC_OK;
 }
 
+int xmc_texts_concat(const xmc_texts *a, const xmc_texts *b, xmc_texts **out, xmc_error *err)
+{
+    const int64_t na = a ? a->n : 0, nb = b ? b->n : 0;
+    const char **s = xmc_malloc((size_t)(na + nb > 0 ? na + nb : 1) * sizeof *s);
+    if (!s)
+        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (texts)");
+    for (int64_t i = 0; i < na; i++)
+        s[i] = xmc_texts_get(a, i);
+    for (int64_t i = 0; i < nb; i++)
+        s[na + i] = xmc_texts_get(b, i);
+    int rc = xmc_texts_create(s, na + nb, out, err);
+    xmc_free(s);
+    return rc;
+}
+
 int xmc_texts_select_rows(const xmc_texts *t, const int64_t *rows, int64_t n,
                           xmc_texts **out, xmc_error *err)
 {

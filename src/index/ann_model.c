@@ -550,17 +550,7 @@ int xmc_unidec_add_labels(xmc_unidec *u, const char *dir, const xmc_texts *new_t
         xmc_texts_free(old);
         return XMC_ERR(err, XMC_EINVAL, dir, 0, "add labels: more than %d labels", INT32_MAX);
     }
-    const char **strs = xmc_malloc(sizeof(char *) * (size_t)(n_old + new_texts->n));
-    if (!strs) {
-        xmc_texts_free(old);
-        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "add labels: out of memory");
-    }
-    for (int64_t i = 0; i < n_old; i++)
-        strs[i] = xmc_texts_get(old, i);
-    for (int64_t i = 0; i < new_texts->n; i++)
-        strs[n_old + i] = xmc_texts_get(new_texts, i);
-    rc = xmc_texts_create(strs, n_old + new_texts->n, &all, err);
-    xmc_free(strs);
+    rc = xmc_texts_concat(old, new_texts, &all, err);
     char path[4096];
     if (!rc) {
         snprintf(path, sizeof path, "%s/%s", dir, XMC_UNIDEC_ADDED_FILE);
