@@ -5,6 +5,7 @@
 #define XMC_CLI_H
 
 #include "xmc/core.h"
+#include "xmc/data.h"
 #include "xmc/dist.h"
 
 typedef enum cli_type {
@@ -41,6 +42,10 @@ int cli_failf(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)))
 #endif
     ;
+
+/* The lines of path ("-": stdin) as texts, *out = NULL when there are none.
+ * With no_blank a line of only blanks is refused (XMC_EFORMAT, its line). */
+int cli_read_lines(const char *path, int no_blank, xmc_texts **out, xmc_error *err);
 
 /* --head de|clf|both of a unidec / depsl model (NULL: the recipe's
  * default) into *which (XMC_UNIDEC_SCORE_*); non-zero after printing the

@@ -231,46 +231,9 @@ static int index_info(int argc, char **argv)
 /* Label texts, one per line; an empty line is refused with its place. */
 static int read_label_texts(const char *path, xmc_texts **out, xmc_error *err)
 {
-    xmc_lines *r = NULL;
-    char **strs = NULL, *line;
-    int64_t n = 0, cap = 0;
-    size_t len;
-    int got, rc = xmc_lines_open(&r, path, err);
-    *out = NULL;
-    while (!rc && (got = xmc_lines_next(r, &line, &len, err)) == 1) {
-        size_t i = 0;
-        while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
-            i++;
-        if (i == len) {
-            rc = XMC_ERR(err, XMC_EFORMAT, path, xmc_lines_lineno(r),
-                         "empty label text (one label text per line)");
-            break;
-        }
-        if (n == cap) {
-            cap = cap ? 2 * cap : 64;
-            char **ns = xmc_realloc(strs, (size_t)cap * sizeof *strs);
-            if (!ns) {
-                rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory reading %s", path);
-                break;
-            }
-            strs = ns;
-        }
-        if (!(strs[n] = xmc_strdup(line))) {
-            rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory reading %s", path);
-            break;
-        }
-        n++;
-    }
-    if (!rc && got < 0)
-        rc = err ? err->code : XMC_EIO;
-    if (!rc && n == 0)
+    int rc = cli_read_lines(path, 1, out, err);
+    if (!rc && !*out)
         rc = XMC_ERR(err, XMC_EFORMAT, path, 0, "no label texts (one per line)");
-    if (!rc)
-        rc = xmc_texts_create((const char *const *)strs, n, out, err);
-    for (int64_t i = 0; i < n; i++)
-        xmc_free(strs[i]);
-    xmc_free(strs);
-    xmc_lines_close(r);
     return rc;
 }
 

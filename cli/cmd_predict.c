@@ -16,37 +16,10 @@
  * with xmc_texts_free; ds->n = 0 when stdin is empty). */
 static int read_stdin_texts(xmc_dataset *ds, xmc_error *err)
 {
-    xmc_lines *r = NULL;
-    char **lines = NULL, *line;
-    int64_t n = 0, cap = 0;
-    size_t len;
-    int got, rc = xmc_lines_open(&r, "-", err);
     memset(ds, 0, sizeof *ds);
     ds->spec = "<stdin>";
-    while (!rc && (got = xmc_lines_next(r, &line, &len, err)) == 1) {
-        if (n == cap) {
-            cap = cap ? 2 * cap : 64;
-            char **nl = xmc_realloc(lines, (size_t)cap * sizeof *lines);
-            if (!nl) {
-                rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory reading stdin");
-                break;
-            }
-            lines = nl;
-        }
-        if (!(lines[n] = xmc_strdup(line))) {
-            rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory reading stdin");
-            break;
-        }
-        n++;
-    }
-    if (!rc && got < 0)
-        rc = err ? err->code : XMC_EIO;
-    if (!rc && n > 0 && !(rc = xmc_texts_create((const char *const *)lines, n, &ds->texts, err)))
-        ds->n = n;
-    for (int64_t i = 0; i < n; i++)
-        xmc_free(lines[i]);
-    xmc_free(lines);
-    xmc_lines_close(r);
+    int rc = cli_read_lines("-", 0, &ds->texts, err);
+    ds->n = ds->texts ? ds->texts->n : 0;
     return rc;
 }
 

@@ -225,3 +225,44 @@ int cli_parse_int_list(const char *s, int *ks, int max)
     }
     return n > 0 ? n : -1;
 }
+
+int cli_read_lines(const char *path, int no_blank, xmc_texts **out, xmc_error *err)
+{
+    xmc_lines *r = NULL;
+    char **strs = NULL, *line;
+    int64_t n = 0, cap = 0;
+    size_t len;
+    const char *what = strcmp(path, "-") ? path : "stdin";
+    int got = 0, rc = xmc_lines_open(&r, path, err);
+    *out = NULL;
+    while (!rc && (got = xmc_lines_next(r, &line, &len, err)) == 1) {
+        if (no_blank && strspn(line, " \t\r") == len) {
+            rc = XMC_ERR(err, XMC_EFORMAT, path, xmc_lines_lineno(r),
+                         "empty label text (one label text per line)");
+            break;
+        }
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            char **ns = xmc_realloc(strs, (size_t)cap * sizeof *strs);
+            if (!ns) {
+                rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory reading %s", what);
+                break;
+            }
+            strs = ns;
+        }
+        if (!(strs[n] = xmc_strdup(line))) {
+            rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory reading %s", what);
+            break;
+        }
+        n++;
+    }
+    if (!rc && got < 0)
+        rc = err ? err->code : XMC_EIO;
+    if (!rc && n > 0)
+        rc = xmc_texts_create((const char *const *)strs, n, out, err);
+    for (int64_t i = 0; i < n; i++)
+        xmc_free(strs[i]);
+    xmc_free(strs);
+    xmc_lines_close(r);
+    return rc;
+}
