@@ -110,6 +110,8 @@ int model_shard_save(const xmc_model *m, const char *dir, xmc_error *err);
 int model_shard_load_head(xmc_model *m, const char *dir, const void *shards, xmc_error *err);
 int model_write_part(const char *dir, const char *name, int part, const xmc_model *m,
                      xmc_error *err);
+/* dir/name, one head file (an xmc_ffi when ffi, else an xmc_ova), into *out. */
+int model_read_head(const char *dir, const char *name, int ffi, void **out, xmc_error *err);
 int model_write_config(const char *dir, const xmc_model *m, const char *files[4],
                        const void *shards, xmc_error *err);
 void model_old_files(const char *dir, char names[4][64]);

@@ -502,6 +502,11 @@ static int read_file(const char *dir, const char *name, load_fn fn, void *obj, x
     return rc;
 }
 
+int model_read_head(const char *dir, const char *name, int ffi, void **out, xmc_error *err)
+{
+    return read_file(dir, name, ffi ? load_ffi : load_ova, out, err);
+}
+
 /* dir/labels.txt into *out, which must hold n_labels names (on a count
  * mismatch *out is left set for the caller to free). */
 static int read_labels(const char *dir, int64_t n_labels, xmc_texts **out, xmc_error *err)
