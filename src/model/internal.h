@@ -114,6 +114,10 @@ int model_write_part(const char *dir, const char *name, int part, const xmc_mode
 int model_read_head(const char *dir, const char *name, int ffi, void **out, xmc_error *err);
 int model_write_config(const char *dir, const xmc_model *m, const char *files[4],
                        const void *shards, xmc_error *err);
-void model_old_files(const char *dir, char names[4][64]);
+/* The weight files the manifest in dir lists now (to delete once replaced;
+ * "" when none), and when shards is not NULL its "head_shards" list (a
+ * cJSON array, free with cJSON_Delete; NULL when none). One read of
+ * config.json. */
+void model_old_files(const char *dir, char names[4][64], void **shards);
 
 #endif

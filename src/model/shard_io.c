@@ -33,19 +33,6 @@ static void shard_name(char *out, size_t n, int64_t step, int r, int P)
     snprintf(out, n, "head-s%lld-r%dof%d.bin", (long long)step, r, P);
 }
 
-/* The shard files the manifest in dir lists now (to delete once replaced). */
-static cJSON *old_shards(const char *dir)
-{
-    char *text = NULL;
-    if (xmc_model_read_config_text(dir, &text, NULL) != XMC_OK)
-        return NULL;
-    cJSON *root = cJSON_Parse(text);
-    xmc_free(text);
-    cJSON *sh = cJSON_DetachItemFromObjectCaseSensitive(root, "head_shards");
-    cJSON_Delete(root);
-    return sh;
-}
-
 static int listed(const char *name, const char *const *names, int n)
 {
     for (int i = 0; i < n; i++)
@@ -64,8 +51,9 @@ int model_shard_save(const xmc_model *m, const char *dir, xmc_error *err)
     if ((rc = model_dist_agree(d, rc, "creating the model directory", err)))
         return rc;
     if (r == 0) {
-        model_old_files(dir, prev);
-        old = old_shards(dir);
+        void *o;
+        model_old_files(dir, prev, &o);
+        old = o;
     }
     snprintf(enc, sizeof enc, "encoder-s%lld.bin", (long long)m->step);
     snprintf(opt, sizeof opt, "optim-s%lld.bin", (long long)m->step);
