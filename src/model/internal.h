@@ -34,7 +34,8 @@ struct xmc_model {
     int64_t *rows;          /* (max_batch) predict batch rows */
     xmc_dist *dist;         /* process group (borrowed), NULL = single process */
     struct model_dist *dd;  /* sharded-step scratch and counters, or NULL */
-    char files[4][64];      /* encoder, head, optim, meta ("" when none) */      /* weight files of the loaded / last checkpoint */
+    char files[4][64];      /* weight files of the loaded / last checkpoint: encoder, head,
+                             * optim, meta ("" when none) */
 };
 
 /* The head, whichever kind (xmc_ova for renee, xmc_ffi for spartex): same
