@@ -6,7 +6,8 @@
  * never split. No allocation. */
 #include <string.h>
 
-#include "ffi_internal.h"
+#include "head/ffi_internal.h"
+#include "head/internal.h" /* shard_overlap */
 
 int xmc_ffi_copy_rows(xmc_ffi *dst, const xmc_ffi *src, xmc_error *err)
 {
@@ -14,12 +15,12 @@ int xmc_ffi_copy_rows(xmc_ffi *dst, const xmc_ffi *src, xmc_error *err)
     if (a->d_in != b->d_in || a->fan_in != b->fan_in || a->opt != b->opt || a->bias != b->bias)
         return XMC_ERR(err, XMC_EINVAL, NULL, 0,
                        "re-shard: sparse head shards differ in width, fan-in, optimizer or bias");
-    int64_t l0 = a->label_offset > b->label_offset ? a->label_offset : b->label_offset;
-    int64_t e0 = a->label_offset + a->n_labels, e1 = b->label_offset + b->n_labels;
-    int64_t l1 = e0 < e1 ? e0 : e1;
-    if (l1 <= l0)
+    int64_t l0;
+    const int64_t nl =
+        shard_overlap(a->label_offset, a->n_labels, b->label_offset, b->n_labels, &l0);
+    if (nl <= 0)
         return XMC_OK;
-    const size_t F = (size_t)a->fan_in, n = (size_t)(l1 - l0);
+    const size_t F = (size_t)a->fan_in, n = (size_t)nl;
     const size_t od = (size_t)(l0 - a->label_offset), os = (size_t)(l0 - b->label_offset);
 #define COPY(f, per)                                                                  \
     do {                                                                              \

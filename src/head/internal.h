@@ -49,4 +49,15 @@ struct xmc_ova {
 int ova_new(const xmc_ova_config *cfg, xmc_ova **out, xmc_error *err);
 int ova_alloc_scratch(xmc_ova *h, int max_batch, int threads, xmc_error *err);
 
+/* Re-sharding (ova_shard.c, ffi_shard.c): the global labels two shards
+ * [off_a, off_a + n_a) and [off_b, off_b + n_b) have in common are
+ * [*lo, *lo + n); returns n, <= 0 when they share none. */
+static inline int64_t shard_overlap(int64_t off_a, int64_t n_a, int64_t off_b, int64_t n_b,
+                                    int64_t *lo)
+{
+    const int64_t e_a = off_a + n_a, e_b = off_b + n_b;
+    *lo = off_a > off_b ? off_a : off_b;
+    return (e_a < e_b ? e_a : e_b) - *lo;
+}
+
 #endif

@@ -14,12 +14,12 @@ int xmc_ova_copy_rows(xmc_ova *dst, const xmc_ova *src, xmc_error *err)
     if (a->dim != b->dim || a->dtype != b->dtype || a->opt != b->opt)
         return XMC_ERR(err, XMC_EINVAL, NULL, 0,
                        "re-shard: head shards differ in width, dtype or optimizer");
-    int64_t l0 = a->label_offset > b->label_offset ? a->label_offset : b->label_offset;
-    int64_t e0 = a->label_offset + a->n_labels, e1 = b->label_offset + b->n_labels;
-    int64_t l1 = e0 < e1 ? e0 : e1;
-    if (l1 <= l0)
+    int64_t l0;
+    const int64_t nl =
+        shard_overlap(a->label_offset, a->n_labels, b->label_offset, b->n_labels, &l0);
+    if (nl <= 0)
         return XMC_OK;
-    const size_t d = (size_t)dst->d, n = (size_t)(l1 - l0) * d;
+    const size_t d = (size_t)dst->d, n = (size_t)nl * d;
     const size_t od = (size_t)(l0 - a->label_offset) * d, os = (size_t)(l0 - b->label_offset) * d;
 #define COPY(f, sz)                                                          \
     do {                                                                     \

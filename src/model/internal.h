@@ -34,7 +34,8 @@ struct xmc_model {
     int64_t *rows;          /* (max_batch) predict batch rows */
     xmc_dist *dist;         /* process group (borrowed), NULL = single process */
     struct model_dist *dd;  /* sharded-step scratch and counters, or NULL */
-    char files[4][64];      /* encoder, head, optim, meta ("" when none) */      /* weight files of the loaded / last checkpoint */
+    char files[4][64];      /* weight files of the loaded / last checkpoint: encoder, head,
+                             * optim, meta ("" when none) */
 };
 
 /* The head, whichever kind (xmc_ova for renee, xmc_ffi for spartex): same
@@ -110,8 +111,14 @@ int model_shard_save(const xmc_model *m, const char *dir, xmc_error *err);
 int model_shard_load_head(xmc_model *m, const char *dir, const void *shards, xmc_error *err);
 int model_write_part(const char *dir, const char *name, int part, const xmc_model *m,
                      xmc_error *err);
+/* dir/name, one head file (an xmc_ffi when ffi, else an xmc_ova), into *out. */
+int model_read_head(const char *dir, const char *name, int ffi, void **out, xmc_error *err);
 int model_write_config(const char *dir, const xmc_model *m, const char *files[4],
                        const void *shards, xmc_error *err);
-void model_old_files(const char *dir, char names[4][64]);
+/* The weight files the manifest in dir lists now (to delete once replaced;
+ * "" when none), and when shards is not NULL its "head_shards" list (a
+ * cJSON array, free with cJSON_Delete; NULL when none). One read of
+ * config.json. */
+void model_old_files(const char *dir, char names[4][64], void **shards);
 
 #endif

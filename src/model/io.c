@@ -256,10 +256,13 @@ static int read_config(const char *dir, char cpath[4096], cJSON **root, xmc_erro
     return XMC_OK;
 }
 
-/* The file names the current manifest lists (to delete after replacing it). */
-void model_old_files(const char *dir, char names[4][64])
+/* The file names (and head_shards) the current manifest lists, to delete
+ * after replacing it (internal.h). */
+void model_old_files(const char *dir, char names[4][64], void **shards)
 {
     memset(names, 0, 4 * 64);
+    if (shards)
+        *shards = NULL;
     char cpath[4096];
     cJSON *root = NULL;
     if (read_config(dir, cpath, &root, NULL) != XMC_OK)
@@ -271,6 +274,8 @@ void model_old_files(const char *dir, char names[4][64])
         if (cJSON_IsString(s) && !strchr(s->valuestring, '/'))
             snprintf(names[i], 64, "%s", s->valuestring);
     }
+    if (shards)
+        *shards = cJSON_DetachItemFromObjectCaseSensitive(root, "head_shards");
     cJSON_Delete(root);
 }
 
@@ -282,7 +287,7 @@ int xmc_model_save(const xmc_model *m, const char *dir, xmc_error *err)
     if (model_sharded(m))
         return model_shard_save(m, dir, err);
     char prev[4][64];
-    model_old_files(dir, prev);
+    model_old_files(dir, prev, NULL);
     /* The parts in manifest order: encoder, head, optim, meta (the spartex
      * meta-classifier, until its cutoff epoch); NULL objects are skipped. */
     static const char *const stem[4] = {"encoder", "head", "optim", "meta"};
@@ -500,6 +505,11 @@ static int read_file(const char *dir, const char *name, load_fn fn, void *obj, x
     int rc = fn(f, path, obj, err);
     fclose(f);
     return rc;
+}
+
+int model_read_head(const char *dir, const char *name, int ffi, void **out, xmc_error *err)
+{
+    return read_file(dir, name, ffi ? load_ffi : load_ova, out, err);
 }
 
 /* dir/labels.txt into *out, which must hold n_labels names (on a count

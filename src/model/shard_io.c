@@ -33,19 +33,6 @@ static void shard_name(char *out, size_t n, int64_t step, int r, int P)
     snprintf(out, n, "head-s%lld-r%dof%d.bin", (long long)step, r, P);
 }
 
-/* The shard files the manifest in dir lists now (to delete once replaced). */
-static cJSON *old_shards(const char *dir)
-{
-    char *text = NULL;
-    if (xmc_model_read_config_text(dir, &text, NULL) != XMC_OK)
-        return NULL;
-    cJSON *root = cJSON_Parse(text);
-    xmc_free(text);
-    cJSON *sh = cJSON_DetachItemFromObjectCaseSensitive(root, "head_shards");
-    cJSON_Delete(root);
-    return sh;
-}
-
 static int listed(const char *name, const char *const *names, int n)
 {
     for (int i = 0; i < n; i++)
@@ -64,8 +51,9 @@ int model_shard_save(const xmc_model *m, const char *dir, xmc_error *err)
     if ((rc = model_dist_agree(d, rc, "creating the model directory", err)))
         return rc;
     if (r == 0) {
-        model_old_files(dir, prev);
-        old = old_shards(dir);
+        void *o;
+        model_old_files(dir, prev, &o);
+        old = o;
     }
     snprintf(enc, sizeof enc, "encoder-s%lld.bin", (long long)m->step);
     snprintf(opt, sizeof opt, "optim-s%lld.bin", (long long)m->step);
@@ -145,17 +133,12 @@ typedef struct stored_shard {
 /* The two head kinds behind one set of operations: dense (xmc_ova, renee)
  * and fixed fan-in (xmc_ffi, spartex). */
 typedef struct head_ops {
-    int (*load)(FILE *f, const char *path, void **out, xmc_error *err);
     void (*range)(const void *h, int64_t *off, int64_t *n);
     int (*create_like)(const void *src, int64_t off, int64_t n, void **out, xmc_error *err);
     int (*copy)(void *dst, const void *src, xmc_error *err);
     void (*free)(void *h);
 } head_ops;
 
-static int ova_load_(FILE *f, const char *p, void **o, xmc_error *e)
-{
-    return xmc_ova_load(f, p, (xmc_ova **)o, e);
-}
 static void ova_range_(const void *h, int64_t *off, int64_t *n)
 {
     *off = xmc_ova_get_config(h)->label_offset;
@@ -171,10 +154,6 @@ static int ova_create_(const void *src, int64_t off, int64_t n, void **o, xmc_er
 static int ova_copy_(void *d, const void *s, xmc_error *e) { return xmc_ova_copy_rows(d, s, e); }
 static void ova_free_(void *h) { xmc_ova_free(h); }
 
-static int ffi_load_(FILE *f, const char *p, void **o, xmc_error *e)
-{
-    return xmc_ffi_load(f, p, (xmc_ffi **)o, e);
-}
 static void ffi_range_(const void *h, int64_t *off, int64_t *n)
 {
     *off = xmc_ffi_get_config(h)->label_offset;
@@ -190,21 +169,8 @@ static int ffi_create_(const void *src, int64_t off, int64_t n, void **o, xmc_er
 static int ffi_copy_(void *d, const void *s, xmc_error *e) { return xmc_ffi_copy_rows(d, s, e); }
 static void ffi_free_(void *h) { xmc_ffi_free(h); }
 
-static const head_ops ova_ops = {ova_load_, ova_range_, ova_create_, ova_copy_, ova_free_};
-static const head_ops ffi_ops = {ffi_load_, ffi_range_, ffi_create_, ffi_copy_, ffi_free_};
-
-static int read_head(const head_ops *ops, const char *dir, const char *name, void **out,
-                     xmc_error *err)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return XMC_ERR(err, XMC_EIO, path, 0, "cannot open (incomplete model directory?)");
-    int rc = ops->load(f, path, out, err);
-    fclose(f);
-    return rc;
-}
+static const head_ops ova_ops = {ova_range_, ova_create_, ova_copy_, ova_free_};
+static const head_ops ffi_ops = {ffi_range_, ffi_create_, ffi_copy_, ffi_free_};
 
 int model_shard_load_head(xmc_model *m, const char *dir, const void *shards_json, xmc_error *err)
 {
@@ -244,7 +210,7 @@ int model_shard_load_head(xmc_model *m, const char *dir, const void *shards_json
         }
         if (s.end <= l0 || s.begin >= l1)
             continue; /* not ours */
-        if ((rc = read_head(ops, dir, s.file, &src, err)))
+        if ((rc = model_read_head(dir, s.file, ops == &ffi_ops, &src, err)))
             break;
         int64_t off, nl;
         ops->range(src, &off, &nl);

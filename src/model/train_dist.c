@@ -449,8 +449,7 @@ int model_dist_topk(xmc_model *m, const xmc_enc_data *d, int k, int32_t *labels,
          * process computes it, whatever P. */
         int lrc = xmc_encoder_forward(m->enc, d, m->rows, B, 0, m->E, err);
         if (!lrc)
-            lrc = m->ffi ? xmc_ffi_topk(m->ffi, m->E, B, k, lab, sc, err)
-                         : xmc_ova_topk(m->head, m->E, B, k, lab, sc, err);
+            lrc = head_topk(m, B, k, lab, sc, err);
         if ((rc = model_dist_agree(g, lrc, "in top-k", err)))
             goto done;
         const size_t n = (size_t)B * (size_t)k;
