@@ -221,6 +221,10 @@ int64_t xmc_bag_hash_text(const char *text, int64_t n_buckets, int32_t *ids, int
 /* The same with unigrams only (max_n = 1) or unigrams + bigrams (2). */
 int64_t xmc_bag_hash_ngrams(const char *text, int64_t n_buckets, int max_n, int32_t *ids,
                             int64_t max);
+/* xmc_bag_hash_ngrams into *ids (capacity *cap), grown to fit: the id
+ * count, or -1 when growing fails (*ids and *cap stay valid). */
+int64_t xmc_bag_hash_grow(const char *text, int64_t n_buckets, int max_n, int32_t **ids,
+                          int64_t *cap);
 /* The n-gram order a bag encoder with config `extra` hashes: 1 for "idf"
  * (unit-norm tf-idf unigrams), 2 for "" or "mean" (the mean of uni +
  * bigrams). */

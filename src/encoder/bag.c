@@ -118,6 +118,20 @@ int64_t xmc_bag_hash_ngrams(const char *text, int64_t n_buckets, int max_n, int3
     return n;
 }
 
+int64_t xmc_bag_hash_grow(const char *text, int64_t n_buckets, int max_n, int32_t **ids,
+                          int64_t *cap)
+{
+    int64_t k = xmc_bag_hash_ngrams(text, n_buckets, max_n, *ids, *cap);
+    if (k <= *cap)
+        return k;
+    int32_t *n2 = xmc_realloc(*ids, (size_t)k * sizeof(int32_t));
+    if (!n2)
+        return -1;
+    *ids = n2;
+    *cap = k;
+    return xmc_bag_hash_ngrams(text, n_buckets, max_n, *ids, *cap);
+}
+
 int xmc_bag_ngram_order(const char *extra)
 {
     return extra && !strcmp(extra, "idf") ? 1 : 2;
@@ -261,16 +275,10 @@ static int bag_prepare(const xmc_encoder *e, const xmc_dataset *ds, xmc_enc_data
     }
     for (int64_t i = 0; i < T->n; i++) {
         const char *s = xmc_texts_get(T, i);
-        int64_t k = xmc_bag_hash_ngrams(s, nb, max_n, buf, cap);
-        if (k > cap) {
-            int32_t *nbuf = xmc_realloc(buf, (size_t)k * sizeof(int32_t));
-            if (!nbuf) {
-                rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (hashing texts)");
-                goto done;
-            }
-            buf = nbuf;
-            cap = k;
-            k = xmc_bag_hash_ngrams(s, nb, max_n, buf, cap);
+        int64_t k = xmc_bag_hash_grow(s, nb, max_n, &buf, &cap);
+        if (k < 0) {
+            rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (hashing texts)");
+            goto done;
         }
         qsort(buf, (size_t)k, sizeof(int32_t), cmp_i32);
         if (all_n + k > all_cap) {

@@ -294,17 +294,11 @@ static int auto_buckets(const xmc_texts *t, int max_n, int64_t *out, xmc_error *
     }
     int64_t distinct = 0;
     for (int64_t i = 0; i < t->n; i++) {
-        int64_t k = xmc_bag_hash_ngrams(xmc_texts_get(t, i), nbits, max_n, ids, cap);
-        if (k > cap) {
-            int32_t *n2 = xmc_realloc(ids, (size_t)k * sizeof(int32_t));
-            if (!n2) {
-                xmc_free(bits);
-                xmc_free(ids);
-                return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (counting n-grams)");
-            }
-            ids = n2;
-            cap = k;
-            k = xmc_bag_hash_ngrams(xmc_texts_get(t, i), nbits, max_n, ids, cap);
+        int64_t k = xmc_bag_hash_grow(xmc_texts_get(t, i), nbits, max_n, &ids, &cap);
+        if (k < 0) {
+            xmc_free(bits);
+            xmc_free(ids);
+            return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (counting n-grams)");
         }
         for (int64_t j = 0; j < k; j++) {
             uint64_t m = 1ull << (ids[j] & 63);
