@@ -163,24 +163,17 @@ static int prepare_combined(xmc_unidec *u, const xmc_dataset *ds, xmc_error *err
     if (lt->n != ds->n_labels)
         return XMC_ERR(err, XMC_EINVAL, ds->spec, 0, "%lld label texts for %lld labels",
                        (long long)lt->n, (long long)ds->n_labels);
-    int64_t n = ds->n + lt->n;
-    const char **strs = xmc_malloc(sizeof(char *) * (size_t)n);
-    if (!strs)
-        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "unidec: out of memory (texts)");
-    for (int64_t i = 0; i < ds->n; i++)
-        strs[i] = xmc_texts_get(ds->texts, i);
-    for (int64_t l = 0; l < lt->n; l++)
-        strs[ds->n + l] = xmc_texts_get(lt, l);
     xmc_texts *t = NULL;
-    int rc = xmc_texts_create(strs, n, &t, err);
+    int rc = xmc_texts_concat(ds->texts, lt, &t, err);
     if (!rc)
-        rc = xmc_texts_create(strs + ds->n, lt->n, &u->ltexts, err);
-    xmc_free(strs);
-    if (rc)
+        rc = xmc_texts_concat(lt, NULL, &u->ltexts, err);
+    if (rc) {
+        xmc_texts_free(t);
         return rc;
+    }
     xmc_dataset tmp;
     memset(&tmp, 0, sizeof tmp);
-    tmp.n = n;
+    tmp.n = t->n;
     tmp.texts = t;
     tmp.spec = ds->spec;
     rc = xmc_encoder_prepare(u->enc, &tmp, &u->comb, err);
