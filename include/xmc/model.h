@@ -271,17 +271,6 @@ int xmc_model_dist_merge_topk(xmc_dist *dist, int local_rc, const int32_t *lab, 
 int xmc_train_run_dist(const xmc_train_config *cfg, const char *dir, int resume, xmc_dist *dist,
                        xmc_error *err);
 
-/* Traffic and timing of the sharded steps so far (this rank). */
-typedef struct xmc_model_dist_stats {
-    int ranks;
-    int64_t steps;
-    double step_s;        /* wall time inside sharded steps */
-    double comm_s;        /* of which in blocking collectives / waits */
-    uint64_t bytes_sent;  /* xmc_dist_bytes_sent delta over those steps */
-    uint64_t bytes_model; /* the same from bytes_per_step(B, d, P, N_enc) + sparse rows */
-} xmc_model_dist_stats;
-void xmc_model_get_dist_stats(const xmc_model *m, xmc_model_dist_stats *s);
-
 /* ------------------------------------------------------------------------
  * Recipes "unidec" and "depsl" (include/xmc/psl.h, src/model/unidec.c),
  * run by xmc_train_run when cfg->recipe names them. The common settings map

@@ -468,20 +468,6 @@ done:
     return rc;
 }
 
-void xmc_model_get_dist_stats(const xmc_model *m, xmc_model_dist_stats *s)
-{
-    memset(s, 0, sizeof *s);
-    s->ranks = xmc_dist_size(m->dist);
-    const model_dist *md = m->dd;
-    if (!md)
-        return;
-    s->steps = md->steps;
-    s->step_s = md->step_s;
-    s->comm_s = md->comm_s;
-    s->bytes_sent = md->bytes;
-    s->bytes_model = md->bytes_model;
-}
-
 int model_dist_report(xmc_model *m, xmc_error *err)
 {
     if (!model_sharded(m) || !m->dd || m->dd->steps == 0)
