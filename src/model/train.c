@@ -476,11 +476,11 @@ int xmc_train_run(const xmc_train_config *cfg, const char *dir, int resume, xmc_
 int xmc_train_run_dist(const xmc_train_config *cfg, const char *dir, int resume, xmc_dist *dist,
                        xmc_error *err)
 {
-    if (xmc_dist_active(dist) && xmc_recipe_is_unidec(resume ? "" : cfg->recipe))
-        return XMC_ERR(err, XMC_EUNSUPPORTED, NULL, 0,
-                       "recipe %s runs on one process (the sharded step covers renee)",
-                       cfg->recipe);
     if (xmc_recipe_is_unidec(cfg->recipe) && !resume) {
+        if (xmc_dist_active(dist))
+            return XMC_ERR(err, XMC_EUNSUPPORTED, NULL, 0,
+                           "recipe %s runs on one process (the sharded step covers renee)",
+                           cfg->recipe);
         if (cfg->threads > 0)
             xmc_set_threads(cfg->threads);
         return run_unidec(cfg, dir, 0, err);
