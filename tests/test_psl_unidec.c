@@ -15,29 +15,6 @@
 #define NL TU_TAGGED_NL
 #define NSEEN TU_TAGGED_NSEEN
 
-/* P@1 over rows with a label (only rows where `only_unseen` holds when set) */
-static double p_at_1(const xmc_csr *P, const xmc_csr *Y, int only_unseen)
-{
-    int64_t hit = 0, n = 0;
-    for (int64_t i = 0; i < Y->nrows; i++) {
-        if (Y->indptr[i + 1] == Y->indptr[i])
-            continue;
-        if (only_unseen && Y->indices[Y->indptr[i]] < NSEEN)
-            continue;
-        n++;
-        int32_t best = -1;
-        float bs = -INFINITY;
-        for (int64_t e = P->indptr[i]; e < P->indptr[i + 1]; e++)
-            if (P->values[e] > bs) {
-                bs = P->values[e];
-                best = P->indices[e];
-            }
-        for (int64_t e = Y->indptr[i]; e < Y->indptr[i + 1]; e++)
-            hit += Y->indices[e] == best;
-    }
-    return n ? (double)hit / (double)n : 0.0;
-}
-
 static void small_cfg(xmc_unidec_config *c, int depsl)
 {
     xmc_unidec_config_default(c, depsl);
@@ -83,19 +60,19 @@ static void run_recipe(int depsl)
     xmc_csr *P = NULL, *P2 = NULL;
     assert_int_equal(
         xmc_unidec_predict(u, &te.ds, te.ltexts, 5, XMC_UNIDEC_SCORE_BOTH, 0, &P, &err), XMC_OK);
-    double p1 = p_at_1(P, te.Y, 0), pz = p_at_1(P, te.Y, 1);
+    double p1 = tu_tagged_p_at_1(P, te.Y, 0), pz = tu_tagged_p_at_1(P, te.Y, 1);
     double pde = pz;
     if (!depsl) {
         xmc_csr *Pd;
         assert_int_equal(
             xmc_unidec_predict(u, &te.ds, te.ltexts, 5, XMC_UNIDEC_SCORE_DE, 0, &Pd, &err),
                          XMC_OK);
-        pde = p_at_1(Pd, te.Y, 1);
+        pde = tu_tagged_p_at_1(Pd, te.Y, 1);
         xmc_csr *Pc;
         assert_int_equal(
             xmc_unidec_predict(u, &te.ds, te.ltexts, 5, XMC_UNIDEC_SCORE_CLF, 0, &Pc, &err),
                          XMC_OK);
-        print_message("unidec: test P@1 both %.3f, clf-only %.3f\n", p1, p_at_1(Pc, te.Y, 0));
+        print_message("unidec: test P@1 both %.3f, clf-only %.3f\n", p1, tu_tagged_p_at_1(Pc, te.Y, 0));
         xmc_csr_free(Pd);
         xmc_csr_free(Pc);
     }
@@ -142,7 +119,7 @@ static void run_recipe(int depsl)
     assert_int_equal(xmc_unidec_predict(ul, &tr.ds, NULL, 3, XMC_UNIDEC_SCORE_DE, 0, &Pl, &err),
                      XMC_OK);
     assert_int_equal(Pl->ncols, NSEEN);
-    assert_true(p_at_1(Pl, tr.Y, 0) > 0.5);
+    assert_true(tu_tagged_p_at_1(Pl, tr.Y, 0) > 0.5);
     xmc_csr_free(Pl);
     xmc_unidec_free(ul);
     /* a flipped byte in the header, a truncated file, a missing file */
@@ -217,9 +194,9 @@ static void test_seen_negatives(void **state)
         assert_int_equal(
             xmc_unidec_predict(u, &te.ds, NULL, 5, XMC_UNIDEC_SCORE_DE, 0, &P, &err), XMC_OK);
         assert_int_equal(P->ncols, NL);
-        pz[sn] = p_at_1(P, te.Y, 1);
+        pz[sn] = tu_tagged_p_at_1(P, te.Y, 1);
         if (sn)
-            assert_true(p_at_1(P, te.Y, 0) > 0.5);
+            assert_true(tu_tagged_p_at_1(P, te.Y, 0) > 0.5);
         xmc_csr_free(P);
         xmc_unidec_free(u);
     }
@@ -260,7 +237,7 @@ static void test_variants(void **state)
     xmc_csr *P;
     assert_int_equal(
         xmc_unidec_predict(u, &te.ds, NULL, 5, XMC_UNIDEC_SCORE_BOTH, 0, &P, &err), XMC_OK);
-    double p1 = p_at_1(P, te.Y, 0);
+    double p1 = tu_tagged_p_at_1(P, te.Y, 0);
     print_message("unidec supcon + bce, lambda 1: test P@1 %.3f\n", p1);
     assert_true(p1 > 0.5);
     xmc_csr_free(P);

@@ -76,35 +76,6 @@ static void test_soft_targets_weight_positives(void **state)
     }
 }
 
-/* Zero-shot P@1 (rows whose labels are all >= NSEEN) of the DE half, and
- * P@1 over all rows. */
-static void p_at_1(const xmc_csr *P, const xmc_csr *Y, double *all, double *zs)
-{
-    int64_t hit[2] = {0, 0}, n[2] = {0, 0};
-    for (int64_t i = 0; i < Y->nrows; i++) {
-        if (Y->indptr[i + 1] == Y->indptr[i])
-            continue;
-        int32_t best = -1;
-        float bs = -INFINITY;
-        for (int64_t e = P->indptr[i]; e < P->indptr[i + 1]; e++)
-            if (P->values[e] > bs) {
-                bs = P->values[e];
-                best = P->indices[e];
-            }
-        int h = 0;
-        for (int64_t e = Y->indptr[i]; e < Y->indptr[i + 1]; e++)
-            h |= Y->indices[e] == best;
-        hit[0] += h;
-        n[0]++;
-        if (Y->indices[Y->indptr[i]] >= NSEEN) {
-            hit[1] += h;
-            n[1]++;
-        }
-    }
-    *all = n[0] ? (double)hit[0] / (double)n[0] : 0;
-    *zs = n[1] ? (double)hit[1] / (double)n[1] : 0;
-}
-
 /* D ∪ Z from xmc_augment through DEPSL: 500 + 60 queries (the plan counts
  * them), the label points of the 10 labels without training points are
  * their only positives, so their zero-shot P@1 must rise above the plain
@@ -141,7 +112,8 @@ static void test_augmented_set_trains(void **state)
         xmc_csr *P;
         assert_int_equal(xmc_unidec_predict(u, &te.ds, NULL, 5, XMC_UNIDEC_SCORE_DE, 0, &P, &err),
                          XMC_OK);
-        p_at_1(P, te.Y, &p1[v], &pz[v]);
+        p1[v] = tu_tagged_p_at_1(P, te.Y, 0);
+        pz[v] = tu_tagged_p_at_1(P, te.Y, 1);
         xmc_csr_free(P);
         xmc_unidec_free(u);
         xmc_dataset_free(aug);

@@ -167,3 +167,25 @@ void tu_tagged_free(tu_tagged *s)
     xmc_texts_free(s->ltexts);
     xmc_csr_free(s->Y);
 }
+
+double tu_tagged_p_at_1(const xmc_csr *P, const xmc_csr *Y, int only_unseen)
+{
+    int64_t hit = 0, n = 0;
+    for (int64_t i = 0; i < Y->nrows; i++) {
+        if (Y->indptr[i + 1] == Y->indptr[i])
+            continue;
+        if (only_unseen && Y->indices[Y->indptr[i]] < TU_TAGGED_NSEEN)
+            continue;
+        n++;
+        int32_t best = -1;
+        float bs = -INFINITY;
+        for (int64_t e = P->indptr[i]; e < P->indptr[i + 1]; e++)
+            if (P->values[e] > bs) {
+                bs = P->values[e];
+                best = P->indices[e];
+            }
+        for (int64_t e = Y->indptr[i]; e < Y->indptr[i + 1]; e++)
+            hit += Y->indices[e] == best;
+    }
+    return n ? (double)hit / (double)n : 0.0;
+}

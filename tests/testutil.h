@@ -50,5 +50,8 @@ typedef struct tu_tagged {
 void tu_tagged_make(tu_tagged *s, int64_t n, int nl, uint64_t seed, int zero_shot_every,
                     float vfirst, float vrest);
 void tu_tagged_free(tu_tagged *s);
+/* P@1 of the scores P against Y over the rows with a label; only_unseen:
+ * only the zero-shot rows (first label >= TU_TAGGED_NSEEN). 0 if none. */
+double tu_tagged_p_at_1(const xmc_csr *P, const xmc_csr *Y, int only_unseen);
 
 #endif
