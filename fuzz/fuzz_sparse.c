@@ -10,6 +10,41 @@
 #include "fuzz_common.h"
 #include "xmc/data.h"
 
+/* One parse of a body: its code, error and matrices (Y in XC mode). */
+typedef struct parsed {
+    int rc;
+    xmc_error e;
+    xmc_csr *X, *Y;
+} parsed;
+
+static void parse(const char *body, size_t size, int mode, int64_t rows, xmc_sparse_row_fn fn,
+                  parsed *p)
+{
+    memset(p, 0, sizeof *p);
+    p->rc = xmc_sparse_parse("b", body, size, 2, mode, rows, 1000, 50, fn, &p->X,
+                             mode ? &p->Y : NULL, &p->e);
+}
+
+static void parsed_free(parsed *p)
+{
+    xmc_csr_free(p->X);
+    xmc_csr_free(p->Y);
+}
+
+/* p against the reference parse r: the same code, error line and message,
+ * and the same matrices with the values bit for bit; abort() if not. Frees
+ * p. */
+static void same_parse(parsed *p, const parsed *r)
+{
+    if (p->rc != r->rc || p->e.line != r->e.line || strcmp(p->e.msg, r->e.msg) ||
+        !xmc_csr_equal(p->X, r->X) || !xmc_csr_equal(p->Y, r->Y))
+        abort();
+    if (p->X && xmc_csr_nnz(p->X) &&
+        memcmp(p->X->values, r->X->values, (size_t)xmc_csr_nnz(p->X) * sizeof(float)))
+        abort();
+    parsed_free(p);
+}
+
 /* The segmented parse (segments of 1, 8, 64 bytes, the last two starting
  * at 1/16 of that and doubling: the pipelined path of big files) against
  * one segment: same matrices or the same error and line, also with a
@@ -19,29 +54,16 @@ static void diff_segments(const char *body, size_t size, int mode, int64_t rows)
     if (rows < 0)
         return;
     xmc_sparse_row_fn fn = xmc_sparse_row_best();
-    xmc_error e0 = {0};
-    xmc_csr *X0 = NULL, *Y0 = NULL;
-    int rc0 = xmc_sparse_parse("b", body, size, 2, mode, rows, 1000, 50, fn, &X0,
-                               mode ? &Y0 : NULL, &e0);
+    parsed ref, p;
+    parse(body, size, mode, rows, fn, &ref);
     for (size_t sb = 1; sb <= 64; sb *= 8) {
-        xmc_error e = {0};
-        xmc_csr *X = NULL, *Y = NULL;
         size_t keep = xmc_sparse_segment_bytes;
         xmc_sparse_segment_bytes = sb;
-        int rc = xmc_sparse_parse("b", body, size, 2, mode, rows, 1000, 50, fn, &X,
-                                  mode ? &Y : NULL, &e);
+        parse(body, size, mode, rows, fn, &p);
         xmc_sparse_segment_bytes = keep;
-        if (rc != rc0 || e.line != e0.line || strcmp(e.msg, e0.msg) ||
-            !xmc_csr_equal(X, X0) || !xmc_csr_equal(Y, Y0))
-            abort();
-        if (X && xmc_csr_nnz(X) &&
-            memcmp(X->values, X0->values, (size_t)xmc_csr_nnz(X) * sizeof(float)))
-            abort();
-        xmc_csr_free(X);
-        xmc_csr_free(Y);
+        same_parse(&p, &ref);
     }
-    xmc_csr_free(X0);
-    xmc_csr_free(Y0);
+    parsed_free(&ref);
 }
 
 static void diff_kernels(const uint8_t *data, size_t size)
@@ -55,31 +77,18 @@ static void diff_kernels(const uint8_t *data, size_t size)
     for (size_t i = 0; i < size; i++)
         rows += data[i] == '\n';
     for (int mode = 0; mode < 2; mode++) {
-        xmc_error e0 = {0};
-        xmc_csr *X0 = NULL, *Y0 = NULL;
-        int rc0 = xmc_sparse_parse("b", body, size, 2, mode, rows, 1000, 50, NULL, &X0,
-                                   mode ? &Y0 : NULL, &e0);
+        parsed ref, p;
+        parse(body, size, mode, rows, NULL, &ref);
         for (int li = 0; li < 3; li++) {
             xmc_sparse_row_fn fn = xmc_sparse_row_get(levels[li]);
             if (!fn)
                 continue;
-            xmc_error e = {0};
-            xmc_csr *X = NULL, *Y = NULL;
-            int rc = xmc_sparse_parse("b", body, size, 2, mode, rows, 1000, 50, fn, &X,
-                                      mode ? &Y : NULL, &e);
-            if (rc != rc0 || e.line != e0.line || strcmp(e.msg, e0.msg) ||
-                !xmc_csr_equal(X, X0) || !xmc_csr_equal(Y, Y0))
-                abort();
-            if (X && xmc_csr_nnz(X) &&
-                memcmp(X->values, X0->values, (size_t)xmc_csr_nnz(X) * sizeof(float)))
-                abort();
-            xmc_csr_free(X);
-            xmc_csr_free(Y);
+            parse(body, size, mode, rows, fn, &p);
+            same_parse(&p, &ref);
         }
         for (int64_t d = -1; d <= 1; d++)
             diff_segments(body, size, mode, rows + d);
-        xmc_csr_free(X0);
-        xmc_csr_free(Y0);
+        parsed_free(&ref);
     }
     free(body);
 }

@@ -177,6 +177,28 @@ static double fd_check(xmc_encoder *enc, const xmc_enc_data *d, const int64_t *r
     return checked ? (double)bad / checked : 1.0;
 }
 
+/* xmc_encoder_load on the file at p; returns its code. */
+static int load_file(const char *p, xmc_encoder **out, xmc_error *err)
+{
+    FILE *f = fopen(p, "rb");
+    int rc = xmc_encoder_load(f, p, out, err);
+    fclose(f);
+    return rc;
+}
+
+/* Save enc to p and load it back (both must succeed); the caller frees the
+ * copy with xmc_encoder_free. */
+static xmc_encoder *save_load(const xmc_encoder *enc, const char *p)
+{
+    xmc_error err = {0};
+    FILE *f = fopen(p, "wb");
+    assert_int_equal(xmc_encoder_save(enc, f, p, &err), XMC_OK);
+    fclose(f);
+    xmc_encoder *out = NULL;
+    assert_int_equal(load_file(p, &out, &err), XMC_OK);
+    return out;
+}
+
 static float input_dropout; /* set by test_input_dropout_fd */
 static int inter_dim, inter_relu = 1; /* set by test_intermediate_fd */
 
@@ -507,12 +529,7 @@ static void test_bag_idf(void **state)
     d2 = NULL;
     /* Saved and loaded with the weights: same inputs after load. */
     const char *p = tu_path("bag_idf.bin");
-    FILE *f = fopen(p, "wb");
-    assert_int_equal(xmc_encoder_save(enc, f, p, &err), XMC_OK);
-    fclose(f);
-    f = fopen(p, "rb");
-    assert_int_equal(xmc_encoder_load(f, p, &enc2, &err), XMC_OK);
-    fclose(f);
+    enc2 = save_load(enc, p);
     assert_string_equal(enc2->cfg.extra, "idf");
     assert_memory_equal(find_tensor(enc2, "bag.idf"), snap, (size_t)nb * sizeof(float));
     assert_int_equal(xmc_encoder_prepare(enc2, other, &d2, &err), XMC_OK);
@@ -664,12 +681,7 @@ static void test_save_load_and_no_alloc(void **state)
     /* Eval mode is deterministic (no dropout). */
     assert_int_equal(xmc_encoder_forward(enc, d, rows, 8, 0, E, &err), XMC_OK);
     const char *p = tu_path("enc.bin");
-    FILE *f = fopen(p, "wb");
-    assert_int_equal(xmc_encoder_save(enc, f, p, &err), XMC_OK);
-    fclose(f);
-    f = fopen(p, "rb");
-    assert_int_equal(xmc_encoder_load(f, p, &enc2, &err), XMC_OK);
-    fclose(f);
+    enc2 = save_load(enc, p);
     assert_int_equal(enc2->step, enc->step);
     assert_int_equal(enc2->cfg.intermediate, 5);
     assert_int_equal(enc2->cfg.intermediate_relu, 0);
@@ -683,18 +695,14 @@ static void test_save_load_and_no_alloc(void **state)
     /* Flip one byte in the middle: checksum error. */
     assert_int_equal(tu_system("printf '\\x55' | dd of='%s' bs=1 seek=2000 conv=notrunc "
                                "status=none", p), 0);
-    f = fopen(p, "rb");
     xmc_error_clear(&err);
-    assert_int_not_equal(xmc_encoder_load(f, p, &enc2, &err), XMC_OK);
+    assert_int_not_equal(load_file(p, &enc2, &err), XMC_OK);
     assert_int_equal(err.code, XMC_ECORRUPT);
     assert_null(enc2);
-    fclose(f);
     /* Truncated file. */
     assert_int_equal(tu_system("truncate -s 100 '%s'", p), 0);
-    f = fopen(p, "rb");
     xmc_error_clear(&err);
-    assert_int_equal(xmc_encoder_load(f, p, &enc2, &err), XMC_ECORRUPT);
-    fclose(f);
+    assert_int_equal(load_file(p, &enc2, &err), XMC_ECORRUPT);
     xmc_enc_data_free(d);
     xmc_enc_data_free(d2);
     xmc_encoder_free(enc);
@@ -787,9 +795,7 @@ static void test_load_version2(void **state)
     f = fopen(p2, "wb");
     assert_int_equal(fwrite(v2, 1, (size_t)S2, f), (size_t)S2);
     fclose(f);
-    f = fopen(p2, "rb");
-    assert_int_equal(xmc_encoder_load(f, p2, &enc2, &err), XMC_OK);
-    fclose(f);
+    assert_int_equal(load_file(p2, &enc2, &err), XMC_OK);
     assert_int_equal(enc2->cfg.intermediate, 0);
     assert_int_equal(enc2->dim, 4);
     assert_memory_equal(enc2->params, enc->params, (size_t)enc->n_params * 4);
@@ -801,12 +807,10 @@ static void test_load_version2(void **state)
     f = fopen(p2, "wb");
     assert_int_equal(fwrite(v2, 1, (size_t)S2, f), (size_t)S2);
     fclose(f);
-    f = fopen(p2, "rb");
     enc2 = NULL;
     xmc_error_clear(&err);
-    assert_int_equal(xmc_encoder_load(f, p2, &enc2, &err), XMC_ECORRUPT);
+    assert_int_equal(load_file(p2, &enc2, &err), XMC_ECORRUPT);
     assert_non_null(strstr(err.msg, "version"));
-    fclose(f);
     free(buf);
     free(v2);
     xmc_encoder_free(enc);

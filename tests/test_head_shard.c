@@ -56,16 +56,32 @@ static void rows_of(const xmc_ova *h, float *w)
     assert_int_equal(xmc_ova_get_rows(h, 0, c->n_labels, w, &e), XMC_OK);
 }
 
-static void step(xmc_ova *h, const float *E, const xmc_csr *Y, int64_t t, float *dE)
+/* Step t's hyper-parameters, Adam's betas and eps fixed. */
+static xmc_ova_hparams hparams(float lr, float momentum, int64_t t)
 {
     xmc_ova_hparams hp;
     memset(&hp, 0, sizeof hp);
-    hp.lr = 0.1f;
-    hp.momentum = 0.9f;
+    hp.lr = lr;
+    hp.momentum = momentum;
     hp.beta1 = 0.9f;
     hp.beta2 = 0.999f;
     hp.eps = 1e-8f;
     hp.step = t;
+    return hp;
+}
+
+/* A batch of B embeddings uniform in [-0.5, 0.5). */
+static void random_embeddings(uint64_t seed, float *E)
+{
+    xmc_rng r;
+    xmc_rng_seed(&r, seed, 0);
+    for (int i = 0; i < B * D; i++)
+        E[i] = (float)(xmc_rng_uniform(&r) - 0.5);
+}
+
+static void step(xmc_ova *h, const float *E, const xmc_csr *Y, int64_t t, float *dE)
+{
+    xmc_ova_hparams hp = hparams(0.1f, 0.9f, t);
     xmc_error e = {0};
     assert_int_equal(xmc_ova_train_step(h, E, B, Y, NULL, &hp, dE, NULL, &e), XMC_OK);
 }
@@ -74,10 +90,7 @@ static void check_sharded_steps(xmc_head_opt opt)
 {
     float E[B * D], dE[B * D], dE0[B * D], dE1[B * D];
     float w[L * D], ws[L * D];
-    xmc_rng r;
-    xmc_rng_seed(&r, 3, 0);
-    for (int i = 0; i < B * D; i++)
-        E[i] = (float)(xmc_rng_uniform(&r) - 0.5);
+    random_embeddings(3, E);
     xmc_csr *Y = targets(11);
     xmc_ova *whole = head(0, L, opt), *a = head(0, S0, opt), *b = head(S0, L - S0, opt);
     /* Same init: shard rows are the whole head's rows. */
@@ -167,13 +180,7 @@ static void ffi_rows(const xmc_ffi *h, float *w, int32_t *idx)
 
 static void ffi_step(xmc_ffi *h, const float *E, const xmc_csr *Y, int64_t t, float *dE)
 {
-    xmc_ova_hparams hp;
-    memset(&hp, 0, sizeof hp);
-    hp.lr = 0.05f;
-    hp.beta1 = 0.9f;
-    hp.beta2 = 0.999f;
-    hp.eps = 1e-8f;
-    hp.step = t;
+    xmc_ova_hparams hp = hparams(0.05f, 0.0f, t);
     xmc_error e = {0};
     assert_int_equal(xmc_ffi_train_step(h, E, B, Y, NULL, &hp, dE, NULL, &e), XMC_OK);
 }
@@ -184,10 +191,7 @@ static void test_ffi_reshard(void **state)
     enum { F = 5 };
     float E[B * D], dE[B * D], w[L * F], ws[L * F];
     int32_t idx[L * F], idxs[L * F];
-    xmc_rng r;
-    xmc_rng_seed(&r, 4, 0);
-    for (int i = 0; i < B * D; i++)
-        E[i] = (float)(xmc_rng_uniform(&r) - 0.5);
+    random_embeddings(4, E);
     xmc_csr *Y = targets(13);
     xmc_ffi *whole = ffi(0, L), *a = ffi(0, S0), *b = ffi(S0, L - S0);
     xmc_error e = {0};

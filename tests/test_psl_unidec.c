@@ -12,101 +12,8 @@
 #include "xmc/data.h"
 #include "xmc/psl.h"
 
-#define NL 60
-#define NSEEN 50
-
-typedef struct synth {
-    xmc_dataset ds;
-    xmc_texts *texts, *ltexts;
-    xmc_csr *Y;
-} synth;
-
-/* n points over nl labels (NSEEN for training, NL for test);
- * zero_shot_every > 0: every such row uses only unseen labels */
-static void make(synth *s, int64_t n, int nl, uint64_t seed, int zero_shot_every)
-{
-    xmc_rng r;
-    xmc_rng_seed(&r, seed, 0);
-    char **strs = xmc_malloc(sizeof(char *) * (size_t)n);
-    int64_t *rows = xmc_malloc(sizeof(int64_t) * (size_t)n * 3);
-    int32_t *cols = xmc_malloc(sizeof(int32_t) * (size_t)n * 3);
-    int64_t nnz = 0;
-    for (int64_t i = 0; i < n; i++) {
-        strs[i] = xmc_malloc(256);
-        int zs = zero_shot_every > 0 && i % zero_shot_every == 0;
-        int nlab = 1 + (int)xmc_rng_below(&r, 3);
-        int at = 0;
-        int32_t got[3];
-        for (int j = 0; j < nlab; j++) {
-            int32_t l = zs ? NSEEN + (int32_t)xmc_rng_below(&r, NL - NSEEN)
-                           : (int32_t)xmc_rng_below(&r, NSEEN);
-            int dup = 0;
-            for (int q = 0; q < j; q++)
-                dup |= got[q] == l;
-            got[j] = dup ? -1 : l;
-            if (dup)
-                continue;
-            rows[nnz] = i;
-            cols[nnz++] = l;
-            at += snprintf(strs[i] + at, (size_t)(256 - at), "tag%d%c ", l,
-                           xmc_rng_below(&r, 2) ? 'a' : 'b');
-        }
-        at += snprintf(strs[i] + at, (size_t)(256 - at), "noise%d",
-                       (int)xmc_rng_below(&r, 20));
-    }
-    xmc_error err = {0};
-    assert_int_equal(xmc_texts_create((const char *const *)strs, n, &s->texts, &err), XMC_OK);
-    assert_int_equal(xmc_csr_from_triplets(n, nl, nnz, rows, cols, NULL, &s->Y, &err), XMC_OK);
-    char *lt[NL];
-    for (int l = 0; l < nl; l++) {
-        lt[l] = xmc_malloc(64);
-        snprintf(lt[l], 64, "tag%da tag%db", l, l);
-    }
-    assert_int_equal(xmc_texts_create((const char *const *)lt, nl, &s->ltexts, &err), XMC_OK);
-    for (int l = 0; l < nl; l++)
-        xmc_free(lt[l]);
-    for (int64_t i = 0; i < n; i++)
-        xmc_free(strs[i]);
-    xmc_free(strs);
-    xmc_free(rows);
-    xmc_free(cols);
-    memset(&s->ds, 0, sizeof s->ds);
-    s->ds.n = n;
-    s->ds.n_labels = nl;
-    s->ds.Y = s->Y;
-    s->ds.texts = s->texts;
-    s->ds.label_texts = s->ltexts;
-}
-
-static void unmake(synth *s)
-{
-    xmc_texts_free(s->texts);
-    xmc_texts_free(s->ltexts);
-    xmc_csr_free(s->Y);
-}
-
-/* P@1 over rows with a label (only rows where `only_unseen` holds when set) */
-static double p_at_1(const xmc_csr *P, const xmc_csr *Y, int only_unseen)
-{
-    int64_t hit = 0, n = 0;
-    for (int64_t i = 0; i < Y->nrows; i++) {
-        if (Y->indptr[i + 1] == Y->indptr[i])
-            continue;
-        if (only_unseen && Y->indices[Y->indptr[i]] < NSEEN)
-            continue;
-        n++;
-        int32_t best = -1;
-        float bs = -INFINITY;
-        for (int64_t e = P->indptr[i]; e < P->indptr[i + 1]; e++)
-            if (P->values[e] > bs) {
-                bs = P->values[e];
-                best = P->indices[e];
-            }
-        for (int64_t e = Y->indptr[i]; e < Y->indptr[i + 1]; e++)
-            hit += Y->indices[e] == best;
-    }
-    return n ? (double)hit / (double)n : 0.0;
-}
+#define NL TU_TAGGED_NL
+#define NSEEN TU_TAGGED_NSEEN
 
 static void small_cfg(xmc_unidec_config *c, int depsl)
 {
@@ -129,9 +36,9 @@ static void run_recipe(int depsl)
     /* one thread: the machine is shared and OpenMP barriers under load
      * cost 30x; results do not depend on the thread count */
     xmc_set_threads(1);
-    synth tr, te;
-    make(&tr, 500, NSEEN, 1, 0);
-    make(&te, 200, NL, 2, 4);
+    tu_tagged tr, te;
+    tu_tagged_make(&tr, 500, NSEEN, 1, 0, 1.0f, 1.0f);
+    tu_tagged_make(&te, 200, NL, 2, 4, 1.0f, 1.0f);
     xmc_unidec_config c;
     small_cfg(&c, depsl);
     c.hnsw_min_labels = depsl ? 0 : 1000000; /* DEPSL mines through HNSW, UniDEC exactly */
@@ -153,19 +60,19 @@ static void run_recipe(int depsl)
     xmc_csr *P = NULL, *P2 = NULL;
     assert_int_equal(
         xmc_unidec_predict(u, &te.ds, te.ltexts, 5, XMC_UNIDEC_SCORE_BOTH, 0, &P, &err), XMC_OK);
-    double p1 = p_at_1(P, te.Y, 0), pz = p_at_1(P, te.Y, 1);
+    double p1 = tu_tagged_p_at_1(P, te.Y, 0), pz = tu_tagged_p_at_1(P, te.Y, 1);
     double pde = pz;
     if (!depsl) {
         xmc_csr *Pd;
         assert_int_equal(
             xmc_unidec_predict(u, &te.ds, te.ltexts, 5, XMC_UNIDEC_SCORE_DE, 0, &Pd, &err),
                          XMC_OK);
-        pde = p_at_1(Pd, te.Y, 1);
+        pde = tu_tagged_p_at_1(Pd, te.Y, 1);
         xmc_csr *Pc;
         assert_int_equal(
             xmc_unidec_predict(u, &te.ds, te.ltexts, 5, XMC_UNIDEC_SCORE_CLF, 0, &Pc, &err),
                          XMC_OK);
-        print_message("unidec: test P@1 both %.3f, clf-only %.3f\n", p1, p_at_1(Pc, te.Y, 0));
+        print_message("unidec: test P@1 both %.3f, clf-only %.3f\n", p1, tu_tagged_p_at_1(Pc, te.Y, 0));
         xmc_csr_free(Pd);
         xmc_csr_free(Pc);
     }
@@ -212,7 +119,7 @@ static void run_recipe(int depsl)
     assert_int_equal(xmc_unidec_predict(ul, &tr.ds, NULL, 3, XMC_UNIDEC_SCORE_DE, 0, &Pl, &err),
                      XMC_OK);
     assert_int_equal(Pl->ncols, NSEEN);
-    assert_true(p_at_1(Pl, tr.Y, 0) > 0.5);
+    assert_true(tu_tagged_p_at_1(Pl, tr.Y, 0) > 0.5);
     xmc_csr_free(Pl);
     xmc_unidec_free(ul);
     /* a flipped byte in the header, a truncated file, a missing file */
@@ -241,8 +148,8 @@ static void run_recipe(int depsl)
     xmc_csr_free(P2);
     xmc_unidec_free(u);
     xmc_unidec_free(u2);
-    unmake(&tr);
-    unmake(&te);
+    tu_tagged_free(&tr);
+    tu_tagged_free(&te);
 }
 
 static void test_depsl(void **state)
@@ -268,10 +175,10 @@ static void test_seen_negatives(void **state)
 {
     (void)state;
     xmc_set_threads(1);
-    synth tr, te, full;
-    make(&tr, 500, NSEEN, 1, 0);
-    make(&full, 1, NL, 9, 0); /* just for the 60 label texts */
-    make(&te, 200, NL, 2, 4);
+    tu_tagged tr, te, full;
+    tu_tagged_make(&tr, 500, NSEEN, 1, 0, 1.0f, 1.0f);
+    tu_tagged_make(&full, 1, NL, 9, 0, 1.0f, 1.0f); /* just for the 60 label texts */
+    tu_tagged_make(&te, 200, NL, 2, 4, 1.0f, 1.0f);
     tr.ds.label_texts = full.ltexts;
     tr.ds.n_labels = NL;
     tr.Y->ncols = NL;
@@ -287,9 +194,9 @@ static void test_seen_negatives(void **state)
         assert_int_equal(
             xmc_unidec_predict(u, &te.ds, NULL, 5, XMC_UNIDEC_SCORE_DE, 0, &P, &err), XMC_OK);
         assert_int_equal(P->ncols, NL);
-        pz[sn] = p_at_1(P, te.Y, 1);
+        pz[sn] = tu_tagged_p_at_1(P, te.Y, 1);
         if (sn)
-            assert_true(p_at_1(P, te.Y, 0) > 0.5);
+            assert_true(tu_tagged_p_at_1(P, te.Y, 0) > 0.5);
         xmc_csr_free(P);
         xmc_unidec_free(u);
     }
@@ -300,9 +207,9 @@ static void test_seen_negatives(void **state)
     assert_true(pz[1] > 0.07);
     tr.ds.label_texts = tr.ltexts;
     tr.Y->ncols = NSEEN;
-    unmake(&tr);
-    unmake(&te);
-    unmake(&full);
+    tu_tagged_free(&tr);
+    tu_tagged_free(&te);
+    tu_tagged_free(&full);
 }
 
 /* The other loss settings train too: SupCon denominators, auxiliary BCE on
@@ -311,9 +218,9 @@ static void test_variants(void **state)
 {
     (void)state;
     xmc_set_threads(1);
-    synth tr, te;
-    make(&tr, 500, NSEEN, 1, 0);
-    make(&te, 200, NSEEN, 2, 0);
+    tu_tagged tr, te;
+    tu_tagged_make(&tr, 500, NSEEN, 1, 0, 1.0f, 1.0f);
+    tu_tagged_make(&te, 200, NSEEN, 2, 0, 1.0f, 1.0f);
     xmc_unidec_config c;
     small_cfg(&c, 0);
     c.kind = XMC_PSL_SUPCON;
@@ -330,20 +237,20 @@ static void test_variants(void **state)
     xmc_csr *P;
     assert_int_equal(
         xmc_unidec_predict(u, &te.ds, NULL, 5, XMC_UNIDEC_SCORE_BOTH, 0, &P, &err), XMC_OK);
-    double p1 = p_at_1(P, te.Y, 0);
+    double p1 = tu_tagged_p_at_1(P, te.Y, 0);
     print_message("unidec supcon + bce, lambda 1: test P@1 %.3f\n", p1);
     assert_true(p1 > 0.5);
     xmc_csr_free(P);
     xmc_unidec_free(u);
-    unmake(&tr);
-    unmake(&te);
+    tu_tagged_free(&tr);
+    tu_tagged_free(&te);
 }
 
 static void test_bad_input(void **state)
 {
     (void)state;
-    synth tr;
-    make(&tr, 50, NSEEN, 3, 0);
+    tu_tagged tr;
+    tu_tagged_make(&tr, 50, NSEEN, 3, 0, 1.0f, 1.0f);
     xmc_unidec_config c;
     small_cfg(&c, 0);
     xmc_unidec *u;
@@ -355,7 +262,7 @@ static void test_bad_input(void **state)
     tr.ds.label_texts = tr.ltexts;
     c.tau = 0;
     tu_assert_error(xmc_unidec_train(&c, &tr.ds, &u, &err), &err, XMC_EINVAL, NULL, 0);
-    unmake(&tr);
+    tu_tagged_free(&tr);
 }
 
 int main(void)

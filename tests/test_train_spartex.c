@@ -75,6 +75,29 @@ static void same_file(const char *a, const char *b)
     free(y);
 }
 
+/* Resume the stopped run in `part` to the end, as `xmc train --resume` does:
+ * a default config, everything else read from the directory. */
+static void resume_run(const char *part, xmc_error *err)
+{
+    xmc_train_config r;
+    xmc_train_config_default(&r);
+    r.threads = 2;
+    assert_int_equal(xmc_train_run(&r, part, 1, err), XMC_OK);
+}
+
+/* The encoder, head and optimizer checkpoints at `step` (e.g. "s75") are
+ * byte-identical in `full` and `part`. */
+static void same_checkpoints(const char *full, const char *part, const char *step)
+{
+    const char *names[3] = {"encoder", "head", "optim"};
+    for (int i = 0; i < 3; i++) {
+        char a[1200], b[1200];
+        snprintf(a, sizeof a, "%s/%s-%s.bin", full, names[i], step);
+        snprintf(b, sizeof b, "%s/%s-%s.bin", part, names[i], step);
+        same_file(a, b);
+    }
+}
+
 static void test_spartex_dir(void **state)
 {
     (void)state;
@@ -130,17 +153,8 @@ static void test_spartex_resume_bit_identical(void **state)
     assert_int_equal(xmc_train_run(&c, full, 0, &err), XMC_OK);
     c.stop_after = 1;
     assert_int_equal(xmc_train_run(&c, part, 0, &err), XMC_OK);
-    xmc_train_config r;
-    xmc_train_config_default(&r);
-    r.threads = 2;
-    assert_int_equal(xmc_train_run(&r, part, 1, &err), XMC_OK);
-    const char *names[3] = {"encoder-s75.bin", "head-s75.bin", "optim-s75.bin"};
-    for (int i = 0; i < 3; i++) {
-        char a[1200], b[1200];
-        snprintf(a, sizeof a, "%s/%s", full, names[i]);
-        snprintf(b, sizeof b, "%s/%s", part, names[i]);
-        same_file(a, b);
-    }
+    resume_run(part, &err);
+    same_checkpoints(full, part, "s75");
 }
 
 /* --aux-clusters: the meta head is saved with each checkpoint until its
@@ -161,18 +175,9 @@ static void test_spartex_aux_resume(void **state)
     assert_int_equal(tu_system("test -f '%s/meta-s25.bin'", part), 0);
     assert_int_equal(tu_system("grep -q '\"aux_clusters\":[[:space:]]*8' '%s/config.json'", part),
                      0);
-    xmc_train_config r;
-    xmc_train_config_default(&r);
-    r.threads = 2;
-    assert_int_equal(xmc_train_run(&r, part, 1, &err), XMC_OK);
+    resume_run(part, &err);
     assert_int_not_equal(tu_system("ls '%s'/meta-* 2>/dev/null", part), 0);
-    const char *names[3] = {"encoder-s75.bin", "head-s75.bin", "optim-s75.bin"};
-    for (int i = 0; i < 3; i++) {
-        char a[1200], b[1200];
-        snprintf(a, sizeof a, "%s/%s", full, names[i]);
-        snprintf(b, sizeof b, "%s/%s", part, names[i]);
-        same_file(a, b);
-    }
+    same_checkpoints(full, part, "s75");
     /* The meta head changes training: not the same as without it. */
     spx_config(&c);
     c.epochs = 3;
@@ -257,17 +262,8 @@ static void test_spartex_intermediate(void **state)
     xmc_model_free(m);
     c.stop_after = 1;
     assert_int_equal(xmc_train_run(&c, part, 0, &err), XMC_OK);
-    xmc_train_config r;
-    xmc_train_config_default(&r);
-    r.threads = 2;
-    assert_int_equal(xmc_train_run(&r, part, 1, &err), XMC_OK);
-    const char *names[3] = {"encoder-s50.bin", "head-s50.bin", "optim-s50.bin"};
-    for (int i = 0; i < 3; i++) {
-        char a[1200], b[1200];
-        snprintf(a, sizeof a, "%s/%s", full, names[i]);
-        snprintf(b, sizeof b, "%s/%s", part, names[i]);
-        same_file(a, b);
-    }
+    resume_run(part, &err);
+    same_checkpoints(full, part, "s50");
 }
 
 /* xmc_model_plan_memory (computed before the head exists) equals the bytes

@@ -16,81 +16,8 @@
 #include "xmc/data.h"
 #include "xmc/psl.h"
 
-#define NL 60
-#define NSEEN 50
-
-typedef struct synth {
-    xmc_dataset ds;
-    xmc_texts *texts, *ltexts;
-    xmc_csr *Y;
-} synth;
-
-/* n points over the NL labels; training rows use labels < NSEEN, test rows
- * (zero_shot_every > 0) use only labels >= NSEEN every zero_shot_every rows.
- * vfirst / vrest: the value of a row's first / other labels (1, 1 = binary). */
-static void make(synth *s, int64_t n, uint64_t seed, int zero_shot_every, float vfirst,
-                 float vrest)
-{
-    xmc_rng r;
-    xmc_rng_seed(&r, seed, 0);
-    char **strs = xmc_malloc(sizeof(char *) * (size_t)n);
-    int64_t *rows = xmc_malloc(sizeof(int64_t) * (size_t)n * 3);
-    int32_t *cols = xmc_malloc(sizeof(int32_t) * (size_t)n * 3);
-    float *vals = xmc_malloc(sizeof(float) * (size_t)n * 3);
-    int64_t nnz = 0;
-    for (int64_t i = 0; i < n; i++) {
-        strs[i] = xmc_malloc(256);
-        int zs = zero_shot_every > 0 && i % zero_shot_every == 0;
-        int nlab = 1 + (int)xmc_rng_below(&r, 3), at = 0, kept = 0;
-        int32_t got[3];
-        for (int j = 0; j < nlab; j++) {
-            int32_t l = zs ? NSEEN + (int32_t)xmc_rng_below(&r, NL - NSEEN)
-                           : (int32_t)xmc_rng_below(&r, NSEEN);
-            int dup = 0;
-            for (int q = 0; q < j; q++)
-                dup |= got[q] == l;
-            got[j] = dup ? -1 : l;
-            if (dup)
-                continue;
-            rows[nnz] = i;
-            cols[nnz] = l;
-            vals[nnz++] = kept++ ? vrest : vfirst;
-            at += snprintf(strs[i] + at, (size_t)(256 - at), "tag%d%c ", l,
-                           xmc_rng_below(&r, 2) ? 'a' : 'b');
-        }
-        snprintf(strs[i] + at, (size_t)(256 - at), "noise%d", (int)xmc_rng_below(&r, 20));
-    }
-    xmc_error err = {0};
-    assert_int_equal(xmc_texts_create((const char *const *)strs, n, &s->texts, &err), XMC_OK);
-    assert_int_equal(xmc_csr_from_triplets(n, NL, nnz, rows, cols, vals, &s->Y, &err), XMC_OK);
-    char *lt[NL];
-    for (int l = 0; l < NL; l++) {
-        lt[l] = xmc_malloc(64);
-        snprintf(lt[l], 64, "tag%da tag%db", l, l);
-    }
-    assert_int_equal(xmc_texts_create((const char *const *)lt, NL, &s->ltexts, &err), XMC_OK);
-    for (int l = 0; l < NL; l++)
-        xmc_free(lt[l]);
-    for (int64_t i = 0; i < n; i++)
-        xmc_free(strs[i]);
-    xmc_free(strs);
-    xmc_free(rows);
-    xmc_free(cols);
-    xmc_free(vals);
-    memset(&s->ds, 0, sizeof s->ds);
-    s->ds.n = n;
-    s->ds.n_labels = NL;
-    s->ds.Y = s->Y;
-    s->ds.texts = s->texts;
-    s->ds.label_texts = s->ltexts;
-}
-
-static void unmake(synth *s)
-{
-    xmc_texts_free(s->texts);
-    xmc_texts_free(s->ltexts);
-    xmc_csr_free(s->Y);
-}
+#define NL TU_TAGGED_NL
+#define NSEEN TU_TAGGED_NSEEN
 
 static void small_cfg(xmc_unidec_config *c, int depsl)
 {
@@ -126,10 +53,10 @@ static void test_soft_targets_weight_positives(void **state)
     (void)state;
     xmc_set_threads(1);
     for (int depsl = 1; depsl >= 0; depsl--) {
-        synth one, half, soft;
-        make(&one, 400, 1, 0, 1.0f, 1.0f);
-        make(&half, 400, 1, 0, 0.5f, 0.5f);
-        make(&soft, 400, 1, 0, 1.0f, 0.25f);
+        tu_tagged one, half, soft;
+        tu_tagged_make(&one, 400, NL, 1, 0, 1.0f, 1.0f);
+        tu_tagged_make(&half, 400, NL, 1, 0, 0.5f, 0.5f);
+        tu_tagged_make(&soft, 400, NL, 1, 0, 1.0f, 0.25f);
         xmc_unidec_config c;
         small_cfg(&c, depsl);
         c.epochs = 3;
@@ -143,39 +70,10 @@ static void test_soft_targets_weight_positives(void **state)
         assert_true(a.loss_first == b.loss_first && a.loss_last == b.loss_last);
         assert_true(s.loss_first != a.loss_first && s.loss_last != a.loss_last);
         assert_true(isfinite(s.loss_last) && s.loss_last < s.loss_first);
-        unmake(&one);
-        unmake(&half);
-        unmake(&soft);
+        tu_tagged_free(&one);
+        tu_tagged_free(&half);
+        tu_tagged_free(&soft);
     }
-}
-
-/* Zero-shot P@1 (rows whose labels are all >= NSEEN) of the DE half, and
- * P@1 over all rows. */
-static void p_at_1(const xmc_csr *P, const xmc_csr *Y, double *all, double *zs)
-{
-    int64_t hit[2] = {0, 0}, n[2] = {0, 0};
-    for (int64_t i = 0; i < Y->nrows; i++) {
-        if (Y->indptr[i + 1] == Y->indptr[i])
-            continue;
-        int32_t best = -1;
-        float bs = -INFINITY;
-        for (int64_t e = P->indptr[i]; e < P->indptr[i + 1]; e++)
-            if (P->values[e] > bs) {
-                bs = P->values[e];
-                best = P->indices[e];
-            }
-        int h = 0;
-        for (int64_t e = Y->indptr[i]; e < Y->indptr[i + 1]; e++)
-            h |= Y->indices[e] == best;
-        hit[0] += h;
-        n[0]++;
-        if (Y->indices[Y->indptr[i]] >= NSEEN) {
-            hit[1] += h;
-            n[1]++;
-        }
-    }
-    *all = n[0] ? (double)hit[0] / (double)n[0] : 0;
-    *zs = n[1] ? (double)hit[1] / (double)n[1] : 0;
 }
 
 /* D ∪ Z from xmc_augment through DEPSL: 500 + 60 queries (the plan counts
@@ -186,9 +84,9 @@ static void test_augmented_set_trains(void **state)
 {
     (void)state;
     xmc_set_threads(1);
-    synth tr, te;
-    make(&tr, 500, 1, 0, 1.0f, 1.0f);
-    make(&te, 200, 2, 4, 1.0f, 1.0f);
+    tu_tagged tr, te;
+    tu_tagged_make(&tr, 500, NL, 1, 0, 1.0f, 1.0f);
+    tu_tagged_make(&te, 200, NL, 2, 4, 1.0f, 1.0f);
     xmc_unidec_config c;
     small_cfg(&c, 1);
     double p1[3], pz[3];
@@ -214,7 +112,8 @@ static void test_augmented_set_trains(void **state)
         xmc_csr *P;
         assert_int_equal(xmc_unidec_predict(u, &te.ds, NULL, 5, XMC_UNIDEC_SCORE_DE, 0, &P, &err),
                          XMC_OK);
-        p_at_1(P, te.Y, &p1[v], &pz[v]);
+        p1[v] = tu_tagged_p_at_1(P, te.Y, 0);
+        pz[v] = tu_tagged_p_at_1(P, te.Y, 1);
         xmc_csr_free(P);
         xmc_unidec_free(u);
         xmc_dataset_free(aug);
@@ -225,8 +124,8 @@ static void test_augmented_set_trains(void **state)
     for (int v = 0; v < 3; v++)
         assert_true(p1[v] > 0.5);
     assert_true(pz[1] > pz[0] && pz[2] > pz[0]);
-    unmake(&tr);
-    unmake(&te);
+    tu_tagged_free(&tr);
+    tu_tagged_free(&te);
 }
 
 int main(void)

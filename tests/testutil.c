@@ -102,3 +102,90 @@ const char *tu_xmc_bin(void)
     const char *b = getenv("XMC_BIN");
     return b ? b : "xmc";
 }
+
+void tu_tagged_make(tu_tagged *s, int64_t n, int nl, uint64_t seed, int zero_shot_every,
+                    float vfirst, float vrest)
+{
+    xmc_rng r;
+    xmc_rng_seed(&r, seed, 0);
+    char **strs = xmc_malloc(sizeof(char *) * (size_t)n);
+    int64_t *rows = xmc_malloc(sizeof(int64_t) * (size_t)n * 3);
+    int32_t *cols = xmc_malloc(sizeof(int32_t) * (size_t)n * 3);
+    float *vals = xmc_malloc(sizeof(float) * (size_t)n * 3);
+    int64_t nnz = 0;
+    for (int64_t i = 0; i < n; i++) {
+        strs[i] = xmc_malloc(256);
+        int zs = zero_shot_every > 0 && i % zero_shot_every == 0;
+        int nlab = 1 + (int)xmc_rng_below(&r, 3), at = 0, kept = 0;
+        int32_t got[3];
+        for (int j = 0; j < nlab; j++) {
+            int32_t l = zs ? TU_TAGGED_NSEEN
+                                 + (int32_t)xmc_rng_below(&r, TU_TAGGED_NL - TU_TAGGED_NSEEN)
+                           : (int32_t)xmc_rng_below(&r, TU_TAGGED_NSEEN);
+            int dup = 0;
+            for (int q = 0; q < j; q++)
+                dup |= got[q] == l;
+            got[j] = dup ? -1 : l;
+            if (dup)
+                continue;
+            rows[nnz] = i;
+            cols[nnz] = l;
+            vals[nnz++] = kept++ ? vrest : vfirst;
+            at += snprintf(strs[i] + at, (size_t)(256 - at), "tag%d%c ", l,
+                           xmc_rng_below(&r, 2) ? 'a' : 'b');
+        }
+        snprintf(strs[i] + at, (size_t)(256 - at), "noise%d", (int)xmc_rng_below(&r, 20));
+    }
+    xmc_error err = {0};
+    assert_int_equal(xmc_texts_create((const char *const *)strs, n, &s->texts, &err), XMC_OK);
+    assert_int_equal(xmc_csr_from_triplets(n, nl, nnz, rows, cols, vals, &s->Y, &err), XMC_OK);
+    char *lt[TU_TAGGED_NL];
+    for (int l = 0; l < nl; l++) {
+        lt[l] = xmc_malloc(64);
+        snprintf(lt[l], 64, "tag%da tag%db", l, l);
+    }
+    assert_int_equal(xmc_texts_create((const char *const *)lt, nl, &s->ltexts, &err), XMC_OK);
+    for (int l = 0; l < nl; l++)
+        xmc_free(lt[l]);
+    for (int64_t i = 0; i < n; i++)
+        xmc_free(strs[i]);
+    xmc_free(strs);
+    xmc_free(rows);
+    xmc_free(cols);
+    xmc_free(vals);
+    memset(&s->ds, 0, sizeof s->ds);
+    s->ds.n = n;
+    s->ds.n_labels = nl;
+    s->ds.Y = s->Y;
+    s->ds.texts = s->texts;
+    s->ds.label_texts = s->ltexts;
+}
+
+void tu_tagged_free(tu_tagged *s)
+{
+    xmc_texts_free(s->texts);
+    xmc_texts_free(s->ltexts);
+    xmc_csr_free(s->Y);
+}
+
+double tu_tagged_p_at_1(const xmc_csr *P, const xmc_csr *Y, int only_unseen)
+{
+    int64_t hit = 0, n = 0;
+    for (int64_t i = 0; i < Y->nrows; i++) {
+        if (Y->indptr[i + 1] == Y->indptr[i])
+            continue;
+        if (only_unseen && Y->indices[Y->indptr[i]] < TU_TAGGED_NSEEN)
+            continue;
+        n++;
+        int32_t best = -1;
+        float bs = -INFINITY;
+        for (int64_t e = P->indptr[i]; e < P->indptr[i + 1]; e++)
+            if (P->values[e] > bs) {
+                bs = P->values[e];
+                best = P->indices[e];
+            }
+        for (int64_t e = Y->indptr[i]; e < Y->indptr[i + 1]; e++)
+            hit += Y->indices[e] == best;
+    }
+    return n ? (double)hit / (double)n : 0.0;
+}

@@ -10,6 +10,7 @@ SRC=${XMC_SOURCE_DIR:?}
 T=${XMC_TMP:-$(mktemp -d)}
 rm -rf "$T" && mkdir -p "$T"
 fail() { echo "FAIL: $*" >&2; exit 1; }
+. "$(dirname "$0")/lib/grain_crude.sh"
 
 printf 'the oil barrel\nharvest of wheat\ncrude wheat 7\n' |
   "$XMC" predict --model "$SRC/tests/data/trainer/bag_v1" --text --topk 2 > "$T/old.out" ||
@@ -18,20 +19,12 @@ cmp -s "$T/old.out" "$SRC/tests/data/trainer/bag_v1_text.out" ||
   fail "old bag model predicts differently: $(diff "$T/old.out" "$SRC/tests/data/trainer/bag_v1_text.out")"
 "$XMC" info "$SRC/tests/data/trainer/bag_v1" > "$T/info" || fail "info on the old model"
 
-: > "$T/texts.txt"
-: > "$T/labels.txt"
-for i in $(seq 1 60); do
-  echo "wheat grain harvest report $i" >> "$T/texts.txt"; echo "grain" >> "$T/labels.txt"
-  echo "crude oil barrel output $i" >> "$T/texts.txt"; echo "crude" >> "$T/labels.txt"
-done
+grain_crude_data "$T"
 "$XMC" train --train "$T/texts.txt+$T/labels.txt" --model "$T/new" --epochs 6 --dim 16 --batch 16 \
   --threads 2 2>/dev/null || fail "bag train failed"
 grep -q '"extra":[[:space:]]*"idf"' "$T/new/config.json" || fail "new bag model is not idf"
 "$XMC" info "$T/new" | grep -qF "bag.idf" || fail "info does not list bag.idf: $("$XMC" info "$T/new")"
-printf 'the oil barrel\nharvest of wheat\n' | "$XMC" predict --model "$T/new" --text --topk 1 \
-  > "$T/text.out" || fail "predict --text failed"
-grep -qP "^1\t1\t\d+\t[0-9.]+\tcrude$" "$T/text.out" || fail "--text line 1: $(cat "$T/text.out")"
-grep -qP "^2\t1\t\d+\t[0-9.]+\tgrain$" "$T/text.out" || fail "--text line 2: $(cat "$T/text.out")"
+grain_crude_predict "$T/new" "$T/text.out"
 # --resume reloads the saved idf (no refit): bit-identical to one run.
 "$XMC" train --train "$T/texts.txt+$T/labels.txt" --model "$T/part" --epochs 6 --dim 16 --batch 16 \
   --threads 2 --stop-after 2 2>/dev/null || fail "partial train failed"

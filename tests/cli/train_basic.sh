@@ -7,6 +7,7 @@ T=${XMC_TMP:-$(mktemp -d)}/train_basic
 rm -rf "$T"
 mkdir -p "$T"
 fail() { echo "FAIL: $*" >&2; exit 1; }
+. "$(dirname "$0")/lib/grain_crude.sh"
 
 "$XMC" synth --out "$T/data" --points 600 --labels 40 --seed 3 >/dev/null 2>&1
 small=(--dim 32 --batch 32 --threads 2 --seed 5)
@@ -88,20 +89,12 @@ for f in "$T"/a/*.bin; do
 done
 
 # Texts + label names: bag encoder auto-picked, --text prints names.
-: > "$T/texts.txt"
-: > "$T/labels.txt"
-for i in $(seq 1 60); do
-  echo "wheat grain harvest report $i" >> "$T/texts.txt"; echo "grain" >> "$T/labels.txt"
-  echo "crude oil barrel output $i" >> "$T/texts.txt"; echo "crude" >> "$T/labels.txt"
-done
+grain_crude_data "$T"
 "$XMC" train --train "$T/texts.txt+$T/labels.txt" --model "$T/bag" --epochs 4 --dim 16 --batch 16 \
   --buckets 4096 --threads 2 2>/dev/null || fail "bag train failed"
 grep -q '"kind":[[:space:]]*"bag"' "$T/bag/config.json" || fail "bag not auto-picked"
 [ -f "$T/bag/labels.txt" ] || fail "labels.txt not stored"
-printf 'the oil barrel\nharvest of wheat\n' | "$XMC" predict --model "$T/bag" --text --topk 1 \
-  > "$T/text.out" || fail "predict --text failed"
-grep -qP "^1\t1\t\d+\t[0-9.]+\tcrude$" "$T/text.out" || fail "--text line 1: $(cat "$T/text.out")"
-grep -qP "^2\t1\t\d+\t[0-9.]+\tgrain$" "$T/text.out" || fail "--text line 2: $(cat "$T/text.out")"
+grain_crude_predict "$T/bag" "$T/text.out"
 # A feature model refuses --text with a hint.
 if echo "x" | "$XMC" predict --model "$T/m" --text 2> "$T/err"; then fail "--text on sparse"; fi
 grep -q "bag" "$T/err" || fail "--text on sparse message: $(cat "$T/err")"
