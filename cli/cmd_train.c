@@ -94,7 +94,7 @@ static int train_main(int argc, char **argv, xmc_dist *dist)
         {"buckets", CLI_I64, &buckets, "bag: hash buckets (default: from the distinct n-grams)", 0},
         {"epochs", CLI_INT, &epochs, "epochs (default 20)", 0},
         {"batch", CLI_INT, &batch, "batch size (default 128)", 0},
-        {"lr1", CLI_DOUBLE, &lr1, "classifier learning rate (SGD momentum, summed loss)", 0},
+        {"lr1", CLI_DOUBLE, &lr1, "classifier learning rate (SGD momentum, summed loss; default 0.03 sparse, 0.05 bag, bert)", 0},
         {"lr2", CLI_DOUBLE, &lr2,
          "encoder learning rate (AdamW; default 0.002, 0.01 --bag mean, 1e-4 bert)", 0},
         {"wd1", CLI_DOUBLE, &wd1, "classifier weight decay", 0},

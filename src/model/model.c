@@ -36,7 +36,7 @@ void xmc_train_config_default(xmc_train_config *c)
     c->dropout = XMC_TRAIN_DEFAULT_DROPOUT;
     c->epochs = XMC_TRAIN_DEFAULT_EPOCHS;
     c->batch = XMC_TRAIN_DEFAULT_BATCH;
-    c->lr1 = XMC_TRAIN_DEFAULT_LR1;
+    c->lr1 = 0; /* auto: XMC_TRAIN_DEFAULT_LR1_SPARSE (sparse) or _LR1 */
     c->lr2 = 0; /* auto: XMC_TRAIN_DEFAULT_LR2 (sparse) or _LR2_BAG */
     c->wd1 = XMC_TRAIN_DEFAULT_WD1;
     c->wd2 = XMC_TRAIN_DEFAULT_WD2;
@@ -525,6 +525,9 @@ static int model_create_impl(const xmc_train_config *cfg, const xmc_dataset *tra
     if (m->cfg.dim <= 0)
         m->cfg.dim = bag_mean ? 256 : XMC_TRAIN_DEFAULT_DIM;
     /* Reuters-21578 test P@1, mean bag: lr2 0.002 87.74 (20 epochs), 0.01 89.33 (10). */
+    if (m->cfg.lr1 <= 0)
+        m->cfg.lr1 = !strcmp(m->cfg.encoder, "sparse") ? XMC_TRAIN_DEFAULT_LR1_SPARSE
+                                                       : XMC_TRAIN_DEFAULT_LR1;
     if (m->cfg.lr2 <= 0)
         m->cfg.lr2 = bag_mean  ? XMC_TRAIN_DEFAULT_LR2_BAG
                      : is_bert ? XMC_TRAIN_DEFAULT_LR2_BERT
