@@ -21,6 +21,8 @@ grep -q "peak RSS" "$T/train.log" || fail "no peak RSS"
 [ -f "$T/m/config.json" ] || fail "no config.json"
 grep -q '"recipe":[[:space:]]*"renee"' "$T/m/config.json" || fail "config lacks the recipe"
 grep -q '"epochs_done":[[:space:]]*2' "$T/m/config.json" || fail "config lacks epochs_done 2"
+# The default classifier rate follows the encoder (0.03 sparse, 0.05 bag).
+grep -q '"lr1":[[:space:]]*0.03[,}]' "$T/m/config.json" || fail "sparse lr1 is not 0.03"
 
 # info: config + tensors + counts.
 "$XMC" info "$T/m" > "$T/info.txt" || fail "info failed"
@@ -93,6 +95,7 @@ grain_crude_data "$T"
 "$XMC" train --train "$T/texts.txt+$T/labels.txt" --model "$T/bag" --epochs 4 --dim 16 --batch 16 \
   --buckets 4096 --threads 2 2>/dev/null || fail "bag train failed"
 grep -q '"kind":[[:space:]]*"bag"' "$T/bag/config.json" || fail "bag not auto-picked"
+grep -q '"lr1":[[:space:]]*0.05[,}]' "$T/bag/config.json" || fail "bag lr1 is not 0.05"
 [ -f "$T/bag/labels.txt" ] || fail "labels.txt not stored"
 grain_crude_predict "$T/bag" "$T/text.out"
 # A feature model refuses --text with a hint.
