@@ -320,6 +320,13 @@ const char *xmc_sparse_row_avx2(const char *q, const char *e, int64_t ncols, int
                                 int32_t *xi, float *xv, int64_t *n, int *unsorted);
 const char *xmc_sparse_row_avx512(const char *q, const char *e, int64_t ncols, int strict,
                                   int32_t *xi, float *xv, int64_t *n, int *unsorted);
+/* Table of the one-vector entry path of the avx2 / avx512 kernels
+ * (rowscan.c says what it holds). */
+struct xmc_rs_tab {
+    _Alignas(16) uint8_t shuf[9][11][17][16];
+    float div[9][11][17];
+};
+extern const struct xmc_rs_tab xmc_rs_tab;
 /* The best variant for this CPU after XMC_KERNEL capping; NULL (the scalar
  * parser alone) without AVX2 or under XMC_KERNEL=ref. */
 xmc_sparse_row_fn xmc_sparse_row_best(void);

@@ -22,6 +22,59 @@ static inline uint64_t scan_mask64(const char *p)
 #define COUNT3_W 16 /* SSE2 on any x86-64, NEON on arm64 */
 #include "data/rowscan.h"
 
+/* The one-vector entry path of the AVX2 / AVX-512 kernels (rowscan.h,
+ * fast_entry): the pshufb indices of an entry "id:value" in the 16 bytes
+ * from its start, by a = c - s (id digits, 0-8), b = t - c (value bytes +
+ * 1, 0-10) and dpos = the first '.' of the 16 bytes (16 = none), so that
+ * one load gives them. Output bytes 0-7 take the id right-aligned, bytes
+ * 8-15 the value's digits right-aligned with the dot squeezed out; 0x80
+ * (pshufb: zero) left of the digits. A shape that the path must not take
+ * (empty id or value, a dot in the id, more than 8 digits a side, over 16
+ * bytes) takes byte a, the ':', into every lane: not a digit, so the digit
+ * test after the shuffle rejects it, and the general parsers decide. A '.'
+ * after the entry is "no dot"; a second '.' in the value lands in a digit
+ * lane and is rejected the same way. div: 10^(digits after the dot), same
+ * index, in the same object (one base register). Built by constant macros
+ * so the table is plain read-only data. Here li = a, vl = b - 1. */
+#define RS_DV(li, vl, dp) ((dp) <= (li) ? -2 : (dp) >= (li) + 1 + (vl) ? -1 : (dp) - (li) - 1)
+#define RS_ND(li, vl, dp) ((vl) - (RS_DV(li, vl, dp) >= 0))
+#define RS_OK(li, vl, dp)                                                                 \
+    ((li) >= 1 && RS_DV(li, vl, dp) != -2 && RS_ND(li, vl, dp) >= 1 &&                   \
+     RS_ND(li, vl, dp) <= 8 && (li) + 1 + (vl) <= 16)
+#define RS_Q(li, vl, dp, j) ((j) - 16 + RS_ND(li, vl, dp)) /* value digit of lane j >= 8 */
+#define RS_B(li, vl, dp, j)                                                               \
+    (uint8_t)(!RS_OK(li, vl, dp) ? (li)                                                   \
+              : (j) < 8          ? ((j) >= 8 - (li) ? (j) - 8 + (li) : 0x80)              \
+              : RS_Q(li, vl, dp, j) < 0                                                   \
+                  ? 0x80                                                                  \
+                  : (li) + 1 + RS_Q(li, vl, dp, j) +                                      \
+                        (RS_DV(li, vl, dp) >= 0 && RS_Q(li, vl, dp, j) >= RS_DV(li, vl, dp)))
+#define RS_E(a, b, dp)                                                                    \
+    {RS_B(a, (b) - 1, dp, 0),  RS_B(a, (b) - 1, dp, 1),  RS_B(a, (b) - 1, dp, 2),           \
+     RS_B(a, (b) - 1, dp, 3),  RS_B(a, (b) - 1, dp, 4),  RS_B(a, (b) - 1, dp, 5),           \
+     RS_B(a, (b) - 1, dp, 6),  RS_B(a, (b) - 1, dp, 7),  RS_B(a, (b) - 1, dp, 8),           \
+     RS_B(a, (b) - 1, dp, 9),  RS_B(a, (b) - 1, dp, 10), RS_B(a, (b) - 1, dp, 11),          \
+     RS_B(a, (b) - 1, dp, 12), RS_B(a, (b) - 1, dp, 13), RS_B(a, (b) - 1, dp, 14),          \
+     RS_B(a, (b) - 1, dp, 15)}
+#define RS_P10(f)                                                                         \
+    ((f) == 0 ? 1e0f : (f) == 1 ? 1e1f : (f) == 2 ? 1e2f : (f) == 3 ? 1e3f : (f) == 4 ? 1e4f  \
+     : (f) == 5 ? 1e5f : (f) == 6 ? 1e6f : (f) == 7 ? 1e7f : 1e8f)
+#define RS_F(a, b, dp)                                                                    \
+    (RS_DV(a, (b) - 1, dp) < 0 ? 1.0f : RS_P10((b) - 2 - RS_DV(a, (b) - 1, dp)))
+#define RS_17(M, a, b)                                                                    \
+    {M(a, b, 0),  M(a, b, 1),  M(a, b, 2),  M(a, b, 3),  M(a, b, 4),  M(a, b, 5),           \
+     M(a, b, 6),  M(a, b, 7),  M(a, b, 8),  M(a, b, 9),  M(a, b, 10), M(a, b, 11),          \
+     M(a, b, 12), M(a, b, 13), M(a, b, 14), M(a, b, 15), M(a, b, 16)}
+#define RS_11(M, a)                                                                       \
+    {RS_17(M, a, 0), RS_17(M, a, 1), RS_17(M, a, 2), RS_17(M, a, 3),                      \
+     RS_17(M, a, 4), RS_17(M, a, 5), RS_17(M, a, 6), RS_17(M, a, 7),                      \
+     RS_17(M, a, 8), RS_17(M, a, 9), RS_17(M, a, 10)}
+#define RS_9(M)                                                                           \
+    {RS_11(M, 0), RS_11(M, 1), RS_11(M, 2), RS_11(M, 3), RS_11(M, 4),                     \
+     RS_11(M, 5), RS_11(M, 6), RS_11(M, 7), RS_11(M, 8)}
+
+const struct xmc_rs_tab xmc_rs_tab = {RS_9(RS_E), RS_9(RS_F)};
+
 xmc_sparse_row_fn xmc_sparse_row_get(const char *level)
 {
     unsigned hw = xmc_cpu_features_hw();
@@ -30,14 +83,15 @@ xmc_sparse_row_fn xmc_sparse_row_get(const char *level)
     if (!strcmp(level, "avx2"))
         return (hw & XMC_CPU_AVX2) ? xmc_sparse_row_avx2 : NULL;
     if (!strcmp(level, "avx512"))
-        return (hw & XMC_CPU_AVX512) ? xmc_sparse_row_avx512 : NULL;
+        return (hw & XMC_CPU_AVX512) && __builtin_cpu_supports("bmi2") ? xmc_sparse_row_avx512
+                                                                        : NULL;
     return NULL;
 }
 
 xmc_sparse_row_fn xmc_sparse_row_best(void)
 {
     unsigned f = xmc_cpu_features();
-    if (f & XMC_CPU_AVX512)
+    if ((f & XMC_CPU_AVX512) && __builtin_cpu_supports("bmi2")) /* rowscan_avx512.c */
         return xmc_sparse_row_avx512;
     if (f & XMC_CPU_AVX2)
         return xmc_sparse_row_avx2;
