@@ -101,6 +101,11 @@ xmc_sparse_row_fn xmc_sparse_row_best(void)
     return NULL;
 }
 
+xmc_sparse_rows_fn xmc_sparse_rows_for(xmc_sparse_row_fn row)
+{
+    return row && row == xmc_sparse_row_avx512 ? xmc_sparse_rows_avx512 : NULL;
+}
+
 xmc_count3_fn xmc_count3_get(const char *level)
 {
     if (!strcmp(level, "ref"))

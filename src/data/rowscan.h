@@ -371,66 +371,99 @@ RS_GENERAL(const char *q, const char *e, int64_t ncols, int strict, int32_t *xi,
 }
 
 #ifdef ROWSCAN_FAST
-/* The kernel proper: rows of the common shape only, i.e. entries that
- * fast_entry converts, single blanks, increasing ids, '\n' ends, 80
- * readable bytes past every block start (16 past any entry's start, so
- * no bounds checks per entry). Anything else re-reads the row from q with
- * RS_GENERAL (rare: a file with such rows costs what it did before this
- * loop). Separate, and without calls in its loop, because gcc kept the
- * hot values of the combined loop in memory: 10 -> 6 ns per entry with
- * the same conversion. */
-#ifndef ROWSCAN_ATTR
-#define ROWSCAN_ATTR
-#endif
+/* The kernel proper: whole rows of the common shape, i.e. entries that
+ * fast_entry converts, single blanks (or a leading one), increasing ids,
+ * '\n' ends, 80 readable bytes past every block start (16 past any
+ * entry's start, so no bounds checks per entry); at most maxrows of them
+ * from q, their lengths in lens. Returns the start of the first row not
+ * taken (the caller reads it with RS_GENERAL or the scalar parser, rare:
+ * a file of such rows costs what it did before this loop), with *nrows
+ * rows and *nent entries done. Without calls in its loop, because gcc
+ * kept the hot values of the combined loop in memory: 10 -> 6 ns per
+ * entry with the same conversion. One call reads a whole chunk of a
+ * sparse file (xmc_sparse_rows_*): no per-row call, setup and first block. */
+static inline const char *rs_rows(const char *q, const char *e, int64_t ncols, int32_t *xi,
+                                  float *xv, int64_t *lens, int64_t maxrows, int64_t *nrows,
+                                  int64_t *nent)
+{
+    const char *row = q; /* the start of the row being read */
+    int32_t *x = xi, *xrow = xi;
+    float *v = xv;
+    int64_t nr = 0;
+    if (e - q >= 80 && maxrows > 0) {
+        const char *const last = e - 80; /* the last block start of this loop */
+        const rs_consts K = rs_init(ncols);
+        const char *base = q, *s = q, *c, *t;
+        uint64_t m = scan_mask64(base);
+        int32_t prev = -1;
+        for (;;) {
+            if (RS_UNLIKELY(!m)) {
+                base += 64;
+                if (RS_UNLIKELY(base > last) || !(m = scan_mask64(base)))
+                    break;
+            }
+            c = base + __builtin_ctzll(m);
+            m &= m - 1;
+            if (RS_UNLIKELY(*c != ':')) {
+                if (c != s)
+                    break; /* a token without ':' */
+                if (*c == ' ') {
+                    s = c + 1; /* the blank after an XC row's labels, or a second one */
+                    continue;
+                }
+                if (*c != '\n')
+                    break;
+                t = c; /* an empty row, or blanks at the end */
+                goto row_end;
+            }
+            if (RS_UNLIKELY(!m)) {
+                base += 64;
+                if (RS_UNLIKELY(base > last) || !(m = scan_mask64(base)))
+                    break;
+            }
+            t = base + __builtin_ctzll(m);
+            m &= m - 1;
+            const int64_t id = fast_entry(s, c, t, &K, x, v);
+            if (RS_UNLIKELY(id <= prev)) /* id < 0: declined */
+                break;
+            prev = (int32_t)id;
+            x++;
+            v++;
+            s = t + 1;
+            if (RS_UNLIKELY(*t != ' ')) {
+                if (*t != '\n')
+                    break;
+            row_end:
+                lens[nr++] = x - xrow;
+                xrow = x;
+                row = s = t + 1;
+                prev = -1;
+                if (nr == maxrows)
+                    break;
+            }
+        }
+    }
+    *nrows = nr;
+    *nent = xrow - xi;
+    return row;
+}
+
 ROWSCAN_ATTR const char *ROWSCAN_NAME(const char *q, const char *e, int64_t ncols, int strict,
                                       int32_t *xi, float *xv, int64_t *n_out, int *unsorted)
 {
-    if (e - q < 80)
-        return RS_GENERAL(q, e, ncols, strict, xi, xv, n_out, unsorted);
-    const char *const last = e - 80; /* the last block start of this loop */
-    const rs_consts K = rs_init(ncols);
-    const char *base = q, *s = q, *c, *t;
-    uint64_t m = scan_mask64(base);
-    int32_t *x = xi;
-    float *v = xv;
-    int32_t prev = -1;
-    for (;;) {
-        if (RS_UNLIKELY(!m)) {
-            base += 64;
-            if (RS_UNLIKELY(base > last) || !(m = scan_mask64(base)))
-                break;
-        }
-        c = base + __builtin_ctzll(m);
-        m &= m - 1;
-        if (RS_UNLIKELY(*c != ':')) {
-            if (*c != ' ' || c != s)
-                break;
-            s = c + 1; /* the blank after an XC row's labels, or a second one */
-            continue;
-        }
-        if (RS_UNLIKELY(!m)) {
-            base += 64;
-            if (RS_UNLIKELY(base > last) || !(m = scan_mask64(base)))
-                break;
-        }
-        t = base + __builtin_ctzll(m);
-        m &= m - 1;
-        const int64_t id = fast_entry(s, c, t, &K, x, v);
-        if (RS_UNLIKELY(id <= prev)) /* id < 0: declined */
-            break;
-        prev = (int32_t)id;
-        x++;
-        v++;
-        if (RS_UNLIKELY(*t != ' ')) {
-            if (*t != '\n')
-                break;
-            *n_out = x - xi;
-            *unsorted = 0;
-            return t + 1;
-        }
-        s = t + 1;
+    int64_t nr, ne;
+    const char *r = rs_rows(q, e, ncols, xi, xv, n_out, 1, &nr, &ne);
+    if (nr == 1) {
+        *unsorted = 0;
+        return r;
     }
     return RS_GENERAL(q, e, ncols, strict, xi, xv, n_out, unsorted);
+}
+
+ROWSCAN_ATTR const char *ROWS_NAME(const char *q, const char *e, int64_t ncols, int32_t *xi,
+                                   float *xv, int64_t *lens, int64_t *nrows, int64_t *nent)
+{
+    return rs_rows(q, e, ncols, xi, xv, lens, INT64_MAX, nrows, nent);
 }
 #endif
 

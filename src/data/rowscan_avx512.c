@@ -92,4 +92,5 @@ static inline int64_t fast_entry(const char *s, const char *c, const char *t, co
 #define ROWSCAN_SSE
 #define ROWSCAN_FAST
 #define ROWSCAN_NAME xmc_sparse_row_avx512
+#define ROWS_NAME xmc_sparse_rows_avx512
 #include "data/rowscan.h"
