@@ -34,7 +34,7 @@ static inline uint64_t scan_mask64(const char *p)
  * test after the shuffle rejects it, and the general parsers decide. A '.'
  * after the entry is "no dot"; a second '.' in the value lands in a digit
  * lane and is rejected the same way. div: 10^(digits after the dot), same
- * index, in the same object (one base register). Built by constant macros
+ * index i = (a * 11 + b) * 17 + dpos, in the same object (one base register). Built by constant macros
  * so the table is plain read-only data. Here li = a, vl = b - 1. */
 #define RS_DV(li, vl, dp) ((dp) <= (li) ? -2 : (dp) >= (li) + 1 + (vl) ? -1 : (dp) - (li) - 1)
 #define RS_ND(li, vl, dp) ((vl) - (RS_DV(li, vl, dp) >= 0))
@@ -62,13 +62,13 @@ static inline uint64_t scan_mask64(const char *p)
 #define RS_F(a, b, dp)                                                                    \
     (RS_DV(a, (b) - 1, dp) < 0 ? 1.0f : RS_P10((b) - 2 - RS_DV(a, (b) - 1, dp)))
 #define RS_17(M, a, b)                                                                    \
-    {M(a, b, 0),  M(a, b, 1),  M(a, b, 2),  M(a, b, 3),  M(a, b, 4),  M(a, b, 5),           \
-     M(a, b, 6),  M(a, b, 7),  M(a, b, 8),  M(a, b, 9),  M(a, b, 10), M(a, b, 11),          \
-     M(a, b, 12), M(a, b, 13), M(a, b, 14), M(a, b, 15), M(a, b, 16)}
+    M(a, b, 0), M(a, b, 1), M(a, b, 2), M(a, b, 3), M(a, b, 4), M(a, b, 5), M(a, b, 6),     \
+        M(a, b, 7), M(a, b, 8), M(a, b, 9), M(a, b, 10), M(a, b, 11), M(a, b, 12),           \
+        M(a, b, 13), M(a, b, 14), M(a, b, 15), M(a, b, 16)
 #define RS_11(M, a)                                                                       \
-    {RS_17(M, a, 0), RS_17(M, a, 1), RS_17(M, a, 2), RS_17(M, a, 3),                      \
-     RS_17(M, a, 4), RS_17(M, a, 5), RS_17(M, a, 6), RS_17(M, a, 7),                      \
-     RS_17(M, a, 8), RS_17(M, a, 9), RS_17(M, a, 10)}
+    RS_17(M, a, 0), RS_17(M, a, 1), RS_17(M, a, 2), RS_17(M, a, 3), RS_17(M, a, 4),         \
+        RS_17(M, a, 5), RS_17(M, a, 6), RS_17(M, a, 7), RS_17(M, a, 8), RS_17(M, a, 9),     \
+        RS_17(M, a, 10)
 #define RS_9(M)                                                                           \
     {RS_11(M, 0), RS_11(M, 1), RS_11(M, 2), RS_11(M, 3), RS_11(M, 4),                     \
      RS_11(M, 5), RS_11(M, 6), RS_11(M, 7), RS_11(M, 8)}

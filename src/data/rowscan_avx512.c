@@ -74,7 +74,7 @@ static inline int64_t fast_entry(const char *s, const char *c, const char *t, co
     const size_t i = (a * 11 + b) * 17 + dpos;
     const __m128i r =
         _mm_shuffle_epi8(_mm_sub_epi8(x, k->zero),
-                         _mm_load_si128((const __m128i *)(const void *)xmc_rs_tab.shuf[0][0][i]));
+                         _mm_load_si128((const __m128i *)(const void *)xmc_rs_tab.shuf[i]));
     const __m128i t2 = _mm_madd_epi16(_mm_maddubs_epi16(r, k->w1), k->w2);
     const __m128i t4 = _mm_madd_epi16(_mm_packus_epi32(t2, t2), k->w3);
     if (!_kortestz_mask16_u8(_mm_cmpgt_epu8_mask(r, k->nine), _mm_cmpge_epu32_mask(t4, k->lim)))
@@ -82,7 +82,7 @@ static inline int64_t fast_entry(const char *s, const char *c, const char *t, co
     const uint32_t id = (uint32_t)_mm_cvtsi128_si32(t4);
     *xi = (int32_t)id;
     _mm_store_ss(xv, _mm_div_ss(_mm_cvtepi32_ps(_mm_srli_epi64(t4, 32)),
-                                _mm_load_ss(&xmc_rs_tab.div[0][0][i])));
+                                _mm_load_ss(&xmc_rs_tab.div[i])));
     return id;
 }
 
