@@ -335,8 +335,8 @@ xmc_sparse_rows_fn xmc_sparse_rows_for(xmc_sparse_row_fn row);
 /* Table of the one-vector entry path of the avx2 / avx512 kernels
  * (rowscan.c says what it holds). */
 struct xmc_rs_tab {
-    _Alignas(16) uint8_t shuf[9 * 11 * 17][16]; /* [(a * 11 + b) * 17 + dpos] */
-    float div[9 * 11 * 17];
+    _Alignas(16) uint8_t shuf[17 * 9 * 16][16]; /* [(dpos * 9 + a) * 16 + b] */
+    float div[17 * 9 * 16];
 };
 extern const struct xmc_rs_tab xmc_rs_tab;
 /* The best variant for this CPU after XMC_KERNEL capping; NULL (the scalar

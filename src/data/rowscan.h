@@ -395,7 +395,7 @@ static inline const char *rs_rows(const char *q, const char *e, int64_t ncols, i
         const rs_consts K = rs_init(ncols);
         const char *base = q, *s = q, *c, *t;
         uint64_t m = scan_mask64(base);
-        int32_t prev = -1;
+        int64_t prev = -1;
         for (;;) {
             if (RS_UNLIKELY(!m)) {
                 base += 64;
@@ -426,7 +426,7 @@ static inline const char *rs_rows(const char *q, const char *e, int64_t ncols, i
             const int64_t id = fast_entry(s, c, t, &K, x, v);
             if (RS_UNLIKELY(id <= prev)) /* id < 0: declined */
                 break;
-            prev = (int32_t)id;
+            prev = id;
             x++;
             v++;
             s = t + 1;

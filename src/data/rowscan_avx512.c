@@ -67,11 +67,11 @@ static inline int64_t fast_entry(const char *s, const char *c, const char *t, co
                                  int32_t *xi, float *xv)
 {
     const size_t a = (size_t)(c - s), b = (size_t)(t - c);
-    if (a > 8 || b > 10)
+    if (a > 8 || b > 15)
         return -1;
     const __m128i x = _mm_loadu_si128((const __m128i *)(const void *)s);
     const unsigned dpos = (unsigned)__builtin_ctz(_mm_cmpeq_epi8_mask(x, k->dot) | 0x10000u);
-    const size_t i = (a * 11 + b) * 17 + dpos;
+    const size_t i = (dpos * 9 + a) * 16 + b;
     const __m128i r =
         _mm_shuffle_epi8(_mm_sub_epi8(x, k->zero),
                          _mm_load_si128((const __m128i *)(const void *)xmc_rs_tab.shuf[i]));
