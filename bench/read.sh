@@ -17,16 +17,17 @@
 # xmc1, xmc2, ...: before/after comparisons; the one run second in a round
 # sometimes pays 20-50 ms more CPU on this VM, so also swap the order or
 # list them A B B A), OMP_NUM_THREADS.
-# Last measured (2026-11-22 17:23 UTC, 2-core VM, load 1.07, branch parse
-# eab2b61 against main 459b28e, XMC_BUILD="<main build> build" ... 5
-# "cold warm"; docs/data.md, "Row-kernel round", has both orders):
-#   cold cat  best 0.214 s (2002 MB/s), median 0.221 s
-#   cold xmc1 best 0.315 s (1359 MB/s), median 0.353 s, cpu best 0.569 s median 0.584 s
-#   cold xmc2 best 0.325 s (1317 MB/s), median 0.357 s, cpu best 0.578 s median 0.591 s
-#   warm cat  best 0.080 s (5353 MB/s), median 0.082 s
-#   warm xmc1 best 0.273 s (1568 MB/s), median 0.273 s, cpu best 0.512 s median 0.519 s
-#   warm xmc2 best 0.255 s (1678 MB/s), median 0.266 s, cpu best 0.492 s median 0.499 s
-# i.e. cold ~1.5 x cat (best), CPU-bound: best cold wall ~ CPU-s / 2 cores.
+# Last measured (2026-11-22 18:38 UTC, 2-core VM, quiet, branch parse
+# bebb00b against main 156f639, XMC_BUILD="build <main build>" ... 7
+# "cold warm"; docs/data.md, "Entry-table round", has both orders):
+#   cold cat  best 0.218 s (1966 MB/s), median 0.229 s
+#   cold xmc1 best 0.315 s (1359 MB/s), median 0.335 s, cpu best 0.396 s median 0.413 s
+#   cold xmc2 best 0.307 s (1394 MB/s), median 0.330 s, cpu best 0.530 s median 0.563 s
+#   warm cat  best 0.080 s (5317 MB/s), median 0.084 s
+#   warm xmc1 best 0.175 s (2446 MB/s), median 0.181 s, cpu best 0.335 s median 0.343 s
+#   warm xmc2 best 0.233 s (1837 MB/s), median 0.245 s, cpu best 0.453 s median 0.472 s
+# i.e. cold ~1.45 x cat (best walls) for both: CPU-s / 2 cores is now
+# ~0.2 s (below cat), the rest is how I/O and parsing overlap.
 set -euo pipefail
 PREFIX=${1:-/tmp/big1m/trn}
 REPS=${2:-5}

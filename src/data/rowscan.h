@@ -8,6 +8,12 @@
  * read them (same values, bit for bit), 0 otherwise; it may read up to e.
  * Not a public header.
  *
+ * With ROWSCAN_FAST (rowscan_avx512.c: also rs_consts, rs_init and
+ * `fast_entry`, the table-driven one-vector entry path), ROWSCAN_NAME is
+ * the call-free loop for common rows (rs_rows, below), which hands any
+ * other row back to the loop of this comment (then named rs_general), and
+ * ROWS_NAME reads a whole run of common rows per call.
+ *
  * With COUNT3_NAME and COUNT3_W (16 or 32) defined, also pass 1 of the
  * sparse readers, `void COUNT3_NAME(const char *p, const char *e, int64_t
  * out[3])`: the numbers of '\n', ':' and ',' in [p, e), with W-byte GCC/clang

@@ -1,8 +1,11 @@
 /* AVX-512 variant of the sparse-row kernel (rowscan.h): separators of 64
- * bytes from two 32-byte loads and four byte compares each straight into
- * mask registers (AVX512BW+VL; no movemask). One 64-byte zmm compare was
- * measured 10-15 % slower per file on the Xeon we test on (512-bit ops
- * share ports and lower the clock), so the vectors stay 256 bits wide. */
+ * bytes from two 32-byte loads (one pshufb lookup and one compare each),
+ * the one-vector entry path fast_entry with its table (rowscan.c,
+ * xmc_rs_tab) and mask compares (AVX512BW+VL), and ROWSCAN_FAST: the
+ * call-free loop for common rows, per row and per run of rows
+ * (xmc_sparse_rows_avx512). One 64-byte zmm compare was measured 10-15 %
+ * slower per file on the Xeon we test on (512-bit ops share ports and
+ * lower the clock), so the vectors stay 256 bits wide or less. */
 #include <immintrin.h>
 #include <string.h>
 
