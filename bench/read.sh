@@ -27,7 +27,9 @@
 #   warm xmc1 best 0.175 s (2446 MB/s), median 0.181 s, cpu best 0.335 s median 0.343 s
 #   warm xmc2 best 0.233 s (1837 MB/s), median 0.245 s, cpu best 0.453 s median 0.472 s
 # i.e. cold ~1.45 x cat (best walls) for both: CPU-s / 2 cores is now
-# ~0.2 s (below cat), the rest is how I/O and parsing overlap.
+# ~0.2 s (below cat), the rest is how I/O and parsing overlap; cold runs
+# are bimodal (a cold-only series at 18:40:58: xmc1 best 0.225 s = 1.07 x
+# cat, median 0.317 s; main best 0.293 s).
 set -euo pipefail
 PREFIX=${1:-/tmp/big1m/trn}
 REPS=${2:-5}
