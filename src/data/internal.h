@@ -324,12 +324,14 @@ const char *xmc_sparse_row_avx512(const char *q, const char *e, int64_t ncols, i
  * common shape (rowscan.h, rs_rows): their entries to xi/xv, their
  * lengths to lens; returns the start of the first row not taken (the
  * caller reads it with the row kernel or the scalar parser), with *nrows
- * rows and *nent entries done. Only where the row kernel is avx512. */
+ * rows and *nent entries done. Where the row kernel is avx2 or avx512. */
 typedef const char *(*xmc_sparse_rows_fn)(const char *q, const char *e, int64_t ncols,
                                           int32_t *xi, float *xv, int64_t *lens,
                                           int64_t *nrows, int64_t *nent);
 const char *xmc_sparse_rows_avx512(const char *q, const char *e, int64_t ncols, int32_t *xi,
                                    float *xv, int64_t *lens, int64_t *nrows, int64_t *nent);
+const char *xmc_sparse_rows_avx2(const char *q, const char *e, int64_t ncols, int32_t *xi,
+                                 float *xv, int64_t *lens, int64_t *nrows, int64_t *nent);
 /* The whole-row kernel that goes with the row kernel `row`, or NULL. */
 xmc_sparse_rows_fn xmc_sparse_rows_for(xmc_sparse_row_fn row);
 /* Table of the one-vector entry path of the avx2 / avx512 kernels

@@ -82,8 +82,9 @@ xmc_sparse_row_fn xmc_sparse_row_get(const char *level)
     unsigned hw = xmc_cpu_features_hw();
     if (!strcmp(level, "ref"))
         return xmc_sparse_row_ref;
-    if (!strcmp(level, "avx2"))
-        return (hw & XMC_CPU_AVX2) ? xmc_sparse_row_avx2 : NULL;
+    if (!strcmp(level, "avx2")) /* rowscan_avx2.c uses BMI1/2 too */
+        return (hw & XMC_CPU_AVX2) && __builtin_cpu_supports("bmi2") ? xmc_sparse_row_avx2
+                                                                      : NULL;
     if (!strcmp(level, "avx512"))
         return (hw & XMC_CPU_AVX512) && __builtin_cpu_supports("bmi2") ? xmc_sparse_row_avx512
                                                                         : NULL;
@@ -95,7 +96,7 @@ xmc_sparse_row_fn xmc_sparse_row_best(void)
     unsigned f = xmc_cpu_features();
     if ((f & XMC_CPU_AVX512) && __builtin_cpu_supports("bmi2")) /* rowscan_avx512.c */
         return xmc_sparse_row_avx512;
-    if (f & XMC_CPU_AVX2)
+    if ((f & XMC_CPU_AVX2) && __builtin_cpu_supports("bmi2"))
         return xmc_sparse_row_avx2;
     /* The reference's byte-at-a-time mask makes it ~30 % slower than the
      * scalar parser alone: it is the yardstick of the vector variants in
@@ -105,7 +106,10 @@ xmc_sparse_row_fn xmc_sparse_row_best(void)
 
 xmc_sparse_rows_fn xmc_sparse_rows_for(xmc_sparse_row_fn row)
 {
-    return row && row == xmc_sparse_row_avx512 ? xmc_sparse_rows_avx512 : NULL;
+    return !row                          ? NULL
+           : row == xmc_sparse_row_avx512 ? xmc_sparse_rows_avx512
+           : row == xmc_sparse_row_avx2   ? xmc_sparse_rows_avx2
+                                          : NULL;
 }
 
 xmc_count3_fn xmc_count3_get(const char *level)
