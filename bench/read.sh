@@ -17,19 +17,19 @@
 # xmc1, xmc2, ...: before/after comparisons; the one run second in a round
 # sometimes pays 20-50 ms more CPU on this VM, so also swap the order or
 # list them A B B A), OMP_NUM_THREADS.
-# Last measured (2026-11-22 18:38 UTC, 2-core VM, quiet, branch parse
-# bebb00b against main 156f639, XMC_BUILD="build <main build>" ... 7
-# "cold warm"; docs/data.md, "Entry-table round", has both orders):
-#   cold cat  best 0.218 s (1966 MB/s), median 0.229 s
-#   cold xmc1 best 0.315 s (1359 MB/s), median 0.335 s, cpu best 0.396 s median 0.413 s
-#   cold xmc2 best 0.307 s (1394 MB/s), median 0.330 s, cpu best 0.530 s median 0.563 s
-#   warm cat  best 0.080 s (5317 MB/s), median 0.084 s
-#   warm xmc1 best 0.175 s (2446 MB/s), median 0.181 s, cpu best 0.335 s median 0.343 s
-#   warm xmc2 best 0.233 s (1837 MB/s), median 0.245 s, cpu best 0.453 s median 0.472 s
-# i.e. cold ~1.45 x cat (best walls) for both: CPU-s / 2 cores is now
-# ~0.2 s (below cat), the rest is how I/O and parsing overlap; cold runs
-# are bimodal (a cold-only series at 18:40:58: xmc1 best 0.225 s = 1.07 x
-# cat, median 0.317 s; main best 0.293 s).
+# Last measured (2026-11-22 18:48 UTC, 2-core VM, quiet, branch parse
+# 5c40cd5 against main 156f639, XMC_BUILD="build <main build>" ... 7
+# "cold warm"; docs/data.md, "Entry-table round", has all four series):
+#   cold cat  best 0.209 s (2043 MB/s), median 0.210 s
+#   cold xmc1 best 0.295 s (1451 MB/s), median 0.324 s, cpu best 0.397 s median 0.420 s
+#   cold xmc2 best 0.308 s (1390 MB/s), median 0.318 s, cpu best 0.541 s median 0.567 s
+#   warm cat  best 0.080 s (5321 MB/s), median 0.082 s
+#   warm xmc1 best 0.173 s (2474 MB/s), median 0.183 s, cpu best 0.336 s median 0.352 s
+#   warm xmc2 best 0.242 s (1769 MB/s), median 0.250 s, cpu best 0.466 s median 0.489 s
+# i.e. cold ~1.4 x cat (best walls) for both builds although CPU-s / 2
+# cores is now ~0.2 s (0.95 x cat): the rest is how I/O and parsing
+# overlap. Cold runs are bimodal: a cold-only series at 18:40:58 had the
+# parse branch at 0.225 s = 1.07 x cat best (median 0.317 s; main 0.293 s).
 set -euo pipefail
 PREFIX=${1:-/tmp/big1m/trn}
 REPS=${2:-5}
