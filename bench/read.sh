@@ -17,16 +17,19 @@
 # xmc1, xmc2, ...: before/after comparisons; the one run second in a round
 # sometimes pays 20-50 ms more CPU on this VM, so also swap the order or
 # list them A B B A), OMP_NUM_THREADS.
-# Last measured (2026-11-22 17:23 UTC, 2-core VM, load 1.07, branch parse
-# eab2b61 against main 459b28e, XMC_BUILD="<main build> build" ... 5
-# "cold warm"; docs/data.md, "Row-kernel round", has both orders):
-#   cold cat  best 0.214 s (2002 MB/s), median 0.221 s
-#   cold xmc1 best 0.315 s (1359 MB/s), median 0.353 s, cpu best 0.569 s median 0.584 s
-#   cold xmc2 best 0.325 s (1317 MB/s), median 0.357 s, cpu best 0.578 s median 0.591 s
-#   warm cat  best 0.080 s (5353 MB/s), median 0.082 s
-#   warm xmc1 best 0.273 s (1568 MB/s), median 0.273 s, cpu best 0.512 s median 0.519 s
-#   warm xmc2 best 0.255 s (1678 MB/s), median 0.266 s, cpu best 0.492 s median 0.499 s
-# i.e. cold ~1.5 x cat (best), CPU-bound: best cold wall ~ CPU-s / 2 cores.
+# Last measured (2026-11-22 18:48 UTC, 2-core VM, quiet, branch parse
+# 5c40cd5 against main 156f639, XMC_BUILD="build <main build>" ... 7
+# "cold warm"; docs/data.md, "Entry-table round", has all four series):
+#   cold cat  best 0.209 s (2043 MB/s), median 0.210 s
+#   cold xmc1 best 0.295 s (1451 MB/s), median 0.324 s, cpu best 0.397 s median 0.420 s
+#   cold xmc2 best 0.308 s (1390 MB/s), median 0.318 s, cpu best 0.541 s median 0.567 s
+#   warm cat  best 0.080 s (5321 MB/s), median 0.082 s
+#   warm xmc1 best 0.173 s (2474 MB/s), median 0.183 s, cpu best 0.336 s median 0.352 s
+#   warm xmc2 best 0.242 s (1769 MB/s), median 0.250 s, cpu best 0.466 s median 0.489 s
+# i.e. cold ~1.4 x cat (best walls) for both builds although CPU-s / 2
+# cores is now ~0.2 s (0.95 x cat): the rest is how I/O and parsing
+# overlap. Cold runs are bimodal: a cold-only series at 18:40:58 had the
+# parse branch at 0.225 s = 1.07 x cat best (median 0.317 s; main 0.293 s).
 set -euo pipefail
 PREFIX=${1:-/tmp/big1m/trn}
 REPS=${2:-5}

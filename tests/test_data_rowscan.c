@@ -403,6 +403,48 @@ static void test_entry_shapes(void **state)
     free(multi.p);
 }
 
+/* The AVX-512 kernel's loop for common rows (rowscan.h) hands a row back
+ * to the general loop when it sees anything else: each such thing placed
+ * at the start, middle and end of long rows (more than one 64-byte block,
+ * 80+ bytes before the body end), in both modes, against the scalar
+ * parser: ids at ncols - 1 and ncols, equal and decreasing ids, a value
+ * of 2^24 and more, 9-digit ids, blanks, tabs, '\r', a ':' ending a
+ * value, and rows the loop takes whole around them. */
+static void test_fast_row_edges(void **state)
+{
+    (void)state;
+    static const char *const odd[] = {
+        "999:0.25",  "1000:0.25", "7:0.5 7:0.5", "9:0.5 8:0.5", "5:16777216",
+        "5:16777215", "6:1.6777217", "123456789:1", "5:0.5  6:0.5", "5:0.5\t6:0.5",
+        "5:0.5:6",   "5:",        ":5",          "5:.",         "5:0.5 x",
+        "12345678:0.125", "1:12345678", "1:1234567.8", "1:99999999", "3:0.0000001"};
+    const int nodd = (int)(sizeof odd / sizeof *odd);
+    for (int mode = 0; mode < 2; mode++)
+        for (int k = 0; k < nodd; k++)
+            for (int where = 0; where < 3; where++) {
+                sbuf b = {0};
+                for (int r = 0; r < 6; r++) {
+                    char t[64];
+                    if (mode == XMC_SP_XC)
+                        puts_(&b, r & 1 ? "1,4 " : " ");
+                    int nent = 12; /* ~110 bytes a row */
+                    for (int i = 0; i < nent; i++) {
+                        if (r == 3 && i == (where == 0 ? 0 : where == 1 ? nent / 2 : nent - 1)) {
+                            snprintf(t, sizeof t, "%s%s", i ? " " : "", odd[k]);
+                            puts_(&b, t);
+                            continue;
+                        }
+                        int id = i < nent / 2 ? i : 10 + 80 * i;
+                        snprintf(t, sizeof t, "%s%d:0.0%d5%d", i ? " " : "", id, i, r);
+                        puts_(&b, t);
+                    }
+                    puts_(&b, r == 4 ? "\r\n" : "\n");
+                }
+                compare_all(b.p, b.n, mode, 1000, 10);
+                free(b.p);
+            }
+}
+
 /* Malformed bodies: random bytes changed, inserted or deleted in a valid
  * body. Whatever the scalar parser says (code, message, line), every
  * variant must say too. */
@@ -665,6 +707,7 @@ int main(void)
         cmocka_unit_test(test_block_boundaries),
         cmocka_unit_test(test_values_vs_strtof),
         cmocka_unit_test(test_entry_shapes),
+        cmocka_unit_test(test_fast_row_edges),
         cmocka_unit_test(test_malformed_same_errors),
         cmocka_unit_test(test_large_and_error_deep),
         cmocka_unit_test(test_count3),

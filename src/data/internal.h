@@ -320,6 +320,27 @@ const char *xmc_sparse_row_avx2(const char *q, const char *e, int64_t ncols, int
                                 int32_t *xi, float *xv, int64_t *n, int *unsorted);
 const char *xmc_sparse_row_avx512(const char *q, const char *e, int64_t ncols, int strict,
                                   int32_t *xi, float *xv, int64_t *n, int *unsorted);
+/* Whole rows "c:v ..." of a sparse file from q, as many as take the
+ * common shape (rowscan.h, rs_rows): their entries to xi/xv, their
+ * lengths to lens; returns the start of the first row not taken (the
+ * caller reads it with the row kernel or the scalar parser), with *nrows
+ * rows and *nent entries done. Where the row kernel is avx2 or avx512. */
+typedef const char *(*xmc_sparse_rows_fn)(const char *q, const char *e, int64_t ncols,
+                                          int32_t *xi, float *xv, int64_t *lens,
+                                          int64_t *nrows, int64_t *nent);
+const char *xmc_sparse_rows_avx512(const char *q, const char *e, int64_t ncols, int32_t *xi,
+                                   float *xv, int64_t *lens, int64_t *nrows, int64_t *nent);
+const char *xmc_sparse_rows_avx2(const char *q, const char *e, int64_t ncols, int32_t *xi,
+                                 float *xv, int64_t *lens, int64_t *nrows, int64_t *nent);
+/* The whole-row kernel that goes with the row kernel `row`, or NULL. */
+xmc_sparse_rows_fn xmc_sparse_rows_for(xmc_sparse_row_fn row);
+/* Table of the one-vector entry path of the avx2 / avx512 kernels
+ * (rowscan.c says what it holds). */
+struct xmc_rs_tab {
+    _Alignas(16) uint8_t shuf[17 * 9 * 16][16]; /* [(dpos * 9 + a) * 16 + b] */
+    float div[17 * 9 * 16];
+};
+extern const struct xmc_rs_tab xmc_rs_tab;
 /* The best variant for this CPU after XMC_KERNEL capping; NULL (the scalar
  * parser alone) without AVX2 or under XMC_KERNEL=ref. */
 xmc_sparse_row_fn xmc_sparse_row_best(void);

@@ -8,6 +8,13 @@
  * read them (same values, bit for bit), 0 otherwise; it may read up to e.
  * Not a public header.
  *
+ * With ROWSCAN_FAST (avx2, avx512; ROWSCAN_MASKS: the tests in mask
+ * registers) also `fast_entry`, the table-driven one-vector entry path,
+ * and ROWSCAN_NAME is the call-free loop for common rows (rs_rows,
+ * below), which hands any other row back to the loop of this comment
+ * (then named rs_general); ROWS_NAME reads a whole run of common rows
+ * per call.
+ *
  * With COUNT3_NAME and COUNT3_W (16 or 32) defined, also pass 1 of the
  * sparse readers, `void COUNT3_NAME(const char *p, const char *e, int64_t
  * out[3])`: the numbers of '\n', ':' and ',' in [p, e), with W-byte GCC/clang
@@ -254,23 +261,146 @@ static inline int scan_entry(const char *s, const char *c, const char *t, const 
 }
 #endif
 
-static inline uint64_t scan_block(const char *p, const char *e)
+/* The entry [s, t) (':' at c, t at the separator after it) by the general
+ * parsers: stored at *xi, *xv; returns its id, or -1 to decline the row.
+ * Out of line, so that the hot loop keeps its values in registers. */
+static __attribute__((noinline)) int64_t slow_entry(const char *s, const char *c, const char *t,
+                                                    const char *e, const int64_t *ncols,
+                                                    int32_t *xi, float *xv)
 {
-    if (e - p >= 64)
-        return scan_mask64(p);
+    const char *tt = *t == '\n' && t[-1] == '\r' ? t - 1 : t; /* "\r\n" */
+    int64_t id = 0;
+    float v;
+    if (!scan_entry(s, c, tt, e, &id, &v) || id >= *ncols)
+        return -1;
+    *xi = (int32_t)id;
+    *xv = v;
+    return id;
+}
+
+#define RS_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+#ifdef ROWSCAN_FAST
+/* Constants of fast_entry, made opaque once per call (empty asm) so that
+ * gcc keeps them in registers instead of re-creating each per entry. */
+typedef struct rs_consts {
+    __m128i dot, zero, nine, lim, w1, w2, w3;
+} rs_consts;
+
+#define RS_OPAQUE(x) __asm__("" : "+x"(x))
+
+static inline rs_consts rs_init(int64_t ncols)
+{
+    /* lim: id < ncols and m < 2^24 (then m and 10^f are exact floats) in
+     * one compare of the lanes [id, m]: unsigned t4 >= lim with mask
+     * registers, signed t4 > lim - 1 without (ids and m < 10^8 < 2^31) */
+#ifdef ROWSCAN_MASKS
+    uint32_t nc = ncols < 0 ? 0 : ncols > UINT32_MAX ? UINT32_MAX : (uint32_t)ncols;
+    const __m128i lim = _mm_setr_epi32((int)nc, 1 << 24, -1, -1);
+#else
+    int32_t nc1 = ncols < 0 ? -1 : ncols > INT32_MAX ? INT32_MAX - 1 : (int32_t)ncols - 1;
+    const __m128i lim = _mm_setr_epi32(nc1, (1 << 24) - 1, INT32_MAX, INT32_MAX);
+#endif
+    rs_consts k = {
+        _mm_set1_epi8('.'),
+        _mm_set1_epi8('0'),
+        _mm_set1_epi8(9),
+        lim,
+        _mm_setr_epi8(10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1),
+        _mm_setr_epi16(100, 1, 100, 1, 100, 1, 100, 1),
+        _mm_setr_epi16(10000, 1, 10000, 1, 0, 0, 0, 0),
+    };
+    RS_OPAQUE(k.dot);
+    RS_OPAQUE(k.zero);
+    RS_OPAQUE(k.nine);
+    RS_OPAQUE(k.lim);
+    RS_OPAQUE(k.w1);
+    RS_OPAQUE(k.w2);
+    RS_OPAQUE(k.w3);
+    return k;
+}
+
+/* The entry [s, t) (':' at c, t at its separator) when it has the common
+ * shape (xmc_rs_tab): stored at *xi, *xv, returns the id; -1 otherwise.
+ * Values are m / 10^f with m < 2^24 and f <= 8, two exact floats, so one
+ * IEEE division rounds them as strtof does (Clinger's fast path). */
+static inline int64_t fast_entry(const char *s, const char *c, const char *t, const rs_consts *k,
+                                 int32_t *xi, float *xv)
+{
+    const size_t a = (size_t)(c - s), b = (size_t)(t - c);
+    if (a > 8 || b > 15)
+        return -1;
+    const __m128i x = _mm_loadu_si128((const __m128i *)(const void *)s);
+#ifdef ROWSCAN_MASKS
+    const unsigned dots = _mm_cmpeq_epi8_mask(x, k->dot);
+#else
+    const unsigned dots = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, k->dot));
+#endif
+    const unsigned dpos = (unsigned)__builtin_ctz(dots | 0x10000u);
+    const size_t i = (dpos * 9 + a) * 16 + b;
+    const __m128i r =
+        _mm_shuffle_epi8(_mm_sub_epi8(x, k->zero),
+                         _mm_load_si128((const __m128i *)(const void *)xmc_rs_tab.shuf[i]));
+    const __m128i t2 = _mm_madd_epi16(_mm_maddubs_epi16(r, k->w1), k->w2);
+    const __m128i t4 = _mm_madd_epi16(_mm_packus_epi32(t2, t2), k->w3);
+#ifdef ROWSCAN_MASKS
+    if (!_kortestz_mask16_u8(_mm_cmpgt_epu8_mask(r, k->nine), _mm_cmpge_epu32_mask(t4, k->lim)))
+        return -1;
+#else
+    const __m128i bad = _mm_or_si128(_mm_subs_epu8(r, k->nine), _mm_cmpgt_epi32(t4, k->lim));
+    if (!_mm_testz_si128(bad, bad))
+        return -1;
+#endif
+    const uint32_t id = (uint32_t)_mm_cvtsi128_si32(t4);
+    *xi = (int32_t)id;
+    _mm_store_ss(xv, _mm_div_ss(_mm_cvtepi32_ps(_mm_srli_epi64(t4, 32)),
+                                _mm_load_ss(&xmc_rs_tab.div[i])));
+    return id;
+}
+#endif
+#ifdef ROWSCAN_FAST
+#define RS_GENERAL rs_general
+#else
+#define RS_GENERAL ROWSCAN_NAME
+#endif
+
+/* The mask of the last, short block, out of line: its stack buffer would
+ * otherwise give the kernel a realigned frame and cost it a register. */
+static __attribute__((noinline)) uint64_t scan_tail(const char *p, const char *e)
+{
     char buf[64] = {0}; /* NUL is not a separator */
     memcpy(buf, p, (size_t)(e - p));
     return scan_mask64(buf);
 }
 
-const char *ROWSCAN_NAME(const char *q, const char *e, int64_t ncols, int strict, int32_t *xi,
-                         float *xv, int64_t *n_out, int *unsorted)
+static inline uint64_t scan_block(const char *p, const char *e)
 {
+    return e - p >= 64 ? scan_mask64(p) : scan_tail(p, e);
+}
+
+#ifdef ROWSCAN_FAST
+static __attribute__((noinline))
+#endif
+const char *
+RS_GENERAL(const char *q, const char *e, int64_t ncols, int strict, int32_t *xi, float *xv,
+           int64_t *n_out, int *unsorted)
+{
+    /* What only the rare paths read stays in memory (its address goes to
+     * slow_entry), so that the hot loop has the registers: gcc kept
+     * these in registers and spilled xi, xv and prev instead. */
+    struct {
+        int64_t ncols;
+        int32_t *xi0;
+        int strict, uns;
+    } cold = {ncols, xi, strict, 0};
     const char *base = q, *s = q, *c, *t;
     uint64_t m = scan_block(base, e);
-    int64_t n = 0;
     int32_t prev = -1;
-    int uns = 0;
+#ifdef ROWSCAN_FAST
+    /* the last start with 16 readable bytes (0: none) */
+    const uintptr_t s16 = e - q >= 16 ? (uintptr_t)(e - 16) : 0;
+    const rs_consts K = rs_init(ncols);
+#endif
 /* pos = the next separator at or after the last one, NULL at e. */
 #define NEXT(pos)                                                                        \
     do {                                                                                 \
@@ -285,7 +415,7 @@ const char *ROWSCAN_NAME(const char *q, const char *e, int64_t ncols, int strict
     } while (0)
     for (;;) {
         NEXT(c);
-        if (*c != ':') {
+        if (RS_UNLIKELY(*c != ':')) {
             if (*c == '\n') { /* row end after blanks, or an empty row */
                 if (c == s || (c == s + 1 && *s == '\r'))
                     break;
@@ -297,33 +427,131 @@ const char *ROWSCAN_NAME(const char *q, const char *e, int64_t ncols, int strict
             continue;
         }
         NEXT(t);
-        if (*t == ':')
+        const char tc = *t;
+        if (RS_UNLIKELY(tc == ':'))
             return NULL;
-        const char *tt = *t == '\n' && t[-1] == '\r' ? t - 1 : t;
         int64_t id;
-        float v;
-        if (!scan_entry(s, c, tt, e, &id, &v) || id >= ncols)
-            return NULL;
-        if ((int32_t)id <= prev) {
-            if (strict)
+#ifdef ROWSCAN_FAST
+        if (RS_UNLIKELY((uintptr_t)s > s16 || (id = fast_entry(s, c, t, &K, xi, xv)) < 0))
+#endif
+            if ((id = slow_entry(s, c, t, e, &cold.ncols, xi, xv)) < 0)
                 return NULL;
-            uns = 1;
+        if (RS_UNLIKELY((int32_t)id <= prev)) {
+            if (cold.strict)
+                return NULL;
+            cold.uns = 1;
         }
         prev = (int32_t)id;
-        xi[n] = (int32_t)id;
-        xv[n] = v;
-        n++;
-        if (*t == '\n') {
+        xi++;
+        xv++;
+        if (RS_UNLIKELY(tc == '\n')) {
             c = t;
             break;
         }
         s = t + 1;
     }
 #undef NEXT
-    *n_out = n;
-    *unsorted = uns;
+    *n_out = xi - cold.xi0;
+    *unsorted = cold.uns;
     return c + 1;
 }
+
+#ifdef ROWSCAN_FAST
+/* The kernel proper: whole rows of the common shape, i.e. entries that
+ * fast_entry converts, single blanks (or a leading one), increasing ids,
+ * '\n' ends, 80 readable bytes past every block start (16 past any
+ * entry's start, so no bounds checks per entry); at most maxrows of them
+ * from q, their lengths in lens. Returns the start of the first row not
+ * taken (the caller reads it with RS_GENERAL or the scalar parser, rare:
+ * a file of such rows costs what it did before this loop), with *nrows
+ * rows and *nent entries done. Without calls in its loop, because gcc
+ * kept the hot values of the combined loop in memory: 10 -> 6 ns per
+ * entry with the same conversion. One call reads a whole chunk of a
+ * sparse file (xmc_sparse_rows_*): no per-row call, setup and first block. */
+static inline const char *rs_rows(const char *q, const char *e, int64_t ncols, int32_t *xi,
+                                  float *xv, int64_t *lens, int64_t maxrows, int64_t *nrows,
+                                  int64_t *nent)
+{
+    const char *row = q; /* the start of the row being read */
+    int32_t *x = xi, *xrow = xi;
+    float *v = xv;
+    int64_t nr = 0;
+    if (e - q >= 80 && maxrows > 0) {
+        const char *const last = e - 80; /* the last block start of this loop */
+        const rs_consts K = rs_init(ncols);
+        const char *base = q, *s = q, *c, *t;
+        uint64_t m = scan_mask64(base);
+        int64_t prev = -1;
+        for (;;) {
+            if (RS_UNLIKELY(!m)) {
+                base += 64;
+                if (RS_UNLIKELY(base > last) || !(m = scan_mask64(base)))
+                    break;
+            }
+            c = base + __builtin_ctzll(m);
+            m &= m - 1;
+            if (RS_UNLIKELY(*c != ':')) {
+                if (c != s)
+                    break; /* a token without ':' */
+                if (*c == ' ') {
+                    s = c + 1; /* the blank after an XC row's labels, or a second one */
+                    continue;
+                }
+                if (*c != '\n')
+                    break;
+                t = c; /* an empty row, or blanks at the end */
+                goto row_end;
+            }
+            if (RS_UNLIKELY(!m)) {
+                base += 64;
+                if (RS_UNLIKELY(base > last) || !(m = scan_mask64(base)))
+                    break;
+            }
+            t = base + __builtin_ctzll(m);
+            m &= m - 1;
+            const int64_t id = fast_entry(s, c, t, &K, x, v);
+            if (RS_UNLIKELY(id <= prev)) /* id < 0: declined */
+                break;
+            prev = id;
+            x++;
+            v++;
+            s = t + 1;
+            if (RS_UNLIKELY(*t != ' ')) {
+                if (*t != '\n')
+                    break;
+            row_end:
+                lens[nr++] = x - xrow;
+                xrow = x;
+                row = s = t + 1;
+                prev = -1;
+                if (nr == maxrows)
+                    break;
+            }
+        }
+    }
+    *nrows = nr;
+    *nent = xrow - xi;
+    return row;
+}
+
+ROWSCAN_ATTR const char *ROWSCAN_NAME(const char *q, const char *e, int64_t ncols, int strict,
+                                      int32_t *xi, float *xv, int64_t *n_out, int *unsorted)
+{
+    int64_t nr, ne;
+    const char *r = rs_rows(q, e, ncols, xi, xv, n_out, 1, &nr, &ne);
+    if (nr == 1) {
+        *unsorted = 0;
+        return r;
+    }
+    return RS_GENERAL(q, e, ncols, strict, xi, xv, n_out, unsorted);
+}
+
+ROWSCAN_ATTR const char *ROWS_NAME(const char *q, const char *e, int64_t ncols, int32_t *xi,
+                                   float *xv, int64_t *lens, int64_t *nrows, int64_t *nent)
+{
+    return rs_rows(q, e, ncols, xi, xv, lens, INT64_MAX, nrows, nent);
+}
+#endif
 
 #ifdef COUNT3_NAME
 typedef unsigned char count3_vec __attribute__((vector_size(COUNT3_W)));

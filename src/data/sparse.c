@@ -41,6 +41,7 @@
 
 typedef struct chunk {
     const char *b, *e;
+    int parsed; /* SP_ZAP bookkeeping, under the critical section zap */
     int64_t lines, colons, commas;
     int64_t row0, ent0, lab0; /* prefix sums: first row, entry slot, label slot */
     int64_t nent, nlab;       /* actually written */
@@ -134,7 +135,8 @@ static int sort_row(int32_t *idx, float *val, int64_t n, pair **scratch, int64_t
 typedef struct job {
     const char *path;
     int mode;
-    xmc_sparse_row_fn row; /* fast path, or NULL */
+    xmc_sparse_row_fn row;   /* fast path, or NULL */
+    xmc_sparse_rows_fn rows; /* whole rows (sparse mode, avx512), or NULL */
     int64_t ncols, nlabels;
     long first_line;
     xmc_csr *X, *Y;
@@ -181,7 +183,23 @@ static void parse_chunk(const job *j, chunk *c)
     pair *scratch = NULL;
     int64_t cap = 0;
     const char *p = c->b, *e = c->e;
+    int skip = 0; /* rows left to read one by one after j->rows handed one back */
     while (p < e) {
+        if (j->rows) {
+            if (skip == 0) {
+                int64_t nr, ne;
+                const char *r = j->rows(p, e, ncols, xi + ent, xv + ent, xp + row + 1, &nr, &ne);
+                if (nr > 0) {
+                    row += nr;
+                    ent += ne;
+                    p = r;
+                    continue;
+                }
+                skip = 16; /* a file of odd rows ("\r\n", tabs) pays ~1 call in 16 */
+            } else {
+                skip--;
+            }
+        }
         long ln = j->first_line + (long)row;
         const char *q = p, *le;
         if (j->mode == XMC_SP_XC) {
@@ -416,6 +434,32 @@ static void zap(const char *b, const char *e)
         madvise((void *)a, z - a, MADV_DONTNEED); /* advice: errors ignored */
 }
 
+#define ZAP_BYTES ((size_t)16 << 20)
+
+/* Chunk i of nch is parsed: drop the pages of the parsed prefix of the
+ * chunks once it spans ZAP_BYTES (or all of them). Each madvise interrupts
+ * the other cores for a TLB flush: one call per 1 MiB chunk was ~20 ms of
+ * CPU per cold 1M load (smp_call_function_many_cond, native_write_msr in
+ * perf), one per 16 MiB is 16 times fewer. *zc: chunks zapped so far. */
+static void zap_parsed(chunk *ch, int nch, int i, int *zc)
+{
+    const char *b = NULL, *e = NULL;
+#pragma omp critical(xmc_sparse_zap)
+    {
+        ch[i].parsed = 1;
+        int k = *zc;
+        while (k < nch && ch[k].parsed)
+            k++;
+        if (k > *zc && (k == nch || (size_t)(ch[k - 1].e - ch[*zc].b) >= ZAP_BYTES)) {
+            b = ch[*zc].b;
+            e = ch[k - 1].e;
+            *zc = k;
+        }
+    }
+    if (b)
+        zap(b, e);
+}
+
 /* xmc_sparse_parse with segments of `seg` bytes (len: one segment) and the
  * SP_* flags. */
 static int sparse_parse(const char *path, const char *buf, size_t len, long first_line,
@@ -518,12 +562,14 @@ static int sparse_parse(const char *path, const char *buf, size_t len, long firs
             }
         }
         if (parsing) {
-            job j = {path, mode, row, ncols, nlabels, first_line, x, y};
+            int zc = 0;
+            job j = {path,   mode,        row, mode == XMC_SP_SPARSE ? xmc_sparse_rows_for(row) : NULL,
+                     ncols,  nlabels,     first_line, x, y};
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
             for (int i = 0; i < nch; i++) {
                 parse_chunk(&j, &ch[i]);
                 if (flags & SP_ZAP)
-                    zap(ch[i].b, ch[i].e);
+                    zap_parsed(ch, nch, i, &zc);
                 if (prog_on) {
 #pragma omp critical(xmc_sparse_progress)
                     {
