@@ -10,6 +10,12 @@
 #
 #   bash bench/read.sh                         # /tmp/big1m/trn, 5 runs
 #   bash bench/read.sh /data/big1m/trn 3 warm  # PREFIX REPS MODES
+#   bash bench/read.sh /tmp/big1m/trn 5 "cold1000 cold500"
+# coldN = cold with every read of the disk (cat, dd and xmc alike) limited
+# to N MB/s by a block-I/O cgroup (v1 blkio.throttle.read_bps_device or v2
+# io.max on the disk under PREFIX; root): a disk of that speed, to tell
+# whether the load keeps up with it (this VM's own disk streams ~2 GB/s
+# from the host's cache, faster than most storage).
 # A 1M-point split: xmc synth --out /tmp/big1m --points 1250000 \
 #   --labels 100000 --seed 3 (train = 1M points, 428 MB of text).
 # Environment: XMC_BUILD (default build; several build directories,
@@ -48,31 +54,59 @@ done
 [ ${#FILES[@]} -gt 0 ] || { echo "no ${PREFIX}_X_Y.txt etc." >&2; exit 1; }
 BYTES=$(cat "${FILES[@]}" | wc -c)
 OUT=$(mktemp -d)
-trap 'rm -rf "$OUT"' EXIT
+trap 'rm -rf "$OUT"; unthrottle' EXIT
 can_drop=0
 if [ -w /proc/sys/vm/drop_caches ] && sync && echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; then
   can_drop=1
 fi
-drop() { if [ "$1" = cold ]; then sync; echo 3 > /proc/sys/vm/drop_caches; fi; }
+drop() { case $1 in cold*) sync; echo 3 > /proc/sys/vm/drop_caches ;; esac; }
+# coldN: a cgroup that limits reads of PREFIX's disk to N MB/s; run() puts
+# each timed command into it (CG empty: no limit).
+CG=
+throttle() {
+  local rate=$1 dev pk mm
+  dev=$(findmnt -no SOURCE -T "${FILES[0]}") && pk=$(lsblk -no PKNAME "$dev" 2>/dev/null | head -1) &&
+    mm=$(lsblk -dno MAJ:MIN "/dev/${pk:-${dev#/dev/}}" | tr -d ' ') || return 1
+  if [ -d /sys/fs/cgroup/blkio ]; then
+    CG=/sys/fs/cgroup/blkio/xmc-read-bench
+    mkdir -p "$CG" && echo "$mm $((rate * 1000000))" > "$CG/blkio.throttle.read_bps_device" || return 1
+  elif [ -f /sys/fs/cgroup/cgroup.subtree_control ]; then
+    CG=/sys/fs/cgroup/xmc-read-bench
+    echo +io > /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
+    mkdir -p "$CG" && echo "$mm rbps=$((rate * 1000000))" > "$CG/io.max" || return 1
+  else
+    return 1
+  fi
+}
+unthrottle() { if [ -n "$CG" ]; then rmdir "$CG" 2>/dev/null || true; fi; CG=; }
+run() {
+  if [ -n "$CG" ]; then
+    sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG" "$@"
+  else
+    "$@"
+  fi
+}
 now() { date +%s.%N; }
 echo "# $(date -u +%FT%TZ) ${#FILES[@]} files, $BYTES bytes, $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# files: ${FILES[*]}"
 R=$OUT/runs
 : > "$R"
 for mode in $MODES; do
-  if [ "$mode" = cold ] && [ $can_drop = 0 ]; then
-    echo "# cold: skipped (cannot write /proc/sys/vm/drop_caches)"
+  case $mode in cold*) if [ $can_drop = 0 ]; then
+    echo "# $mode: skipped (cannot write /proc/sys/vm/drop_caches)"
     continue
-  fi
+  fi ;; esac
+  case $mode in cold[0-9]*) throttle "${mode#cold}" ||
+    { echo "# $mode: skipped (no block-I/O cgroup to limit the disk; needs root)"; continue; } ;; esac
   cat "${FILES[@]}" > /dev/null # warm-up (and the first warm run is not a cold one)
   for i in $(seq "$REPS"); do
-    drop "$mode"; s=$(now); cat "${FILES[@]}" > /dev/null; e=$(now)
+    drop "$mode"; s=$(now); run cat "${FILES[@]}" > /dev/null; e=$(now)
     echo "$mode cat $(echo "$e - $s" | bc -l) 0" >> "$R"
-    drop "$mode"; s=$(now); for f in "${FILES[@]}"; do dd if="$f" of=/dev/null bs=4M status=none; done; e=$(now)
+    drop "$mode"; s=$(now); for f in "${FILES[@]}"; do run dd if="$f" of=/dev/null bs=4M status=none; done; e=$(now)
     echo "$mode dd $(echo "$e - $s" | bc -l) 0" >> "$R"
     for k in "${!BUILDS[@]}"; do
       drop "$mode"
-      line=$("${BUILDS[$k]}/xmc" convert --input "$PREFIX" --out "$OUT/x" --binary 2>/dev/null |
+      line=$(run "${BUILDS[$k]}/xmc" convert --input "$PREFIX" --out "$OUT/x" --binary 2>/dev/null |
              grep -o 'read [0-9.]* s wall, [0-9.]* s cpu') ||
         { echo "${BUILDS[$k]}/xmc convert --input $PREFIX failed" >&2; exit 1; }
       rm -f "$OUT/x.xmcb"
@@ -81,6 +115,7 @@ for mode in $MODES; do
     tail -n $((2 + ${#BUILDS[@]})) "$R" |
       awk '{printf "%s %-4s %7.3f s wall%s\n", $1, $2, $3, $2 ~ /^xmc/ ? sprintf(" %6.3f s cpu", $4) : ""}'
   done
+  unthrottle
 done
 echo "# summary (MB = 1e6 bytes): best / median wall, MB/s of the best, xmc CPU-s best / median"
 for mode in $MODES; do
