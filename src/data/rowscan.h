@@ -1,7 +1,7 @@
 /* Body of the sparse-row kernels (rowscan.c, rowscan_avx2.c,
  * rowscan_avx512.c), included once per ISA after defining ROWSCAN_NAME,
  * `static inline uint64_t scan_mask64(const char *p)` (bit i set when p[i]
- * is ':', ' ', '\t' or '\n'), and the entry parser
+ * is ':', ' ', '\t' or '\n'; rowscan_sep.h for the AVX2 and AVX-512 ones), and the entry parser
  * `static inline int scan_entry(const char *s, const char *c, const char *t,
  * const char *e, int64_t *id, float *v)`: 1 when [s, c) is exactly one
  * integer and [c + 1, t) one number as xmc_parse_uint / xmc_parse_float

@@ -8,24 +8,7 @@
 #include <string.h>
 
 #include "data/internal.h"
-
-/* Separators of 32 bytes: ' ', '\t' and ':' by one table lookup on the
- * low nibble (pshufb; the byte must equal its table entry, so no other
- * byte matches), '\n' (same nibble as ':') by a compare. */
-static inline uint64_t scan_mask32(const char *p)
-{
-    const __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)p);
-    const __m256i tab = _mm256_setr_epi8(' ', 0, 0, 0, 0, 0, 0, 0, 0, '\t', ':', 0, 0, 0, 0, 0,
-                                         ' ', 0, 0, 0, 0, 0, 0, 0, 0, '\t', ':', 0, 0, 0, 0, 0);
-    const __m256i hit = _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_shuffle_epi8(tab, v), v),
-                                        _mm256_cmpeq_epi8(v, _mm256_set1_epi8('\n')));
-    return (uint32_t)_mm256_movemask_epi8(hit);
-}
-
-static inline uint64_t scan_mask64(const char *p)
-{
-    return scan_mask32(p) | scan_mask32(p + 32) << 32;
-}
+#include "data/rowscan_sep.h"
 
 /* BMI1/2 in the kernel (tzcnt, blsr; xmc_sparse_row_get checks). */
 #define ROWSCAN_ATTR __attribute__((target("bmi,bmi2")))
