@@ -194,6 +194,10 @@ static int create_common(const xmc_encoder_config *cfg, int fresh, xmc_encoder *
                        1 << 24);
     if (cfg->layers < 1 || cfg->layers > 2)
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "layers %d: expected 1 or 2", cfg->layers);
+    if (cfg->layers == 2 && strcmp(cfg->kind, "sparse")) /* the others have no W2 */
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0,
+                       "layers 2: only the sparse encoder has a second dense layer (not %s)",
+                       cfg->kind);
     if (cfg->act != XMC_ACT_RELU && cfg->act != XMC_ACT_GELU)
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "unknown activation %d", (int)cfg->act);
 

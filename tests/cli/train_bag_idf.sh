@@ -41,4 +41,8 @@ if "$XMC" info "$T/mean" | grep -qF "bag.idf"; then fail "--bag mean has an idf"
 if "$XMC" train --train "$T/texts.txt+$T/labels.txt" --model "$T/x" --bag tfidf 2> "$T/err"; then
   fail "--bag tfidf accepted"; fi
 grep -q "expected idf or mean" "$T/err" || fail "--bag message: $(cat "$T/err")"
+# --layers 2 is the sparse encoder's: refused for a bag, not silently ignored.
+if "$XMC" train --train "$T/texts.txt+$T/labels.txt" --model "$T/x" --layers 2 2> "$T/err"; then
+  fail "--layers 2 accepted for a bag"; fi
+grep -q "only the sparse encoder has a second dense layer" "$T/err" || fail "--layers message: $(cat "$T/err")"
 echo "ok"
