@@ -181,6 +181,16 @@ static int train_main(int argc, char **argv, xmc_dist *dist)
         return cli_failf("--intermediate-act: expected relu or none, got '%s'", inter_act);
     if (intermediate < 0)
         return cli_failf("--intermediate %d: expected a width >= 1 (or 0 = none)", intermediate);
+    if (inter_act && !intermediate && !resume)
+        return cli_failf("--intermediate-act is for the layer of --intermediate D");
+    /* SPARTEX's settings on another recipe would be ignored: refuse them. */
+    if (!resume && strcmp(recipe, "spartex") &&
+        (fan_in != c.fan_in || rewire_interval != c.rewire_interval ||
+         rewire_end != c.rewire_end || rewire_threshold != c.rewire_threshold ||
+         rewire_fraction != c.rewire_fraction || aux_clusters || aux_scale != c.aux_scale ||
+         meta_cutoff))
+        return cli_failf("--fan-in, --rewire-*, --aux-* and --meta-cutoff-epoch are for "
+                         "--recipe spartex");
     if (strcmp(loss, "bce") && strcmp(loss, "sqhinge"))
         return cli_failf("--loss: expected bce or sqhinge, got '%s'", loss);
     if (strcmp(head_opt, "sgdm") && strcmp(head_opt, "adam"))

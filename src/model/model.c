@@ -504,6 +504,14 @@ static int model_create_impl(const xmc_train_config *cfg, const xmc_dataset *tra
                      "(use --encoder sparse)");
         goto fail;
     }
+    /* Bag settings on a run whose data picked the sparse encoder would be
+     * ignored: say so rather than train something else than asked. */
+    if (!strcmp(m->cfg.encoder, "sparse") && (m->cfg.buckets > 0 || m->cfg.extra[0])) {
+        rc = XMC_ERR(err, XMC_EINVAL, train->spec, 0,
+                     "--buckets and --bag are for the bag encoder, and this run uses the sparse "
+                     "one (the data has features; --encoder bag hashes its texts instead)");
+        goto fail;
+    }
     int is_bert = !strcmp(m->cfg.encoder, "bert");
     if (is_bert && !train->texts) {
         rc = XMC_ERR(err, XMC_EINVAL, train->spec, 0,

@@ -75,10 +75,15 @@ grep -q '"intermediate_activation":[[:space:]]*"none"' "$T/intl/config.json" ||
 grep -q "^memory plan: fixed fan-in F=16 classifier 200 labels x 64 inputs" "$T/plan" ||
   fail "plan line: $(cat "$T/plan")"
 [ ! -e "$T/p" ] || fail "--plan wrote a model directory"
-if "$XMC" train "${small[@]}" --recipe renee --mem-budget 0.001 --train "$T/data/trn" \
-  --model "$T/b" 2> "$T/err"; then fail "--mem-budget 0.001 succeeded"; fi
+if "$XMC" train --batch 64 --threads 2 --dim 64 --seed 5 --recipe renee --mem-budget 0.001 \
+  --train "$T/data/trn" --model "$T/b" 2> "$T/err"; then fail "--mem-budget 0.001 succeeded"; fi
 grep -q "^xmc: memory plan: dense classifier .* EXCEEDS the budget 0.00 GiB (--mem-budget" \
   "$T/err" || fail "budget message: $(cat "$T/err")"
+# SPARTEX's settings on another recipe are refused, not ignored.
+if "$XMC" train "${small[@]}" --recipe renee --train "$T/data/trn" --model "$T/x" 2> "$T/err"; then
+  fail "--fan-in with --recipe renee succeeded"; fi
+grep -q "^xmc: --fan-in, --rewire-\*, --aux-\* and --meta-cutoff-epoch are for --recipe spartex" \
+  "$T/err" || fail "spartex flags message: $(cat "$T/err")"
 
 # Errors.
 if "$XMC" train "${small[@]}" --intermediate-act tanh --train "$T/data/trn" --model "$T/x" \

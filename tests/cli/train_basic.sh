@@ -98,6 +98,19 @@ grep -q '"kind":[[:space:]]*"bag"' "$T/bag/config.json" || fail "bag not auto-pi
 grep -q '"lr1":[[:space:]]*0.05[,}]' "$T/bag/config.json" || fail "bag lr1 is not 0.05"
 [ -f "$T/bag/labels.txt" ] || fail "labels.txt not stored"
 grain_crude_predict "$T/bag" "$T/text.out"
+# Settings the run would ignore are refused: bag settings on a feature set
+# (sparse encoder), --intermediate-act without --intermediate.
+for f in "--buckets 4096" "--bag mean"; do
+  if "$XMC" train --train "$T/data/trn" --model "$T/x" $f 2> "$T/err"; then
+    fail "$f accepted for the sparse encoder"; fi
+  grep -q "are for the bag encoder, and this run uses the sparse one" "$T/err" ||
+    fail "$f message: $(cat "$T/err")"
+done
+if "$XMC" train --train "$T/data/trn" --model "$T/x" --intermediate-act none 2> "$T/err"; then
+  fail "--intermediate-act without --intermediate accepted"; fi
+grep -q "intermediate-act is for the layer of --intermediate" "$T/err" ||
+  fail "--intermediate-act message: $(cat "$T/err")"
+[ ! -e "$T/x" ] || fail "a refused run left a model directory"
 # A feature model refuses --text with a hint.
 if echo "x" | "$XMC" predict --model "$T/m" --text 2> "$T/err"; then fail "--text on sparse"; fi
 grep -q "bag" "$T/err" || fail "--text on sparse message: $(cat "$T/err")"
