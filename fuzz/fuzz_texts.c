@@ -2,7 +2,8 @@
  * serving as both files (so the counts always agree and labels parse).
  * Differential too: the file read through a private mapping (what large
  * texts files get) must give the same lines, or the same error and line,
- * as the heap buffer small files get. */
+ * as the heap buffer small files get, also with the fused reader's chunks
+ * cut every 16 bytes. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,14 +11,17 @@
 #include "fuzz_common.h"
 #include "xmc/data.h"
 
-static void diff_mapped(const char *p, int rc0, const xmc_error *e0, const xmc_texts *t0)
+static void diff_mapped(const char *p, size_t fused_chunk, int rc0, const xmc_error *e0,
+                        const xmc_texts *t0)
 {
     size_t keep = xmc_inbuf_own_map_bytes;
     xmc_inbuf_own_map_bytes = 0;
+    xmc_texts_fused_chunk = fused_chunk;
     xmc_error e = {0};
     xmc_texts *t = NULL;
     int rc = xmc_texts_read(p, &t, &e);
     xmc_inbuf_own_map_bytes = keep;
+    xmc_texts_fused_chunk = 0;
     if (rc != rc0 || e.line != e0->line || strcmp(e.msg, e0->msg))
         abort();
     if (t0 && (!t || t->n != t0->n ||
@@ -36,7 +40,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     xmc_error e = {0};
     xmc_texts *t = NULL;
     int rc = xmc_texts_read(p, &t, &e);
-    diff_mapped(p, rc, &e, t);
+    diff_mapped(p, 0, rc, &e, t);
+    diff_mapped(p, 16, rc, &e, t); /* the fused reader's chunks cut anywhere */
     if (rc == XMC_OK) {
         for (int64_t i = 0; i < t->n; i++) {
             int64_t len = t->offsets[i + 1] - t->offsets[i] - 1;

@@ -560,8 +560,11 @@ static void test_texts(void **state)
 {
     (void)state;
     size_t keep = xmc_inbuf_own_map_bytes;
-    for (int mapped = 0; mapped < 2; mapped++) {
+    for (int mapped = 0; mapped < 3; mapped++) {
         xmc_inbuf_own_map_bytes = mapped ? 0 : keep;
+        /* mapped 2: the fused reader cut into 16-byte chunks (through
+         * lines, "\r\n" and UTF-8 sequences) */
+        xmc_texts_fused_chunk = mapped == 2 ? 16 : 0;
         texts_cases();
         /* Who owns the lines: the mapping (with the offsets), or the heap. */
         const char *p = tu_path("t.txt");
@@ -579,6 +582,7 @@ static void test_texts(void **state)
         xmc_texts_free(s);
     }
     xmc_inbuf_own_map_bytes = keep;
+    xmc_texts_fused_chunk = 0;
 }
 
 /* Texts of several MiB take the parallel path (chunks cut at line ends):
@@ -609,9 +613,10 @@ static void check_texts_big(const char *p, int nl)
 {
     int saved = xmc_get_threads();
     size_t keep = xmc_inbuf_own_map_bytes;
-    for (int th = 1; th <= 4; th++) {
+    for (int th = 1; th <= 6; th++) {
         xmc_set_threads(1 + th % 2);
-        xmc_inbuf_own_map_bytes = th <= 2 ? keep : SIZE_MAX; /* mapped, then heap */
+        xmc_inbuf_own_map_bytes = th <= 4 ? keep : SIZE_MAX; /* mapped, then heap */
+        xmc_texts_fused_chunk = th > 2 ? 16 << th : 0; /* chunks of 128, 256 bytes */
         xmc_texts *t;
         xmc_error e = {0};
         assert_int_equal(xmc_texts_read(p, &t, &e), XMC_OK);
@@ -622,10 +627,11 @@ static void check_texts_big(const char *p, int nl)
             assert_string_equal(xmc_texts_get(t, i), s);
             assert_int_equal(t->offsets[i + 1] - t->offsets[i], (int64_t)strlen(s) + 1);
         }
-        assert_true(th <= 2 ? t->owner != NULL : t->owner == NULL);
+        assert_true(th <= 4 ? t->owner != NULL : t->owner == NULL);
         xmc_texts_free(t);
     }
     xmc_inbuf_own_map_bytes = keep;
+    xmc_texts_fused_chunk = 0;
     xmc_set_threads(saved);
 }
 
@@ -659,8 +665,9 @@ static void test_texts_multichunk(void **state)
     tu_write(p, b);
     line[0] = keep;
     int saved = xmc_get_threads();
-    for (int th = 1; th <= 2; th++) {
-        xmc_set_threads(th);
+    for (int th = 1; th <= 4; th++) {
+        xmc_set_threads(1 + th % 2);
+        xmc_texts_fused_chunk = th > 2 ? 64 : 0;
         xmc_texts *t;
         xmc_error e = {0};
         tu_assert_error(xmc_texts_read(p, &t, &e), &e, XMC_EFORMAT, "tbig.txt", 50001);
@@ -673,13 +680,15 @@ static void test_texts_multichunk(void **state)
     FILE *f = fopen(p, "wb");
     fwrite(b, 1, len, f);
     fclose(f);
-    for (int th = 1; th <= 2; th++) {
-        xmc_set_threads(th);
+    for (int th = 1; th <= 4; th++) {
+        xmc_set_threads(1 + th % 2);
+        xmc_texts_fused_chunk = th > 2 ? 64 : 0;
         xmc_texts *t;
         xmc_error e = {0};
         tu_assert_error(xmc_texts_read(p, &t, &e), &e, XMC_EFORMAT, "tbig.txt", 40001);
         assert_null(t);
     }
+    xmc_texts_fused_chunk = 0;
     xmc_set_threads(saved);
     free(b);
 }

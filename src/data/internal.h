@@ -265,6 +265,20 @@ void xmc_inbuf_close(xmc_inbuf *b);
 /* Size from which OWN maps (default 1 MiB); tests and fuzzers lower it to
  * 0 to cover the mapping on small files (not thread-safe). */
 extern size_t xmc_inbuf_own_map_bytes;
+/* OWN with a per-block hook: when the file is mapped (above), begin() is
+ * called with the mapping, the file's length, the block size (a multiple of
+ * the page) and the block count before any block is copied in (nonzero:
+ * no hook calls), then block(ctx, i) by the thread that has just copied in
+ * block i, [i * block, (i + 1) * block) cut at len, while other blocks
+ * are still being read: the caller's first pass streams with the disk
+ * (texts.c). Blocks run concurrently and in any order. */
+typedef struct xmc_own_hook {
+    int (*begin)(void *ctx, char *base, size_t len, size_t block, int64_t nblocks);
+    void (*block)(void *ctx, int64_t i);
+    void *ctx;
+} xmc_own_hook;
+int xmc_inbuf_open_own(xmc_inbuf *b, const char *path, const xmc_own_hook *hook,
+                       xmc_error *err);
 
 /* Ask for transparent huge pages on the 2 MiB-aligned interior of a fresh
  * heap block of n bytes (no-op below 4 MiB): filling a 150 MB buffer then
@@ -400,6 +414,10 @@ typedef struct xmc_tchunk {
      * last = 1 when its last byte, a '\n', became NUL too. */
     int64_t *tmp, cap, nt;
     int last;
+    /* xmc_tscan1_*: validate UTF-8 over [b + vskip_b, e - vskip_e) only:
+     * the fused reader's chunks are cut anywhere, and the caller checks
+     * the bytes around each cut (texts.c). 0 for chunks cut at line ends. */
+    size_t vskip_b, vskip_e;
 } xmc_tchunk;
 typedef void (*xmc_tscan_fn)(const char *buf, xmc_tchunk *c);
 typedef void (*xmc_tfill_fn)(char *buf, const xmc_tchunk *c, int64_t *off);
@@ -419,6 +437,9 @@ typedef void (*xmc_tscan1_fn)(char *buf, xmc_tchunk *c);
 xmc_tscan1_fn xmc_tscan1_get(const char *level);
 xmc_tscan1_fn xmc_tscan1_best(void);
 void xmc_tchunk_restore(char *buf, xmc_tchunk *c);
+/* Chunk size of the fused texts reader (0: the populate block); tests and
+ * fuzzers set a small power of two (16 or more) to cut many chunks. */
+extern size_t xmc_texts_fused_chunk;
 
 /* Label-feature layout DIR/PREFIX and its JSON-lines variant. */
 int xmc_lf_exists(const char *prefix);

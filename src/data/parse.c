@@ -163,8 +163,11 @@ size_t xmc_inbuf_own_map_bytes = SMALL_FILE;
  * reading a page before writing it costs a second fault and was 10 times
  * slower here.) Populating also turns a file that shrinks under us into an
  * error rather than SIGBUS. Leaves b->map NULL, with XMC_OK, when the
- * kernel lacks MADV_POPULATE_WRITE, for the caller's heap fallback. */
-static int map_own(xmc_inbuf *b, int fd, size_t n, const char *path, xmc_error *err)
+ * kernel lacks MADV_POPULATE_WRITE, for the caller's heap fallback. With a
+ * hook, each thread hands the block it has just populated to the caller's
+ * first pass (xmc_own_hook), which so runs as the file arrives. */
+static int map_own(xmc_inbuf *b, int fd, size_t n, const char *path, const xmc_own_hook *hook,
+                   xmc_error *err)
 {
 #ifdef MADV_POPULATE_WRITE
     const size_t pg = (size_t)sysconf(_SC_PAGESIZE);
@@ -181,6 +184,8 @@ static int map_own(xmc_inbuf *b, int fd, size_t n, const char *path, xmc_error *
         xmc_prefetch_start(&b->pf, &path, 1);
     int64_t nb = (int64_t)((flen + READ_BLOCK - 1) / READ_BLOCK), bad = nb;
     int bad_errno = 0;
+    if (hook && hook->begin(hook->ctx, base, n, READ_BLOCK, nb) != 0)
+        hook = NULL;
 #pragma omp parallel for schedule(dynamic, 1) if (nb > 1)
     for (int64_t i = 0; i < nb; i++) {
         size_t o = (size_t)i * READ_BLOCK, k = flen - o < READ_BLOCK ? flen - o : READ_BLOCK;
@@ -194,6 +199,8 @@ static int map_own(xmc_inbuf *b, int fd, size_t n, const char *path, xmc_error *
                 bad = i;
                 bad_errno = e;
             }
+        } else if (hook) {
+            hook->block(hook->ctx, i); /* while the pages are in this core's cache */
         }
     }
     xmc_prefetch_join(&b->pf);
@@ -211,7 +218,7 @@ static int map_own(xmc_inbuf *b, int fd, size_t n, const char *path, xmc_error *
     b->resident = 1;
     return XMC_OK;
 #else
-    (void)b, (void)fd, (void)n, (void)path, (void)err;
+    (void)b, (void)fd, (void)n, (void)path, (void)hook, (void)err;
     return XMC_OK;
 #endif
 }
@@ -221,7 +228,22 @@ int xmc_inbuf_open(xmc_inbuf *b, const char *path, xmc_error *err)
     return xmc_inbuf_open_ex(b, path, XMC_INBUF_MAP, err);
 }
 
+static int inbuf_open(xmc_inbuf *b, const char *path, int mode, const xmc_own_hook *hook,
+                      xmc_error *err);
+
 int xmc_inbuf_open_ex(xmc_inbuf *b, const char *path, int mode, xmc_error *err)
+{
+    return inbuf_open(b, path, mode, NULL, err);
+}
+
+int xmc_inbuf_open_own(xmc_inbuf *b, const char *path, const xmc_own_hook *hook,
+                       xmc_error *err)
+{
+    return inbuf_open(b, path, XMC_INBUF_OWN, hook, err);
+}
+
+static int inbuf_open(xmc_inbuf *b, const char *path, int mode, const xmc_own_hook *hook,
+                      xmc_error *err)
 {
     memset(b, 0, sizeof *b);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -260,7 +282,7 @@ int xmc_inbuf_open_ex(xmc_inbuf *b, const char *path, int mode, xmc_error *err)
         }
         if (S_ISREG(st.st_mode) && mode == XMC_INBUF_OWN &&
             (size_t)st.st_size >= xmc_inbuf_own_map_bytes && st.st_size > 0) {
-            rc = map_own(b, fd, (size_t)st.st_size, path, err);
+            rc = map_own(b, fd, (size_t)st.st_size, path, hook, err);
             if (rc != XMC_OK || b->map)
                 goto out;
             /* MADV_POPULATE_WRITE unsupported (Linux < 5.14): the heap */

@@ -163,7 +163,9 @@ void TSCAN1_NAME(char *buf, xmc_tchunk *c)
         xmc_tchunk_restore(buf, c);
         c->nt = 0;
     }
-    if (!o && h && xmc_utf8_invalid_at(buf + c->b, c->e - c->b) != (size_t)-1)
+    if (!o && h &&
+        xmc_utf8_invalid_at(buf + c->b + c->vskip_b, c->e - c->vskip_e - c->b - c->vskip_b) !=
+            (size_t)-1)
         o = 1;
     c->lines = nl;
     c->odd = o;
