@@ -23,19 +23,19 @@
 # xmc1, xmc2, ...: before/after comparisons; the one run second in a round
 # sometimes pays 20-50 ms more CPU on this VM, so also swap the order or
 # list them A B B A), OMP_NUM_THREADS.
-# Last measured (2026-11-22 18:48 UTC, 2-core VM, quiet, branch parse
-# 5c40cd5 against main 156f639, XMC_BUILD="build <main build>" ... 7
-# "cold warm"; docs/data.md, "Entry-table round", has all four series):
-#   cold cat  best 0.209 s (2043 MB/s), median 0.210 s
-#   cold xmc1 best 0.295 s (1451 MB/s), median 0.324 s, cpu best 0.397 s median 0.420 s
-#   cold xmc2 best 0.308 s (1390 MB/s), median 0.318 s, cpu best 0.541 s median 0.567 s
-#   warm cat  best 0.080 s (5321 MB/s), median 0.082 s
-#   warm xmc1 best 0.173 s (2474 MB/s), median 0.183 s, cpu best 0.336 s median 0.352 s
-#   warm xmc2 best 0.242 s (1769 MB/s), median 0.250 s, cpu best 0.466 s median 0.489 s
-# i.e. cold ~1.4 x cat (best walls) for both builds although CPU-s / 2
-# cores is now ~0.2 s (0.95 x cat): the rest is how I/O and parsing
-# overlap. Cold runs are bimodal: a cold-only series at 18:40:58 had the
-# parse branch at 0.225 s = 1.07 x cat best (median 0.317 s; main 0.293 s).
+# Last measured (2026-11-22 19:26 UTC, 2-core VM, quiet, branch parse
+# 56c459a (fused texts scan) against main 96d3a82, XMC_BUILD="build <main
+# build>" ... 9 "cold warm"; docs/data.md, "Fused texts round", has all
+# series):
+#   cold cat  best 0.213 s (2008 MB/s), median 0.220 s
+#   cold xmc1 best 0.254 s (1685 MB/s), median 0.319 s, cpu best 0.405 s median 0.440 s
+#   cold xmc2 best 0.288 s (1486 MB/s), median 0.333 s, cpu best 0.414 s median 0.436 s
+#   warm cat  best 0.076 s (5628 MB/s), median 0.084 s
+#   warm xmc1 best 0.190 s (2253 MB/s), median 0.203 s, cpu best 0.366 s median 0.381 s
+#   warm xmc2 best 0.195 s (2195 MB/s), median 0.201 s, cpu best 0.375 s median 0.389 s
+# i.e. cold ~1.2-1.5 x cat (best walls; runs are bimodal, 0.24-0.34 s)
+# with CPU-s / 2 cores ~0.2 s (~cat): the rest is the texts' CPU phase
+# after X_Xf and the first ~40 ms (X_Y) waiting for the disk.
 set -euo pipefail
 PREFIX=${1:-/tmp/big1m/trn}
 REPS=${2:-5}
