@@ -60,6 +60,21 @@ static void release(char *buf, xmc_mapping *mp)
         xmc_free(buf);
 }
 
+/* The texts object and its n + 1 offsets for a buffer being read; on
+ * failure the buffer (ours by then) is released and ENOMEM reported. */
+static int texts_new(int64_t n, char *buf, xmc_mapping *mp, const char *path, xmc_texts **t,
+                     int64_t **off, xmc_error *err)
+{
+    *t = xmc_calloc(1, sizeof **t);
+    *off = xmc_malloc(((size_t)n + 1) * sizeof **off);
+    if (*t && *off)
+        return XMC_OK;
+    xmc_free(*t);
+    xmc_free(*off);
+    release(buf, mp);
+    return XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory");
+}
+
 /* The texts over buf: owned by the mapping mp (which then also owns the
  * offsets), or a heap block when mp is NULL. */
 static void texts_set(xmc_texts *t, int64_t n, int64_t *off, char *buf, xmc_mapping *mp)
@@ -86,14 +101,11 @@ static int texts_sequential(const char *path, char *buf, size_t len, xmc_mapping
     }
     if (len > 0 && buf[len - 1] != '\n')
         n++;
-    xmc_texts *t = xmc_calloc(1, sizeof *t);
-    int64_t *off = xmc_malloc(((size_t)n + 1) * sizeof *off);
-    if (!t || !off) {
-        xmc_free(t);
-        xmc_free(off);
-        release(buf, mp);
-        return XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory");
-    }
+    xmc_texts *t;
+    int64_t *off;
+    int rc = texts_new(n, buf, mp, path, &t, &off, err);
+    if (rc)
+        return rc;
     size_t r = 0, w = 0;
     for (int64_t i = 0; i < n; i++) {
         char *e = memchr(buf + r, '\n', len - r);
@@ -104,12 +116,12 @@ static int texts_sequential(const char *path, char *buf, size_t len, xmc_mapping
         const char *z = memchr(buf + r, '\0', ll);
         size_t bad = z ? (size_t)-1 : xmc_utf8_invalid_at(buf + r, ll);
         if (z || bad != (size_t)-1) {
-            int rc = z ? XMC_ERR(err, XMC_EFORMAT, path, (long)i + 1,
-                                 "NUL byte at column %zu: expected UTF-8 text",
-                                 (size_t)(z - (buf + r)) + 1)
-                       : XMC_ERR(err, XMC_EFORMAT, path, (long)i + 1,
-                                 "invalid UTF-8 at column %zu (byte 0x%02x)", bad + 1,
-                                 (unsigned char)buf[r + bad]);
+            rc = z ? XMC_ERR(err, XMC_EFORMAT, path, (long)i + 1,
+                             "NUL byte at column %zu: expected UTF-8 text",
+                             (size_t)(z - (buf + r)) + 1)
+                   : XMC_ERR(err, XMC_EFORMAT, path, (long)i + 1,
+                             "invalid UTF-8 at column %zu (byte 0x%02x)", bad + 1,
+                             (unsigned char)buf[r + bad]);
             xmc_free(t);
             xmc_free(off);
             release(buf, mp);
@@ -299,15 +311,13 @@ static int texts_build(const char *path, char *buf, size_t len, xmc_mapping *mp,
         return texts_sequential(path, buf, len, mp, out, err);
     }
     n += open_end;
-    xmc_texts *t = xmc_calloc(1, sizeof *t);
-    int64_t *off = xmc_malloc(((size_t)n + 1) * sizeof *off);
-    if (!t || !off) {
-        xmc_free(t);
-        xmc_free(off);
-        release(buf, mp);
+    xmc_texts *t;
+    int64_t *off;
+    int rc = texts_new(n, buf, mp, path, &t, &off, err);
+    if (rc) {
         xmc_free(tmp);
         xmc_free(ch);
-        return XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory");
+        return rc;
     }
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
     for (int i = 0; i < nch; i++) {
@@ -440,14 +450,11 @@ static int fused_finish(const char *path, fused *f, xmc_mapping *mp, xmc_texts *
             xmc_tchunk_restore(buf, &f->ch[j]);
         return texts_build(path, buf, f->len, mp, out, err);
     }
-    xmc_texts *t = xmc_calloc(1, sizeof *t);
-    int64_t *off = xmc_malloc(((size_t)n + 1) * sizeof *off);
-    if (!t || !off) {
-        xmc_free(t);
-        xmc_free(off);
-        release(buf, mp);
-        return XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory");
-    }
+    xmc_texts *t;
+    int64_t *off;
+    int rc = texts_new(n, buf, mp, path, &t, &off, err);
+    if (rc)
+        return rc;
 #pragma omp parallel for schedule(static) if (f->nch > 1)
     for (int64_t j = 0; j < f->nch; j++) {
         const xmc_tchunk *c = &f->ch[j];
