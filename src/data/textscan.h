@@ -95,6 +95,24 @@ void TFILL_NAME(char *buf, const xmc_tchunk *c, int64_t *off)
  * the counts of the earlier chunks), which the caller then copies: one
  * read of the texts instead of two. Validating after the '\n' became NUL
  * is the same: both are single ASCII bytes, never continuations. */
+/* A '\n' at k of TSCAN1_NAME's chunk [.., e): becomes NUL, and the next
+ * line's start goes to tmp (the chunk's last byte: *last instead).
+ * Returns 0, writing nothing, when tmp is full (the chunk then takes pass
+ * 2). */
+static inline int ts_line_end(char *buf, size_t k, size_t e, int64_t *tmp, int64_t *nt,
+                              int64_t cap, int *last)
+{
+    if (k + 1 < e) {
+        if (*nt == cap)
+            return 0;
+        tmp[(*nt)++] = (int64_t)k + 1;
+    } else {
+        *last = 1;
+    }
+    buf[k] = '\0';
+    return 1;
+}
+
 void TSCAN1_NAME(char *buf, xmc_tchunk *c)
 {
     size_t r = c->b;
@@ -117,20 +135,8 @@ void TSCAN1_NAME(char *buf, xmc_tchunk *c)
         }
         uint64_t m = nl_mask64(buf + r);
         nl += __builtin_popcountll(m);
-        while (m && !full) {
-            size_t k = r + (size_t)__builtin_ctzll(m);
-            if (k + 1 < e) {
-                if (nt == cap) {
-                    full = 1;
-                    break;
-                }
-                tmp[nt++] = (int64_t)k + 1;
-            } else {
-                last = 1;
-            }
-            buf[k] = '\0';
-            m &= m - 1;
-        }
+        for (; m && !full; m &= m - 1)
+            full = !ts_line_end(buf, r + (size_t)__builtin_ctzll(m), e, tmp, &nt, cap, &last);
     }
     int o = 0, h = 0;
     for (int i = 0; i < TS_W; i++) {
@@ -144,18 +150,8 @@ void TSCAN1_NAME(char *buf, xmc_tchunk *c)
         if (ch != '\n')
             continue;
         nl++;
-        if (full)
-            continue;
-        if (r + 1 < e) {
-            if (nt == cap) {
-                full = 1;
-                continue;
-            }
-            tmp[nt++] = (int64_t)r + 1;
-        } else {
-            last = 1;
-        }
-        buf[r] = '\0';
+        if (!full)
+            full = !ts_line_end(buf, r, e, tmp, &nt, cap, &last);
     }
     c->nt = nt;
     c->last = last;
