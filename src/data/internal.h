@@ -260,13 +260,12 @@ typedef struct xmc_inbuf {
  *       that field to NULL before closing. */
 enum { XMC_INBUF_MAP = 0, XMC_INBUF_HEAP = 1, XMC_INBUF_OWN = 2 };
 int xmc_inbuf_open(xmc_inbuf *b, const char *path, xmc_error *err); /* MAP */
-int xmc_inbuf_open_ex(xmc_inbuf *b, const char *path, int mode, xmc_error *err);
 void xmc_inbuf_close(xmc_inbuf *b);
 /* Size from which OWN maps (default 1 MiB); tests and fuzzers lower it to
  * 0 to cover the mapping on small files (not thread-safe). */
 extern size_t xmc_inbuf_own_map_bytes;
-/* OWN with a per-block hook: when the file is mapped (above), begin() is
- * called with the mapping, the file's length, the block size (a multiple of
+/* OWN's per-block hook (xmc_inbuf_open_ex): when the file is mapped
+ * (above), begin() is called with the mapping, the file's length, the block size (a multiple of
  * the page) and the block count before any block is copied in (nonzero:
  * no hook calls), then block(ctx, i) by the thread that has just copied in
  * block i, [i * block, (i + 1) * block) cut at len, while other blocks
@@ -277,8 +276,9 @@ typedef struct xmc_own_hook {
     void (*block)(void *ctx, int64_t i);
     void *ctx;
 } xmc_own_hook;
-int xmc_inbuf_open_own(xmc_inbuf *b, const char *path, const xmc_own_hook *hook,
-                       xmc_error *err);
+/* hook: OWN only (NULL: none). */
+int xmc_inbuf_open_ex(xmc_inbuf *b, const char *path, int mode, const xmc_own_hook *hook,
+                      xmc_error *err);
 
 /* Ask for transparent huge pages on the 2 MiB-aligned interior of a fresh
  * heap block of n bytes (no-op below 4 MiB): filling a 150 MB buffer then

@@ -225,24 +225,10 @@ static int map_own(xmc_inbuf *b, int fd, size_t n, const char *path, const xmc_o
 
 int xmc_inbuf_open(xmc_inbuf *b, const char *path, xmc_error *err)
 {
-    return xmc_inbuf_open_ex(b, path, XMC_INBUF_MAP, err);
+    return xmc_inbuf_open_ex(b, path, XMC_INBUF_MAP, NULL, err);
 }
 
-static int inbuf_open(xmc_inbuf *b, const char *path, int mode, const xmc_own_hook *hook,
-                      xmc_error *err);
-
-int xmc_inbuf_open_ex(xmc_inbuf *b, const char *path, int mode, xmc_error *err)
-{
-    return inbuf_open(b, path, mode, NULL, err);
-}
-
-int xmc_inbuf_open_own(xmc_inbuf *b, const char *path, const xmc_own_hook *hook,
-                       xmc_error *err)
-{
-    return inbuf_open(b, path, XMC_INBUF_OWN, hook, err);
-}
-
-static int inbuf_open(xmc_inbuf *b, const char *path, int mode, const xmc_own_hook *hook,
+int xmc_inbuf_open_ex(xmc_inbuf *b, const char *path, int mode, const xmc_own_hook *hook,
                       xmc_error *err)
 {
     memset(b, 0, sizeof *b);

@@ -485,7 +485,7 @@ int xmc_texts_read(const char *path, xmc_texts **out, xmc_error *err)
     xmc_inbuf b;
     fused f = {0};
     const xmc_own_hook hook = {fused_begin, fused_block, &f};
-    int rc = xmc_inbuf_open_own(&b, path, &hook, err);
+    int rc = xmc_inbuf_open_ex(&b, path, XMC_INBUF_OWN, &hook, err);
     if (rc) {
         xmc_free(f.ch);
         xmc_free(f.tmp);
