@@ -234,6 +234,23 @@ xmc_tscan_fn xmc_tscan_best(xmc_tfill_fn *fill)
     return xmc_tscan_ref;
 }
 
+/* One block of room for the offsets of lines of 32 bytes on average in
+ * each chunk (a chunk with shorter lines overflows it and takes pass 2),
+ * sliced into the chunks' tmp / cap; NULL when out of memory. */
+static int64_t *chunks_scratch(xmc_tchunk *ch, int64_t nch)
+{
+    size_t total = 0;
+    for (int64_t i = 0; i < nch; i++)
+        total += (ch[i].e - ch[i].b) / 32 + 64;
+    int64_t *tmp = xmc_malloc(total * sizeof *tmp), *q = tmp;
+    for (int64_t i = 0; tmp && i < nch; i++) {
+        ch[i].tmp = q;
+        ch[i].cap = (int64_t)((ch[i].e - ch[i].b) / 32 + 64);
+        q += ch[i].cap;
+    }
+    return tmp;
+}
+
 static int texts_build(const char *path, char *buf, size_t len, xmc_mapping *mp,
                        xmc_texts **out, xmc_error *err)
 {
@@ -271,22 +288,10 @@ static int texts_build(const char *path, char *buf, size_t len, xmc_mapping *mp,
     const xmc_tscan1_fn tscan1 = xmc_tscan1_best();
     const int open_end = buf[len - 1] != '\n'; /* last line without '\n' (before NULs) */
     int64_t *tmp = NULL;
-    if (tscan1) {
-        size_t total = 0;
-        for (int i = 0; i < nch; i++)
-            total += (ch[i].e - ch[i].b) / 32 + 64;
-        tmp = xmc_malloc(total * sizeof *tmp);
-        if (!tmp) {
-            xmc_free(ch);
-            release(buf, mp);
-            return XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory");
-        }
-        int64_t *q = tmp;
-        for (int i = 0; i < nch; i++) {
-            ch[i].tmp = q;
-            ch[i].cap = (int64_t)((ch[i].e - ch[i].b) / 32 + 64);
-            q += ch[i].cap;
-        }
+    if (tscan1 && !(tmp = chunks_scratch(ch, nch))) {
+        xmc_free(ch);
+        release(buf, mp);
+        return XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory");
     }
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
     for (int i = 0; i < nch; i++) {
@@ -376,23 +381,16 @@ static int fused_begin(void *ctx, char *base, size_t len, size_t block, int64_t 
     f->nch = (int64_t)((len + f->sub - 1) / f->sub);
     f->buf = base;
     f->len = len;
-    size_t total = len / 32 + 64 * (size_t)f->nch; /* as texts_build: lines of 32 bytes */
     f->ch = xmc_calloc((size_t)f->nch, sizeof *f->ch);
-    f->tmp = xmc_malloc(total * sizeof *f->tmp);
-    if (!f->ch || !f->tmp) {
+    if (f->ch)
+        for (int64_t j = 0; j < f->nch; j++) {
+            f->ch[j].b = (size_t)j * f->sub;
+            f->ch[j].e = f->ch[j].b + f->sub < len ? f->ch[j].b + f->sub : len;
+        }
+    if (!f->ch || !(f->tmp = chunks_scratch(f->ch, f->nch))) {
         xmc_free(f->ch);
-        xmc_free(f->tmp);
         memset(f, 0, sizeof *f);
         return 1;
-    }
-    int64_t *q = f->tmp;
-    for (int64_t j = 0; j < f->nch; j++) {
-        xmc_tchunk *c = &f->ch[j];
-        c->b = (size_t)j * f->sub;
-        c->e = c->b + f->sub < len ? c->b + f->sub : len;
-        c->tmp = q;
-        c->cap = (int64_t)((c->e - c->b) / 32 + 64);
-        q += c->cap;
     }
     return 0;
 }
@@ -486,37 +484,30 @@ int xmc_texts_read(const char *path, xmc_texts **out, xmc_error *err)
     fused f = {0};
     const xmc_own_hook hook = {fused_begin, fused_block, &f};
     int rc = xmc_inbuf_open_ex(&b, path, XMC_INBUF_OWN, &hook, err);
-    if (rc) {
-        xmc_free(f.ch);
-        xmc_free(f.tmp);
-        return rc;
-    }
-    size_t n = b.len;
-    if (b.map) {
+    const size_t n = rc == XMC_OK ? b.len : 0;
+    if (rc == XMC_OK && b.map) {
         xmc_mapping *mp = xmc_calloc(1, sizeof *mp);
         if (!mp) {
-            xmc_free(f.ch);
-            xmc_free(f.tmp);
             xmc_inbuf_close(&b);
-            return XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory");
+            rc = XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory");
+        } else {
+            mp->base = b.map;
+            mp->len = b.map_len;
+            atomic_init(&mp->refs, 1);
+            b.map = NULL;
+            xmc_inbuf_close(&b);
+            rc = f.ch ? fused_finish(path, &f, mp, out, err)
+                      : texts_build(path, mp->base, n, mp, out, err);
         }
-        mp->base = b.map;
-        mp->len = b.map_len;
-        atomic_init(&mp->refs, 1);
-        b.map = NULL;
+    } else if (rc == XMC_OK) { /* small file, or no MADV_POPULATE_WRITE: the heap */
+        char *d = b.heap;
+        b.heap = NULL;
         xmc_inbuf_close(&b);
-        rc = f.ch ? fused_finish(path, &f, mp, out, err)
-                  : texts_build(path, mp->base, n, mp, out, err);
-        xmc_free(f.ch);
-        xmc_free(f.tmp);
-        return rc;
+        rc = texts_build(path, d, n, NULL, out, err);
     }
-    xmc_free(f.ch); /* MADV_POPULATE_WRITE unsupported: the heap */
+    xmc_free(f.ch);
     xmc_free(f.tmp);
-    char *d = b.heap;
-    b.heap = NULL;
-    xmc_inbuf_close(&b);
-    return texts_build(path, d, n, NULL, out, err);
+    return rc;
 }
 
 int xmc_texts_write(const char *path, const xmc_texts *t, xmc_error *err)
