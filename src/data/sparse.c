@@ -39,12 +39,31 @@
 #define MIN_CHUNK (256u << 10)
 #define SEGMENT_BYTES ((size_t)16 << 20)
 
+/* One chunk's parsed output before it is placed in the matrices, rows and
+ * slots numbered from 0. Sized from the chunk's bytes: there are no more
+ * rows, ':' or ',' than bytes, and a kernel writes at most one entry per
+ * ':' and one length per row (+ SCRATCH_PAD for safety). Each thread keeps
+ * one and reuses it, so its pages stay in the cache and are faulted once. */
+typedef struct chunk_out {
+    int32_t *xi, *yi;
+    float *xv;
+    int64_t *xp, *yp; /* row lengths at [r + 1], as indptr holds them */
+    size_t room;      /* chunk bytes it can hold */
+} chunk_out;
+
+#define SCRATCH_PAD 64
+
+/* What the ordered step decided for a parsed chunk. */
+enum { C_SKIP, C_PLACE, C_DEFER };
+
 typedef struct chunk {
     const char *b, *e;
     int parsed; /* SP_ZAP bookkeeping, under the critical section zap */
+    int fate;   /* C_*: set in iteration order */
     int64_t lines, colons, commas;
-    int64_t row0, ent0, lab0; /* prefix sums: first row, entry slot, label slot */
+    int64_t row0, ent0, lab0; /* first row, entry slot, label slot */
     int64_t nent, nlab;       /* actually written */
+    chunk_out own;              /* the output of a C_DEFER chunk */
     xmc_error err;
 } chunk;
 
@@ -138,7 +157,7 @@ typedef struct job {
     xmc_sparse_row_fn row;   /* fast path, or NULL */
     xmc_sparse_rows_fn rows; /* whole rows (sparse mode, avx512), or NULL */
     int64_t ncols, nlabels;
-    long first_line;
+    long first_line; /* of the chunk: errors add the chunk's first row later */
     xmc_csr *X, *Y;
 } job;
 
@@ -173,12 +192,12 @@ static inline int at_eol(const char *q, const char *e)
  * number stops where it would at the line end and no per-line memchr is
  * needed (it was a tenth of the time). Error messages recompute the line
  * end, so they read exactly as before. */
-static void parse_chunk(const job *j, chunk *c)
+static void parse_chunk(const job *j, chunk *c, const chunk_out *o)
 {
-    int64_t row = c->row0, ent = c->ent0, lab = c->lab0;
-    int32_t *xi = j->X->indices, *yi = j->Y ? j->Y->indices : NULL;
-    float *xv = j->X->values;
-    int64_t *xp = j->X->indptr;
+    int64_t row = 0, ent = 0, lab = 0;
+    int32_t *xi = o->xi, *yi = o->yi;
+    float *xv = o->xv;
+    int64_t *xp = o->xp;
     const int64_t ncols = j->ncols;
     pair *scratch = NULL;
     int64_t cap = 0;
@@ -238,9 +257,9 @@ static void parse_chunk(const job *j, chunk *c)
                 for (int64_t k = l0 + 1; k < lab; k++)
                     if (yi[k] == yi[k - 1])
                         FAIL(c, ln, "duplicate label id %d", yi[k]);
-                j->Y->indptr[row + 1] = lab - l0;
+                o->yp[row + 1] = lab - l0;
             } else {
-                j->Y->indptr[row + 1] = 0; /* indptr is not zeroed */
+                o->yp[row + 1] = 0; /* indptr is not zeroed */
             }
         }
         int64_t e0 = ent;
@@ -320,10 +339,9 @@ static void parse_chunk(const job *j, chunk *c)
         row++;
     }
 done:
-    c->nent = ent - c->ent0;
-    c->nlab = lab - c->lab0;
-    for (int64_t k = c->lab0; k < lab; k++) /* first touch of Y's values here, in parallel */
-        j->Y->values[k] = 1.0f;
+    c->lines = row; /* the chunk's line count when it parsed cleanly */
+    c->nent = ent;
+    c->nlab = lab;
     xmc_free(scratch);
 }
 
@@ -392,20 +410,85 @@ static void shrink_csr(xmc_csr *m, int64_t cap, int64_t n)
     }
 }
 
-/* Close the gaps between the chunk slices of one segment (entries from
- * slot w on); returns the new fill. */
-static int64_t compact_seg(xmc_csr *m, const chunk *ch, int nch, int use_lab, int64_t w)
+static void scratch_free(chunk_out *s)
 {
-    for (int i = 0; i < nch; i++) {
-        int64_t s = use_lab ? ch[i].lab0 : ch[i].ent0, n = use_lab ? ch[i].nlab : ch[i].nent;
-        if (s != w && n > 0) {
-            memmove(m->indices + w, m->indices + s, (size_t)n * sizeof(int32_t));
-            if (m->values)
-                memmove(m->values + w, m->values + s, (size_t)n * sizeof(float));
-        }
-        w += n;
+    xmc_free(s->xi);
+    xmc_free(s->xv);
+    xmc_free(s->xp);
+    xmc_free(s->yi);
+    xmc_free(s->yp);
+    memset(s, 0, sizeof *s);
+}
+
+/* Room in s for a chunk of `bytes` (labels too when xc). 0: out of memory
+ * (s is then empty). */
+static int scratch_fit(chunk_out *s, size_t bytes, int xc)
+{
+    if (s->xi && bytes <= s->room && (!xc || s->yi))
+        return 1;
+    scratch_free(s);
+    size_t n = bytes + SCRATCH_PAD;
+    s->xi = xmc_malloc(n * sizeof *s->xi);
+    s->xv = xmc_malloc(n * sizeof *s->xv);
+    s->xp = xmc_malloc((n + 1) * sizeof *s->xp);
+    if (xc) {
+        s->yi = xmc_malloc(n * sizeof *s->yi);
+        s->yp = xmc_malloc((n + 1) * sizeof *s->yp);
     }
-    return w;
+    if (!s->xi || !s->xv || !s->xp || (xc && (!s->yi || !s->yp))) {
+        scratch_free(s);
+        return 0;
+    }
+    s->room = bytes;
+    return 1;
+}
+
+/* Copy a parsed chunk from its scratch to its place in X (and Y). Its
+ * destination is first touched here, by the thread of the chunk, so the
+ * page faults and zeroing of the fresh output are spread over the cores. */
+static void place_chunk(xmc_csr *x, xmc_csr *y, const chunk *c, const chunk_out *o)
+{
+    memcpy(x->indptr + c->row0 + 1, o->xp + 1, (size_t)c->lines * sizeof *o->xp);
+    memcpy(x->indices + c->ent0, o->xi, (size_t)c->nent * sizeof *o->xi);
+    memcpy(x->values + c->ent0, o->xv, (size_t)c->nent * sizeof *o->xv);
+    if (!y)
+        return;
+    memcpy(y->indptr + c->row0 + 1, o->yp + 1, (size_t)c->lines * sizeof *o->yp);
+    memcpy(y->indices + c->lab0, o->yi, (size_t)c->nlab * sizeof *o->yi);
+    for (int64_t k = c->lab0; k < c->lab0 + c->nlab; k++)
+        y->values[k] = 1.0f;
+}
+
+/* Where the chunks of a parse go: the next free row, entry and label slot,
+ * advanced in chunk order by the ordered step. */
+typedef struct place {
+    int64_t rows, ent, lab;
+    int64_t cap_ent, cap_lab; /* room in the arrays */
+    int64_t nrows;            /* the header's N */
+    int stop;                 /* a chunk failed or the rows exceed N: place no more */
+} place;
+
+/* The ordered step of chunk c (called in chunk order): its first row and
+ * slots, and its fate. A chunk that failed stops all placing, so its error
+ * is the first in file order; so do more rows than N (the row-count error
+ * wins over any other). A chunk past the room is deferred (kept in its
+ * scratch), as are all after it, since the slots only grow. */
+static void order_chunk(place *pl, chunk *c)
+{
+    c->row0 = pl->rows;
+    c->ent0 = pl->ent;
+    c->lab0 = pl->lab;
+    pl->rows += c->lines;
+    c->fate = C_SKIP;
+    if (c->err.code && c->err.line > 0)
+        c->err.line += (long)c->row0; /* parsed with rows from 0 */
+    if (pl->stop || c->err.code || pl->rows > pl->nrows) {
+        pl->stop = 1;
+        return;
+    }
+    pl->ent += c->nent;
+    pl->lab += c->nlab;
+    c->fate = pl->ent <= pl->cap_ent && pl->lab <= pl->cap_lab ? C_PLACE : C_DEFER;
 }
 
 /* Flags of sparse_parse for a body in a read-only file mapping. */
@@ -460,8 +543,41 @@ static void zap_parsed(chunk *ch, int nch, int i, int *zc)
         zap(b, e);
 }
 
+/* Room for the entries and labels before any chunk is parsed: exact when
+ * the body is at most SAMPLE_BYTES (counted whole, as small inputs always
+ * were), else the counts of its first SAMPLE_BYTES projected to the whole
+ * body (+3 %). A short guess only defers chunks (order_chunk); a long one
+ * is untouched address space, shrunk at the end. Returns 1 when exact. */
+#define SAMPLE_BYTES ((size_t)1 << 20)
+
+static int first_room(const char *b, size_t len, xmc_count3_fn count, int64_t *want_e,
+                      int64_t *want_l)
+{
+    chunk c = {.b = b, .e = b + (len < SAMPLE_BYTES ? len : SAMPLE_BYTES)};
+    if (c.e < b + len && c.e > b) { /* end the sample at a line end */
+        const char *nl = memchr(c.e, '\n', (size_t)(b + len - c.e));
+        c.e = nl ? nl + 1 : b + len;
+    }
+    count_chunk(&c, count);
+    int64_t e = c.colons, l = c.commas + c.lines;
+    if (c.e == b + len) {
+        *want_e = e;
+        *want_l = l;
+        return 1;
+    }
+    double scale = (double)len / (double)(c.e - b) * 1.03;
+    *want_e = (int64_t)((double)e * scale) + 1;
+    *want_l = (int64_t)((double)l * scale) + 1;
+    return 0;
+}
+
 /* xmc_sparse_parse with segments of `seg` bytes (len: one segment) and the
- * SP_* flags. */
+ * SP_* flags. One pass per chunk: each thread parses a chunk into its
+ * scratch (rows from 0), an ordered step gives it its first row and slots
+ * in file order (order_chunk), and the thread copies it there while its
+ * output is still in the cache (place_chunk). Counting the whole body
+ * first (to know where each chunk goes) read the input twice and took ~10
+ * % of the load's CPU. */
 static int sparse_parse(const char *path, const char *buf, size_t len, long first_line,
                         int mode, int64_t nrows, int64_t ncols, int64_t nlabels,
                         xmc_sparse_row_fn row, xmc_csr **X, xmc_csr **Y, size_t seg,
@@ -481,10 +597,11 @@ static int sparse_parse(const char *path, const char *buf, size_t len, long firs
     if (maxch < 32 * nth)
         maxch = 32 * nth;
     chunk *ch = xmc_calloc((size_t)maxch, sizeof *ch);
+    chunk_out *sc = xmc_calloc((size_t)nth, sizeof *sc);
     xmc_csr *x = NULL, *y = NULL;
     int rc = XMC_OK;
     xmc_error perr = {0}; /* the first parse (or allocation) error */
-    if (!ch) {
+    if (!ch || !sc) {
         rc = XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory");
         goto out;
     }
@@ -495,8 +612,9 @@ static int sparse_parse(const char *path, const char *buf, size_t len, long firs
     /* The first segment waits for its bytes with nothing to overlap, so
      * segments start at seg / 16 and double up to seg. */
     size_t cur = seg < len && seg >= 16 ? seg / 16 : seg;
-    int64_t lines = 0, nent = 0, nlab = 0, cap_ent = 0, cap_lab = 0;
+    int64_t lines = 0; /* counted, placed or not */
     int projected = 0; /* arrays sized from a projection, not the exact count */
+    place pl = {.nrows = nrows};
     /* Lines are at least one byte: more rows than bytes is a truncation
      * error, found by counting alone (no allocation proportional to N). */
     int parsing = nrows <= (int64_t)len;
@@ -520,74 +638,98 @@ static int sparse_parse(const char *path, const char *buf, size_t len, long firs
         if (nch > maxch)
             nch = maxch;
         cut_chunks(ch, nch, s, t);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
-        for (int i = 0; i < nch; i++)
-            count_chunk(&ch[i], count);
-        int64_t l = lines, co = nent, lb = nlab;
-        for (int i = 0; i < nch; i++) {
-            ch[i].row0 = l;
-            ch[i].ent0 = co;
-            ch[i].lab0 = lb;
-            l += ch[i].lines;
-            co += ch[i].colons;
-            lb += ch[i].commas + ch[i].lines;
-        }
-        lines = l;
-        if (lines > nrows || (t == end && lines != nrows))
-            parsing = 0; /* the row-count error wins over anything else */
-        if (parsing) {
-            /* Room: exact for a single segment; otherwise the need so far
-             * projected to the whole body (+3 %), so a homogeneous file
-             * allocates once. */
-            double scale = t == end ? 1.0 : (double)len / (double)(t - buf) * 1.03;
-            int64_t want_e = (int64_t)((double)co * scale), want_l = (int64_t)((double)lb * scale);
-            if (want_e < co)
-                want_e = co;
-            if (want_l < lb)
-                want_l = lb;
-            if (!x) {
-                if (xmc_csr_create_fresh(&x, nrows, ncols, want_e, 1, &perr) ||
-                    (mode == XMC_SP_XC &&
-                     xmc_csr_create_fresh(&y, nrows, nlabels, want_l, 1, &perr)))
-                    parsing = 0;
-                cap_ent = want_e;
-                cap_lab = want_l;
-                projected = t != end;
-            } else if (!grow_csr(x, &cap_ent, co, want_e) ||
-                       (y && !grow_csr(y, &cap_lab, lb, want_l))) {
+        if (parsing && !x) {
+            int64_t want_e, want_l;
+            projected = !first_room(buf, len, count, &want_e, &want_l);
+            if (xmc_csr_create_fresh(&x, nrows, ncols, want_e, 1, &perr) ||
+                (mode == XMC_SP_XC &&
+                 xmc_csr_create_fresh(&y, nrows, nlabels, want_l, 1, &perr)))
+                parsing = 0;
+            pl.cap_ent = want_e;
+            pl.cap_lab = want_l;
+        } else if (parsing && s > buf) {
+            /* Room for this segment: the slots per byte so far, projected
+             * to the segment's end (+3 %), grown to the whole body's. */
+            double per = (double)len / (double)(s - buf) * 1.03, to = (double)(t - buf) / (double)len;
+            int64_t we = (int64_t)((double)pl.ent * per) + 1, wl = (int64_t)((double)pl.lab * per) + 1;
+            if (!grow_csr(x, &pl.cap_ent, (int64_t)((double)we * to), we) ||
+                (y && !grow_csr(y, &pl.cap_lab, (int64_t)((double)wl * to), wl))) {
                 XMC_ERR(&perr, XMC_ENOMEM, NULL, 0,
                         "out of memory for a %lld x %lld matrix with %lld entries",
-                        (long long)nrows, (long long)ncols, (long long)co);
+                        (long long)nrows, (long long)ncols, (long long)we);
                 parsing = 0;
             }
         }
-        if (parsing) {
-            int zc = 0;
-            job j = {path,   mode,        row, mode == XMC_SP_SPARSE ? xmc_sparse_rows_for(row) : NULL,
-                     ncols,  nlabels,     first_line, x, y};
+        if (!parsing) {
+            /* Only count: the row-count error wins over anything else. */
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
-            for (int i = 0; i < nch; i++) {
-                parse_chunk(&j, &ch[i]);
-                if (flags & SP_ZAP)
-                    zap_parsed(ch, nch, i, &zc);
-                if (prog_on) {
+            for (int i = 0; i < nch; i++)
+                count_chunk(&ch[i], count);
+            for (int i = 0; i < nch; i++)
+                lines += ch[i].lines;
+            s = t;
+            continue;
+        }
+        int zc = 0, ndefer = 0;
+        job j = {path,   mode,        row, mode == XMC_SP_SPARSE ? xmc_sparse_rows_for(row) : NULL,
+                 ncols,  nlabels,     first_line, x, y};
+#pragma omp parallel for ordered schedule(dynamic, 1) num_threads(nth)
+        for (int i = 0; i < nch; i++) {
+            chunk *c = &ch[i];
+            chunk_out *o = &sc[omp_get_thread_num()];
+            int stop;
+#pragma omp atomic read
+            stop = pl.stop;
+            if (stop) {
+                count_chunk(c, count); /* its place no longer matters */
+            } else if (!scratch_fit(o, (size_t)(c->e - c->b), y != NULL)) {
+                XMC_ERR(&c->err, XMC_ENOMEM, path, 0, "out of memory");
+                count_chunk(c, count);
+            } else {
+                parse_chunk(&j, c, o);
+                if (c->err.code)
+                    count_chunk(c, count); /* all its lines, for the row count */
+            }
+            if (flags & SP_ZAP)
+                zap_parsed(ch, nch, i, &zc);
+#pragma omp ordered
+            {
+                order_chunk(&pl, c);
+                ndefer += c->fate == C_DEFER;
+            }
+            if (c->fate == C_PLACE) {
+                place_chunk(x, y, c, o);
+            } else if (c->fate == C_DEFER) {
+                c->own = *o; /* the thread takes a fresh scratch for its next chunk */
+                memset(o, 0, sizeof *o);
+            }
+            if (prog_on) {
 #pragma omp critical(xmc_sparse_progress)
-                    {
-                        done += ch[i].e - ch[i].b;
-                        xmc_progress_update(&prog, done >> 20, NULL);
-                    }
+                {
+                    done += c->e - c->b;
+                    xmc_progress_update(&prog, done >> 20, NULL);
                 }
             }
-            for (int i = 0; i < nch && parsing; i++)
-                if (ch[i].err.code) {
-                    perr = ch[i].err;
-                    parsing = 0;
-                }
-            if (parsing) {
-                nent = compact_seg(x, ch, nch, 0, nent);
-                if (y)
-                    nlab = compact_seg(y, ch, nch, 1, nlab);
-            }
+        }
+        for (int i = 0; i < nch; i++)
+            lines += ch[i].lines;
+        for (int i = 0; i < nch && !perr.code; i++)
+            if (ch[i].err.code)
+                perr = ch[i].err; /* the first in file order */
+        if (pl.stop)
+            parsing = 0;
+        if (ndefer && parsing &&
+            (!grow_csr(x, &pl.cap_ent, pl.ent, pl.ent) ||
+             (y && !grow_csr(y, &pl.cap_lab, pl.lab, pl.lab)))) {
+            XMC_ERR(&perr, XMC_ENOMEM, NULL, 0,
+                    "out of memory for a %lld x %lld matrix with %lld entries",
+                    (long long)nrows, (long long)ncols, (long long)pl.ent);
+            parsing = 0;
+        }
+        for (int i = 0; i < nch; i++) {
+            if (ch[i].fate == C_DEFER && parsing)
+                place_chunk(x, y, &ch[i], &ch[i].own); /* rare: the guessed room was short */
+            scratch_free(&ch[i].own);
         }
         s = t;
     }
@@ -620,13 +762,13 @@ static int sparse_parse(const char *path, const char *buf, size_t len, long firs
     for (int64_t r = 0; r < nrows; r++)
         x->indptr[r + 1] += x->indptr[r];
     if (projected)
-        shrink_csr(x, cap_ent, nent);
+        shrink_csr(x, pl.cap_ent, pl.ent);
     if (y) {
         y->indptr[0] = 0;
         for (int64_t r = 0; r < nrows; r++)
             y->indptr[r + 1] += y->indptr[r];
         if (projected)
-            shrink_csr(y, cap_lab, nlab);
+            shrink_csr(y, pl.cap_lab, pl.lab);
     }
     *X = x;
     x = NULL;
@@ -635,6 +777,9 @@ static int sparse_parse(const char *path, const char *buf, size_t len, long firs
         y = NULL;
     }
 out:
+    for (int i = 0; sc && i < nth; i++)
+        scratch_free(&sc[i]);
+    xmc_free(sc);
     xmc_csr_free(x);
     xmc_csr_free(y);
     xmc_free(ch);
