@@ -361,8 +361,9 @@ xmc_sparse_row_fn xmc_sparse_row_best(void);
 /* "ref", "avx2", "avx512", or NULL when the hardware lacks it (tests). */
 xmc_sparse_row_fn xmc_sparse_row_get(const char *level);
 
-/* Pass 1 of the sparse readers: out[0..2] = the numbers of '\n', ':' and ','
- * in [p, e). Variants (rowscan.h): 16-byte vectors (ref: any CPU) and
+/* Counts for the sparse readers (the first MiB, to size the arrays; the
+ * lines of chunks not parsed to their end): out[0..2] = the numbers of
+ * '\n', ':' and ',' in [p, e). Variants (rowscan.h): 16-byte vectors (ref: any CPU) and
  * 32-byte (avx2); xmc_count3_best follows xmc_cpu_features (XMC_KERNEL). */
 typedef void (*xmc_count3_fn)(const char *p, const char *e, int64_t out[3]);
 void xmc_count3_ref(const char *p, const char *e, int64_t out[3]);
@@ -378,7 +379,7 @@ xmc_count3_fn xmc_count3_get(const char *level);
 int xmc_sparse_parse(const char *path, const char *buf, size_t len, long first_line,
                      int mode, int64_t nrows, int64_t ncols, int64_t nlabels,
                      xmc_sparse_row_fn row, xmc_csr **X, xmc_csr **Y, xmc_error *err);
-/* The body is counted and parsed segment by segment (about this many bytes,
+/* The body is parsed segment by segment (about this many bytes,
  * cut at a newline), so reads of later bytes overlap the parse of earlier
  * ones; default 16 MiB, the first ones smaller (1/16 of it, doubling; the
  * file readers use one segment for a body that was all in memory at open).

@@ -5,27 +5,32 @@
  * Algorithm (reading): the whole body is in memory (mmap or inflated), cut
  * into segments at line boundaries (1 MiB, then doubling up to ~16 MiB, so
  * the cores start on a cold file once its first MiB has arrived), and each
- * segment into chunks.
- * Pass 1 counts, per chunk, lines, ':' and ',' bytes — upper bounds on rows,
- * features and labels. Pass 2 parses each chunk of the segment straight
- * into its slice of the output arrays (rows and entries offset by the prefix
- * sums of pass 1), and the gaps left by rows with fewer labels than the
- * bound are closed before the next segment. Segments pipeline a cold read:
- * the prefetch thread streams segment s+1 while s is parsed, where counting
- * the whole file first made the disk and the cores take turns. A body
- * already in memory (page cache, heap) is one segment, so the arrays are
- * sized exactly, as is every small input; with several segments they are
- * sized from the counts so far projected to the whole body (+3 %), grown
- * (a copy) if that falls short, and shrunk when more than 1/8 is unused.
- * Once the count exceeds the header's N, or a chunk fails, the remaining
- * segments are only counted: the row-count error wins over any other, as
- * before, and otherwise the earliest chunk's error is reported, so the
+ * segment into chunks. Each chunk is parsed once, into a scratch buffer
+ * from a pool (rows and slots from 0); as soon as every earlier chunk is
+ * parsed, its first row, entry and label slot are known (running sums, in
+ * file order, under one critical section) and it is copied into the
+ * matrices by whichever thread got there, while its output is still in
+ * the cache. (A first pass that counted lines, ':' and ',' of every chunk
+ * to know these offsets read the input twice: ~10 % of the load's CPU.)
+ * Segments pipeline a cold read: the prefetch thread streams segment s+1
+ * while s is parsed. A body already in memory (page cache, heap) is one
+ * segment. The arrays are sized from the first MiB's counts projected to
+ * the body (+3 %; exact for a body of at most 1 MiB) and before each later
+ * segment from the entries so far; chunks past that room wait in their
+ * scratch until the segment's end, when the arrays grow (a copy), and
+ * more than 1/8 unused is given back at the end.
+ * Once the rows exceed the header's N, or a chunk fails, nothing more is
+ * placed and the rest is only counted: the row-count error wins over any
+ * other, as before, and otherwise the earliest chunk's error is reported
+ * (its line is the chunk's first row plus the row in the chunk), so the
  * message is the same whatever the thread or segment count.
  *
  * Memory: the input (mapped or heap) + the output CSR arrays (up to ~3 %
- * slack when segmented); O(chunks) extra.
+ * slack when projected) + one scratch per chunk in flight (~28 bytes of
+ * address space per chunk byte, only the used part touched).
  * Threading: OpenMP over chunks, dynamic schedule; chunks write disjoint
- * slices, so the only lock is the named critical section around progress.
+ * slices. Critical sections: xmc_sparse_order (the running sums),
+ * xmc_sparse_pool (the scratch pool), progress and page dropping.
  */
 #include <math.h>
 #include <omp.h>
@@ -42,8 +47,9 @@
 /* One chunk's parsed output before it is placed in the matrices, rows and
  * slots numbered from 0. Sized from the chunk's bytes: there are no more
  * rows, ':' or ',' than bytes, and a kernel writes at most one entry per
- * ':' and one length per row (+ SCRATCH_PAD for safety). Each thread keeps
- * one and reuses it, so its pages stay in the cache and are faulted once. */
+ * ':' and one length per row (+ SCRATCH_PAD for safety). They come from a
+ * pool and go back once placed, so their pages are faulted once and are
+ * mostly still in the cache when reused. */
 typedef struct chunk_out {
     int32_t *xi, *yi;
     float *xv;
@@ -53,7 +59,7 @@ typedef struct chunk_out {
 
 #define SCRATCH_PAD 64
 
-/* What the ordered step decided for a parsed chunk. */
+/* What order_chunk decided for a parsed chunk. */
 enum { C_SKIP, C_PLACE, C_DEFER };
 
 typedef struct chunk {
@@ -63,7 +69,8 @@ typedef struct chunk {
     int64_t lines, colons, commas;
     int64_t row0, ent0, lab0; /* first row, entry slot, label slot */
     int64_t nent, nlab;       /* actually written */
-    chunk_out own;              /* the output of a C_DEFER chunk */
+    int ready;                /* parsed (or counted): order_chunk may take it */
+    int out;                  /* its chunk_out in the pool, or -1 */
     xmc_error err;
 } chunk;
 
@@ -466,10 +473,12 @@ typedef struct place {
     int64_t cap_ent, cap_lab; /* room in the arrays */
     int64_t nrows;            /* the header's N */
     int stop;                 /* a chunk failed or the rows exceed N: place no more */
+    int front;                /* chunks before it are ordered */
+    int *free, nfree;         /* the pool's unused chunk_outs (a stack) */
 } place;
 
-/* The ordered step of chunk c (called in chunk order): its first row and
- * slots, and its fate. A chunk that failed stops all placing, so its error
+/* Chunk c's first row and slots, and its fate (called in chunk order,
+ * under the critical section xmc_sparse_order). A chunk that failed stops all placing, so its error
  * is the first in file order; so do more rows than N (the row-count error
  * wins over any other). A chunk past the room is deferred (kept in its
  * scratch), as are all after it, since the slots only grow. */
@@ -483,12 +492,38 @@ static void order_chunk(place *pl, chunk *c)
     if (c->err.code && c->err.line > 0)
         c->err.line += (long)c->row0; /* parsed with rows from 0 */
     if (pl->stop || c->err.code || pl->rows > pl->nrows) {
+#pragma omp atomic write
         pl->stop = 1;
         return;
     }
     pl->ent += c->nent;
     pl->lab += c->nlab;
     c->fate = pl->ent <= pl->cap_ent && pl->lab <= pl->cap_lab ? C_PLACE : C_DEFER;
+}
+
+/* A chunk_out from the pool (there is one per chunk: never empty). */
+static int pool_take(place *pl)
+{
+    int k;
+#pragma omp critical(xmc_sparse_pool)
+    k = pl->free[--pl->nfree];
+    return k;
+}
+
+static void pool_give(place *pl, int k)
+{
+#pragma omp critical(xmc_sparse_pool)
+    pl->free[pl->nfree++] = k;
+}
+
+/* Act on an ordered chunk's fate: place it and give its chunk_out back,
+ * or keep it (C_DEFER: placed after the segment, when the arrays grew). */
+static void settle(xmc_csr *x, xmc_csr *y, chunk *c, chunk_out *sc, place *pl)
+{
+    if (c->fate == C_PLACE)
+        place_chunk(x, y, c, &sc[c->out]);
+    if (c->fate != C_DEFER && c->out >= 0)
+        pool_give(pl, c->out);
 }
 
 /* Flags of sparse_parse for a body in a read-only file mapping. */
@@ -572,12 +607,12 @@ static int first_room(const char *b, size_t len, xmc_count3_fn count, int64_t *w
 }
 
 /* xmc_sparse_parse with segments of `seg` bytes (len: one segment) and the
- * SP_* flags. One pass per chunk: each thread parses a chunk into its
- * scratch (rows from 0), an ordered step gives it its first row and slots
- * in file order (order_chunk), and the thread copies it there while its
- * output is still in the cache (place_chunk). Counting the whole body
- * first (to know where each chunk goes) read the input twice and took ~10
- * % of the load's CPU. */
+ * SP_* flags. One pass per chunk (the file's opening comment): parse into
+ * a pooled scratch, order the chunks that are ready (order_chunk), place
+ * them (settle). A thread that finishes a chunk before an earlier one
+ * moves on; the thread that finishes the earlier one places both, so
+ * nobody waits in chunk order (an `omp ordered` step did, and cost warm
+ * wall time). */
 static int sparse_parse(const char *path, const char *buf, size_t len, long first_line,
                         int mode, int64_t nrows, int64_t ncols, int64_t nlabels,
                         xmc_sparse_row_fn row, xmc_csr **X, xmc_csr **Y, size_t seg,
@@ -597,11 +632,12 @@ static int sparse_parse(const char *path, const char *buf, size_t len, long firs
     if (maxch < 32 * nth)
         maxch = 32 * nth;
     chunk *ch = xmc_calloc((size_t)maxch, sizeof *ch);
-    chunk_out *sc = xmc_calloc((size_t)nth, sizeof *sc);
+    chunk_out *sc = xmc_calloc((size_t)maxch, sizeof *sc); /* the pool: one per chunk */
+    int *freel = xmc_calloc((size_t)maxch, sizeof *freel);
     xmc_csr *x = NULL, *y = NULL;
     int rc = XMC_OK;
     xmc_error perr = {0}; /* the first parse (or allocation) error */
-    if (!ch || !sc) {
+    if (!ch || !sc || !freel) {
         rc = XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory");
         goto out;
     }
@@ -614,7 +650,9 @@ static int sparse_parse(const char *path, const char *buf, size_t len, long firs
     size_t cur = seg < len && seg >= 16 ? seg / 16 : seg;
     int64_t lines = 0; /* counted, placed or not */
     int projected = 0; /* arrays sized from a projection, not the exact count */
-    place pl = {.nrows = nrows};
+    place pl = {.nrows = nrows, .free = freel, .nfree = maxch};
+    for (int i = 0; i < maxch; i++)
+        freel[i] = maxch - 1 - i; /* low ones first: they are reused, warm */
     /* Lines are at least one byte: more rows than bytes is a truncation
      * error, found by counting alone (no allocation proportional to N). */
     int parsing = nrows <= (int64_t)len;
@@ -670,39 +708,42 @@ static int sparse_parse(const char *path, const char *buf, size_t len, long firs
             s = t;
             continue;
         }
-        int zc = 0, ndefer = 0;
+        int zc = 0;
+        pl.front = 0;
         job j = {path,   mode,        row, mode == XMC_SP_SPARSE ? xmc_sparse_rows_for(row) : NULL,
                  ncols,  nlabels,     first_line, x, y};
-#pragma omp parallel for ordered schedule(dynamic, 1) num_threads(nth)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
         for (int i = 0; i < nch; i++) {
             chunk *c = &ch[i];
-            chunk_out *o = &sc[omp_get_thread_num()];
             int stop;
 #pragma omp atomic read
             stop = pl.stop;
-            if (stop) {
-                count_chunk(c, count); /* its place no longer matters */
-            } else if (!scratch_fit(o, (size_t)(c->e - c->b), y != NULL)) {
+            c->out = stop ? -1 : pool_take(&pl);
+            if (c->out >= 0 && !scratch_fit(&sc[c->out], (size_t)(c->e - c->b), y != NULL)) {
+                pool_give(&pl, c->out);
+                c->out = -1;
                 XMC_ERR(&c->err, XMC_ENOMEM, path, 0, "out of memory");
-                count_chunk(c, count);
-            } else {
-                parse_chunk(&j, c, o);
-                if (c->err.code)
-                    count_chunk(c, count); /* all its lines, for the row count */
             }
+            if (c->out >= 0)
+                parse_chunk(&j, c, &sc[c->out]);
+            if (c->out < 0 || c->err.code)
+                count_chunk(c, count); /* all its lines, for the row count */
             if (flags & SP_ZAP)
                 zap_parsed(ch, nch, i, &zc);
-#pragma omp ordered
+            /* Order every chunk that is now ready in file order, and place
+             * them: this thread may place a chunk another thread parsed,
+             * so no thread waits for an earlier chunk to finish. */
+            int a, b;
+#pragma omp critical(xmc_sparse_order)
             {
-                order_chunk(&pl, c);
-                ndefer += c->fate == C_DEFER;
+                c->ready = 1;
+                a = pl.front;
+                while (pl.front < nch && ch[pl.front].ready)
+                    order_chunk(&pl, &ch[pl.front++]);
+                b = pl.front;
             }
-            if (c->fate == C_PLACE) {
-                place_chunk(x, y, c, o);
-            } else if (c->fate == C_DEFER) {
-                c->own = *o; /* the thread takes a fresh scratch for its next chunk */
-                memset(o, 0, sizeof *o);
-            }
+            for (int k = a; k < b; k++)
+                settle(x, y, &ch[k], sc, &pl);
             if (prog_on) {
 #pragma omp critical(xmc_sparse_progress)
                 {
@@ -711,8 +752,11 @@ static int sparse_parse(const char *path, const char *buf, size_t len, long firs
                 }
             }
         }
-        for (int i = 0; i < nch; i++)
+        int ndefer = 0;
+        for (int i = 0; i < nch; i++) {
             lines += ch[i].lines;
+            ndefer += ch[i].fate == C_DEFER;
+        }
         for (int i = 0; i < nch && !perr.code; i++)
             if (ch[i].err.code)
                 perr = ch[i].err; /* the first in file order */
@@ -726,11 +770,12 @@ static int sparse_parse(const char *path, const char *buf, size_t len, long firs
                     (long long)nrows, (long long)ncols, (long long)pl.ent);
             parsing = 0;
         }
-        for (int i = 0; i < nch; i++) {
-            if (ch[i].fate == C_DEFER && parsing)
-                place_chunk(x, y, &ch[i], &ch[i].own); /* rare: the guessed room was short */
-            scratch_free(&ch[i].own);
-        }
+        for (int i = 0; i < nch; i++)
+            if (ch[i].fate == C_DEFER) {
+                if (parsing) /* rare: the guessed room was short */
+                    place_chunk(x, y, &ch[i], &sc[ch[i].out]);
+                pool_give(&pl, ch[i].out);
+            }
         s = t;
     }
     if (prog_on)
@@ -777,9 +822,10 @@ static int sparse_parse(const char *path, const char *buf, size_t len, long firs
         y = NULL;
     }
 out:
-    for (int i = 0; sc && i < nth; i++)
+    for (int i = 0; sc && i < maxch; i++)
         scratch_free(&sc[i]);
     xmc_free(sc);
+    xmc_free(freel);
     xmc_csr_free(x);
     xmc_csr_free(y);
     xmc_free(ch);
