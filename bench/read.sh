@@ -23,19 +23,19 @@
 # xmc1, xmc2, ...: before/after comparisons; the one run second in a round
 # sometimes pays 20-50 ms more CPU on this VM, so also swap the order or
 # list them A B B A), OMP_NUM_THREADS.
-# Last measured (2026-11-22 19:26 UTC, 2-core VM, quiet, branch parse
-# 56c459a (fused texts scan) against main 96d3a82, XMC_BUILD="build <main
-# build>" ... 9 "cold warm"; docs/data.md, "Fused texts round", has all
-# series):
-#   cold cat  best 0.213 s (2008 MB/s), median 0.220 s
-#   cold xmc1 best 0.254 s (1685 MB/s), median 0.319 s, cpu best 0.405 s median 0.440 s
-#   cold xmc2 best 0.288 s (1486 MB/s), median 0.333 s, cpu best 0.414 s median 0.436 s
-#   warm cat  best 0.076 s (5628 MB/s), median 0.084 s
-#   warm xmc1 best 0.190 s (2253 MB/s), median 0.203 s, cpu best 0.366 s median 0.381 s
-#   warm xmc2 best 0.195 s (2195 MB/s), median 0.201 s, cpu best 0.375 s median 0.389 s
-# i.e. cold ~1.2-1.5 x cat (best walls; runs are bimodal, 0.24-0.34 s)
-# with CPU-s / 2 cores ~0.2 s (~cat): the rest is the texts' CPU phase
-# after X_Xf and the first ~40 ms (X_Y) waiting for the disk.
+# Last measured (2026-11-22 20:31 UTC, 2-core VM, the lead's jobs paused,
+# branch parse 2efde58 (one pass over the sparse files) against main
+# 1367c9b, XMC_BUILD="build <main build> <main build> build" ... 7
+# "cold warm"; docs/data.md, "One-pass round", has all series):
+#   cold cat  best 0.210 s (2038 MB/s), median 0.237 s
+#   cold xmc1 best 0.240 s (1783 MB/s), median 0.340 s, cpu best 0.384 s median 0.407 s
+#   cold xmc2 best 0.299 s (1431 MB/s), median 0.331 s, cpu best 0.413 s median 0.431 s
+#   warm cat  best 0.085 s (5032 MB/s), median 0.087 s
+#   warm xmc1 best 0.179 s (2391 MB/s), median 0.183 s, cpu best 0.347 s median 0.351 s
+#   warm xmc2 best 0.187 s (2289 MB/s), median 0.192 s, cpu best 0.361 s median 0.368 s
+# (xmc1 = parse, xmc2 = main; xmc3/xmc4 of the A B B A series agree.)
+# i.e. cold 1.1-1.4 x cat (best walls; medians follow the disk, 0.30-0.35
+# s for both), CPU-s -2.5 to -8 % against main, cold and warm.
 set -euo pipefail
 PREFIX=${1:-/tmp/big1m/trn}
 REPS=${2:-5}
