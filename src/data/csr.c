@@ -40,6 +40,11 @@ static int csr_create(xmc_csr **out, int64_t nrows, int64_t ncols, int64_t nnz,
                        "out of memory for a %lld x %lld matrix with %lld entries",
                        (long long)nrows, (long long)ncols, (long long)nnz);
     }
+    if (fresh) {
+        xmc_advise_huge(m->indptr, bp);
+        xmc_advise_huge(m->indices, bi);
+        xmc_advise_huge(m->values, bv);
+    }
     *out = m;
     return XMC_OK;
 }
