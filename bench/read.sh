@@ -23,19 +23,16 @@
 # xmc1, xmc2, ...: before/after comparisons; the one run second in a round
 # sometimes pays 20-50 ms more CPU on this VM, so also swap the order or
 # list them A B B A), OMP_NUM_THREADS.
-# Last measured (2026-11-22 20:31 UTC, 2-core VM, the lead's jobs paused,
-# branch parse 2efde58 (one pass over the sparse files) against main
-# 1367c9b, XMC_BUILD="build <main build> <main build> build" ... 7
-# "cold warm"; docs/data.md, "One-pass round", has all series):
-#   cold cat  best 0.210 s (2038 MB/s), median 0.237 s
-#   cold xmc1 best 0.240 s (1783 MB/s), median 0.340 s, cpu best 0.384 s median 0.407 s
-#   cold xmc2 best 0.299 s (1431 MB/s), median 0.331 s, cpu best 0.413 s median 0.431 s
-#   warm cat  best 0.085 s (5032 MB/s), median 0.087 s
-#   warm xmc1 best 0.179 s (2391 MB/s), median 0.183 s, cpu best 0.347 s median 0.351 s
-#   warm xmc2 best 0.187 s (2289 MB/s), median 0.192 s, cpu best 0.361 s median 0.368 s
-# (xmc1 = parse, xmc2 = main; xmc3/xmc4 of the A B B A series agree.)
-# i.e. cold 1.1-1.4 x cat (best walls; medians follow the disk, 0.30-0.35
-# s for both), CPU-s -2.5 to -8 % against main, cold and warm.
+# Last measured (2026-11-22 20:49 UTC, 2-core VM, the lead's jobs paused,
+# main 6811192 (huge pages for the output, read(2) prefetch), ... 7
+# "cold500 cold1000 cold warm"; docs/data.md, "Huge-page and prefetch
+# round", has the before/after series):
+#   cold cat  best 0.212 s (2020 MB/s), median 0.214 s
+#   cold xmc  best 0.237 s (1806 MB/s), median 0.241 s, cpu best 0.390 s median 0.405 s
+#   warm xmc  best 0.152 s (2816 MB/s), median 0.157 s, cpu best 0.289 s median 0.294 s
+#   cold500 / cold1000 xmc medians 0.787 / 0.377 s against cat 0.848 / 0.444 s
+# i.e. cold 1.12 x cat on this VM's ~2 GB/s disk (1.3 x before the round),
+# at the disk's speed when it is limited to 500-1000 MB/s.
 set -euo pipefail
 PREFIX=${1:-/tmp/big1m/trn}
 REPS=${2:-5}
