@@ -38,7 +38,7 @@ static int train_main(int argc, char **argv, xmc_dist *dist)
     xmc_train_config c;
     xmc_train_config_default(&c);
     const char *train = NULL, *test = NULL, *model = NULL, *recipe = "renee", *encoder = NULL,
-               *loss = "bce", *act = NULL, *head_opt = "sgdm", *config = NULL, *augment = NULL,
+               *loss = NULL, *act = NULL, *head_opt = "sgdm", *config = NULL, *augment = NULL,
                *model_dir = NULL, *pool = NULL, *bag = NULL, *inter_act = NULL;
     int dim = c.dim, bottleneck = 0, intermediate = 0, layers = c.layers, epochs = c.epochs,
         batch = c.batch,
@@ -94,7 +94,7 @@ static int train_main(int argc, char **argv, xmc_dist *dist)
         {"buckets", CLI_I64, &buckets, "bag: hash buckets (default: from the distinct n-grams)", 0},
         {"epochs", CLI_INT, &epochs, "epochs (default 20)", 0},
         {"batch", CLI_INT, &batch, "batch size (default 128)", 0},
-        {"lr1", CLI_DOUBLE, &lr1, "classifier learning rate (SGD momentum, summed loss; default 0.03 sparse, 0.05 bag, bert)", 0},
+        {"lr1", CLI_DOUBLE, &lr1, "classifier learning rate (SGD momentum, summed loss; default 0.03 sparse, 0.05 bag, bert; 0.01 with sqhinge)", 0},
         {"lr2", CLI_DOUBLE, &lr2,
          "encoder learning rate (AdamW; default 0.002, 0.01 --bag mean, 1e-4 bert)", 0},
         {"wd1", CLI_DOUBLE, &wd1, "classifier weight decay", 0},
@@ -102,7 +102,7 @@ static int train_main(int argc, char **argv, xmc_dist *dist)
         {"momentum", CLI_DOUBLE, &momentum, "classifier SGD momentum (default 0.9)", 0},
         {"head-opt", CLI_STR, &head_opt, "classifier optimizer: sgdm | adam", 0},
         {"warmup", CLI_DOUBLE, &warmup, "fraction of steps of linear warm-up (default 0.05)", 0},
-        {"loss", CLI_STR, &loss, "bce | sqhinge", 0},
+        {"loss", CLI_STR, &loss, "bce | sqhinge (default sqhinge for the tf-idf bag, else bce)", 0},
         {"bf16", CLI_FLAG, &bf16, "classifier weights in bf16 (fp32 math)", 0},
         {"threads", CLI_INT, &threads, "OpenMP/OpenBLAS threads (default: all)", 0},
         {"seed", CLI_I64, &seed, "random seed (default 1)", 0},
@@ -191,7 +191,7 @@ static int train_main(int argc, char **argv, xmc_dist *dist)
          meta_cutoff))
         return cli_failf("--fan-in, --rewire-*, --aux-* and --meta-cutoff-epoch are for "
                          "--recipe spartex");
-    if (strcmp(loss, "bce") && strcmp(loss, "sqhinge"))
+    if (loss && strcmp(loss, "bce") && strcmp(loss, "sqhinge"))
         return cli_failf("--loss: expected bce or sqhinge, got '%s'", loss);
     if (strcmp(head_opt, "sgdm") && strcmp(head_opt, "adam"))
         return cli_failf("--head-opt: expected sgdm or adam, got '%s'", head_opt);
@@ -199,7 +199,8 @@ static int train_main(int argc, char **argv, xmc_dist *dist)
         return cli_failf("--seed: expected a non-negative integer");
     if (act)
         c.act = !strcmp(act, "gelu") ? XMC_ACT_GELU : XMC_ACT_RELU;
-    c.loss = !strcmp(loss, "sqhinge") ? XMC_LOSS_SQHINGE : XMC_LOSS_BCE;
+    if (loss)
+        c.loss = !strcmp(loss, "sqhinge") ? XMC_LOSS_SQHINGE : XMC_LOSS_BCE;
     c.head_opt = !strcmp(head_opt, "adam") ? XMC_HEAD_ADAM : XMC_HEAD_SGDM;
     c.dim = dim;
     c.bottleneck = bottleneck;

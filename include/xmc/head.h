@@ -25,7 +25,9 @@
 extern "C" {
 #endif
 
-typedef enum xmc_loss { XMC_LOSS_BCE = 0, XMC_LOSS_SQHINGE = 1 } xmc_loss;
+/* XMC_LOSS_AUTO: a training config's "the encoder's default", resolved
+ * when the model is made (model.c); a head never sees it. */
+typedef enum xmc_loss { XMC_LOSS_AUTO = -1, XMC_LOSS_BCE = 0, XMC_LOSS_SQHINGE = 1 } xmc_loss;
 typedef enum xmc_dtype { XMC_DT_F32 = 0, XMC_DT_BF16 = 1 } xmc_dtype;
 typedef enum xmc_head_opt { XMC_HEAD_SGDM = 0, XMC_HEAD_ADAM = 1 } xmc_head_opt;
 

@@ -42,7 +42,7 @@ void xmc_train_config_default(xmc_train_config *c)
     c->wd2 = XMC_TRAIN_DEFAULT_WD2;
     c->momentum = 0.9f;
     c->head_opt = XMC_HEAD_SGDM;
-    c->loss = XMC_LOSS_BCE;
+    c->loss = XMC_LOSS_AUTO; /* sqhinge for the tf-idf bag, else bce */
     c->warmup = 0.05f;
     c->seed = 1;
     c->eval_every = 1;
@@ -256,7 +256,7 @@ static int check_config(const xmc_train_config *c, xmc_error *err)
     if (!(c->warmup >= 0 && c->warmup < 1))
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "warm-up fraction %g: expected [0, 1)",
                        (double)c->warmup);
-    if (c->loss != XMC_LOSS_BCE && c->loss != XMC_LOSS_SQHINGE)
+    if (c->loss != XMC_LOSS_AUTO && c->loss != XMC_LOSS_BCE && c->loss != XMC_LOSS_SQHINGE)
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "unknown loss");
     if (c->loss_every < 1)
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "loss_every %d: expected >= 1", c->loss_every);
@@ -532,10 +532,13 @@ static int model_create_impl(const xmc_train_config *cfg, const xmc_dataset *tra
     int bag_mean = is_bag && xmc_bag_ngram_order(m->cfg.extra) == 2;
     if (m->cfg.dim <= 0)
         m->cfg.dim = bag_mean ? 256 : XMC_TRAIN_DEFAULT_DIM;
+    if (m->cfg.loss == XMC_LOSS_AUTO)
+        m->cfg.loss = is_bag && !bag_mean ? XMC_LOSS_SQHINGE : XMC_LOSS_BCE;
     /* Reuters-21578 test P@1, mean bag: lr2 0.002 87.74 (20 epochs), 0.01 89.33 (10). */
     if (m->cfg.lr1 <= 0)
-        m->cfg.lr1 = !strcmp(m->cfg.encoder, "sparse") ? XMC_TRAIN_DEFAULT_LR1_SPARSE
-                                                       : XMC_TRAIN_DEFAULT_LR1;
+        m->cfg.lr1 = m->cfg.loss == XMC_LOSS_SQHINGE         ? XMC_TRAIN_DEFAULT_LR1_SQHINGE
+                     : !strcmp(m->cfg.encoder, "sparse") ? XMC_TRAIN_DEFAULT_LR1_SPARSE
+                                                         : XMC_TRAIN_DEFAULT_LR1;
     if (m->cfg.lr2 <= 0)
         m->cfg.lr2 = bag_mean  ? XMC_TRAIN_DEFAULT_LR2_BAG
                      : is_bert ? XMC_TRAIN_DEFAULT_LR2_BERT

@@ -95,7 +95,14 @@ grain_crude_data "$T"
 "$XMC" train --train "$T/texts.txt+$T/labels.txt" --model "$T/bag" --epochs 4 --dim 16 --batch 16 \
   --buckets 4096 --threads 2 2>/dev/null || fail "bag train failed"
 grep -q '"kind":[[:space:]]*"bag"' "$T/bag/config.json" || fail "bag not auto-picked"
-grep -q '"lr1":[[:space:]]*0.05[,}]' "$T/bag/config.json" || fail "bag lr1 is not 0.05"
+# The tf-idf bag's defaults: squared hinge at lr1 0.01; bce keeps 0.05.
+grep -q '"loss":[[:space:]]*"sqhinge"' "$T/bag/config.json" || fail "bag loss is not sqhinge"
+grep -q '"lr1":[[:space:]]*0.01[,}]' "$T/bag/config.json" || fail "bag lr1 is not 0.01"
+"$XMC" train --train "$T/texts.txt+$T/labels.txt" --model "$T/bagbce" --epochs 1 --dim 16 \
+  --batch 16 --buckets 4096 --threads 2 --loss bce 2>/dev/null || fail "bag --loss bce failed"
+grep -q '"loss":[[:space:]]*"bce"' "$T/bagbce/config.json" || fail "--loss bce not recorded"
+grep -q '"lr1":[[:space:]]*0.05[,}]' "$T/bagbce/config.json" || fail "bag bce lr1 is not 0.05"
+grep -q '"loss":[[:space:]]*"bce"' "$T/m/config.json" || fail "sparse loss is not bce"
 [ -f "$T/bag/labels.txt" ] || fail "labels.txt not stored"
 grain_crude_predict "$T/bag" "$T/text.out"
 # Settings the run would ignore are refused: bag settings on a feature set
