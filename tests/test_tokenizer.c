@@ -270,6 +270,47 @@ static void test_errors(void **state)
     }
 }
 
+/* cJSON runs on xmc_malloc (src/core/json.c): its memory is accounted, and
+ * an allocation failing inside a parse is XMC_ENOMEM, never a format error. */
+static void test_json_alloc(void **state)
+{
+    (void)state;
+    size_t base = xmc_mem_current();
+    cJSON *o = cJSON_CreateObject();
+    assert_non_null(o);
+    assert_true(xmc_mem_current() > base);
+    cJSON_Delete(o);
+    assert_int_equal(xmc_mem_current(), base);
+    /* both JSON files of a fast-tokenizer directory are parsed */
+    tu_system("rm -rf '%s' && mkdir -p '%s'", tu_path("ja"), tu_path("ja"));
+    tu_write(tu_path("ja/tokenizer.json"),
+             "{\"normalizer\": {\"type\": \"BertNormalizer\", \"lowercase\": true},"
+             " \"model\": {\"type\": \"WordPiece\", \"unk_token\": \"[UNK]\", \"vocab\": "
+             "{\"[PAD]\": 0, \"[UNK]\": 1, \"[CLS]\": 2, \"[SEP]\": 3, \"[MASK]\": 4, "
+             "\"hello\": 5, \"##s\": 6}}}");
+    tu_write(tu_path("ja/tokenizer_config.json"),
+             "{\"do_lower_case\": true, \"model_max_length\": 128, \"name\": \"x\"}");
+    xmc_tokenizer *t;
+    xmc_error e = {0};
+    int rc = XMC_ENOMEM;
+    uint64_t k;
+    for (k = 1; k < 1000 && rc != XMC_OK; k++) {
+        xmc_mem_fail_after(k);
+        xmc_error_clear(&e);
+        rc = xmc_tokenizer_load(tu_path("ja"), NULL, &t, &e);
+        xmc_mem_fail_after(0);
+        if (rc != XMC_OK) {
+            assert_int_equal(rc, XMC_ENOMEM);
+            assert_int_equal(xmc_mem_current(), base);
+        }
+    }
+    assert_int_equal(rc, XMC_OK);
+    assert_true(k > 10); /* the loop went through the cJSON parses */
+    assert_int_equal(xmc_tokenizer_model_max_length(t), 128);
+    xmc_tokenizer_free(t);
+    assert_int_equal(xmc_mem_current(), base);
+}
+
 static void test_batch_and_cache(void **state)
 {
     (void)state;
@@ -371,7 +412,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hf_parity),       cmocka_unit_test(test_rules_small_vocab),
         cmocka_unit_test(test_config_options),  cmocka_unit_test(test_tokenizer_json_only),
-        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_errors),          cmocka_unit_test(test_json_alloc),
         cmocka_unit_test(test_batch_and_cache), cmocka_unit_test(test_speed_real),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/internal.h"
 #include "data/internal.h"
 
 /* "{prefix}{suffix}" or "{dir(prefix)}/{name}" joined into a heap string. */
@@ -228,8 +229,10 @@ static int read_jsonl(const char *path, int want_targets, int64_t nlabels, xmc_t
         if (bad != (size_t)-1)
             JFAIL(XMC_EFORMAT, "invalid UTF-8 at column %zu (byte 0x%02x)", bad + 1,
                   (unsigned char)line[bad]);
-        j = cJSON_ParseWithLength(line, len);
-        if (!j)
+        int prc = xmc_json_parse(line, len, &j);
+        if (prc == XMC_ENOMEM)
+            JFAIL(XMC_ENOMEM, "out of memory");
+        if (prc != XMC_OK)
             JFAIL(XMC_EFORMAT, "expected a JSON object, found %s", xmc_excerpt(line, line + len));
         if (!cJSON_IsObject(j))
             JFAIL(XMC_EFORMAT, "expected a JSON object per line");

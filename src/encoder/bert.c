@@ -27,6 +27,7 @@
  * count (OpenBLAS's own blocking aside).
  */
 #include "xmc/bert.h"
+#include "core/internal.h"
 
 #if defined(__clang__)
 /* `omp simd` is a request: under sanitizers clang declines some loops and
@@ -193,9 +194,12 @@ int xmc_bert_config_read(const char *path, xmc_bert_config *c, xmc_error *err)
     int rc = xmc_read_file(path, &d, &n, err);
     if (rc != XMC_OK)
         return rc;
-    cJSON *j = cJSON_ParseWithLength(d, n);
+    cJSON *j = NULL;
+    rc = xmc_json_parse(d, n, &j);
     xmc_free(d);
-    if (!j || !cJSON_IsObject(j)) {
+    if (rc == XMC_ENOMEM)
+        return XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory");
+    if (rc != XMC_OK || !cJSON_IsObject(j)) {
         cJSON_Delete(j);
         return XMC_ERR(err, XMC_EFORMAT, path, 0, "expected a JSON object");
     }

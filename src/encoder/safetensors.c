@@ -11,6 +11,7 @@
  * names. Threading: immutable after open.
  */
 #include "xmc/safetensors.h"
+#include "core/internal.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -141,7 +142,11 @@ static int parse(xmc_safetensors *st, xmc_error *err)
     size_t buf_len = st->size - 8 - (size_t)hlen;
 
     int rc = XMC_OK;
-    cJSON *root = cJSON_ParseWithLength((const char *)st->base + 8, (size_t)hlen);
+    cJSON *root = NULL;
+    if (xmc_json_parse((const char *)st->base + 8, (size_t)hlen, &root) == XMC_ENOMEM) {
+        rc = XMC_ERR(err, XMC_ENOMEM, p, 0, "out of memory");
+        goto out;
+    }
     if (!root || !cJSON_IsObject(root)) {
         rc = XMC_ERR(err, XMC_EFORMAT, p, 0, "header is not a JSON object");
         goto out;

@@ -16,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/internal.h"
 #include "internal.h"
 
 static const char *act_name(xmc_act a) { return a == XMC_ACT_GELU ? "gelu" : "relu"; }
@@ -87,7 +88,7 @@ static int write_manifest(const char *dir, char *text, xmc_error *err)
         fputc('\n', o.fp);
         rc = xmc_outfile_commit(&o, err);
     }
-    free(text); /* cJSON's allocator */
+    cJSON_free(text); /* cJSON's hooks: xmc_free (core/json.c) */
     return rc;
 }
 
@@ -249,9 +250,11 @@ static int read_config(const char *dir, char cpath[4096], cJSON **root, xmc_erro
     int rc = xmc_model_read_config_text(dir, &text, err);
     if (rc)
         return rc;
-    *root = cJSON_Parse(text);
+    rc = xmc_json_parse(text, strlen(text), root);
     xmc_free(text);
-    if (!*root)
+    if (rc == XMC_ENOMEM)
+        return XMC_ERR(err, XMC_ENOMEM, cpath, 0, "out of memory");
+    if (rc != XMC_OK)
         return XMC_ERR(err, XMC_ECORRUPT, cpath, 0, "not valid JSON");
     return XMC_OK;
 }

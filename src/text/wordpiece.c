@@ -22,6 +22,7 @@
  * no Greek final-sigma rule; no NFC pre-normalisation when accents are kept).
  */
 #include "xmc/tokenizer.h"
+#include "core/internal.h"
 
 #include <cjson/cJSON.h>
 #include <string.h>
@@ -135,9 +136,11 @@ static int read_json(const char *path, cJSON **out, xmc_error *err)
     int rc = xmc_read_file(path, &d, &n, err);
     if (rc != XMC_OK)
         return rc;
-    *out = cJSON_ParseWithLength(d, n);
+    rc = xmc_json_parse(d, n, out);
     xmc_free(d);
-    if (!*out || !cJSON_IsObject(*out)) {
+    if (rc == XMC_ENOMEM)
+        return XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory");
+    if (rc != XMC_OK || !cJSON_IsObject(*out)) {
         cJSON_Delete(*out);
         *out = NULL;
         return XMC_ERR(err, XMC_EFORMAT, path, 0, "expected a JSON object");
