@@ -274,6 +274,49 @@ static void test_model_dir_errors(void **state)
     xmc_dataset_free(ds);
 }
 
+/* A save that runs out of memory fails with ENOMEM and leaves no
+ * config.json; one that succeeds writes the same manifest as a save with
+ * no failure (cJSON drops fields it cannot allocate without a sign, so the
+ * writer must notice: io.c, xmc_json_failures). */
+static void test_save_out_of_memory(void **state)
+{
+    (void)state;
+    xmc_error err = {0};
+    xmc_model *m = NULL;
+    xmc_dataset *ds = planted(60, 8, 5);
+    xmc_train_config c;
+    small_config(&c);
+    c.epochs = 1;
+    assert_int_equal(xmc_model_create(&c, ds, &m, &err), XMC_OK);
+    assert_int_equal(xmc_model_train(m, ds, NULL, NULL, &err), XMC_OK);
+    assert_int_equal(xmc_model_save(m, tu_path("ref"), &err), XMC_OK);
+    char *want = NULL, *got = NULL;
+    assert_int_equal(xmc_model_read_config_text(tu_path("ref"), &want, &err), XMC_OK);
+    int ok = 0, failed = 0;
+    for (uint64_t k = 1; k < 400 && !ok; k++) {
+        assert_int_equal(tu_system("rm -rf '%s'", tu_path("oom")), 0);
+        xmc_error_clear(&err);
+        xmc_mem_fail_after(k);
+        int rc = xmc_model_save(m, tu_path("oom"), &err);
+        xmc_mem_fail_after(0);
+        if (rc != XMC_OK) {
+            assert_int_equal(rc, XMC_ENOMEM);
+            assert_false(xmc_file_exists(tu_path("oom/config.json")));
+            failed++;
+            continue;
+        }
+        assert_int_equal(xmc_model_read_config_text(tu_path("oom"), &got, &err), XMC_OK);
+        assert_string_equal(got, want);
+        xmc_free(got);
+        ok = 1;
+    }
+    assert_true(ok);
+    assert_true(failed > 20); /* the failures reached the manifest's tree */
+    xmc_free(want);
+    xmc_model_free(m);
+    xmc_dataset_free(ds);
+}
+
 static void test_bag_model_with_names(void **state)
 {
     (void)state;
@@ -334,6 +377,7 @@ int main(void)
         cmocka_unit_test(test_learns_planted_task),
         cmocka_unit_test(test_resume_bit_identical),
         cmocka_unit_test(test_model_dir_errors),
+        cmocka_unit_test(test_save_out_of_memory),
         cmocka_unit_test(test_bag_model_with_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,13 +15,13 @@
 
 #include "xmc/core.h"
 
-static _Thread_local int alloc_failed;
+static _Thread_local unsigned alloc_failures;
 
 static void *json_malloc(size_t n)
 {
     void *p = xmc_malloc(n);
     if (!p)
-        alloc_failed = 1;
+        alloc_failures++;
     return p;
 }
 
@@ -38,9 +38,11 @@ __attribute__((constructor)) void xmc_json_hooks_install(void)
 
 int xmc_json_parse(const char *text, size_t n, cJSON **out)
 {
-    alloc_failed = 0;
+    unsigned f0 = alloc_failures;
     *out = cJSON_ParseWithLength(text, n);
     if (*out)
         return XMC_OK;
-    return alloc_failed ? XMC_ENOMEM : XMC_EFORMAT;
+    return alloc_failures != f0 ? XMC_ENOMEM : XMC_EFORMAT;
 }
+
+unsigned xmc_json_failures(void) { return alloc_failures; }

@@ -108,11 +108,15 @@ static void add_float(cJSON *o, const char *name, float f)
     cJSON_AddNumberToObject(o, name, v);
 }
 
+/* NULL when out of memory; the cJSON_Add*ToObject helpers then add
+ * nothing to it and the writer's xmc_json_failures check refuses the tree. */
 static cJSON *add_obj(cJSON *parent, const char *name)
 {
     cJSON *o = cJSON_CreateObject();
-    if (o)
-        cJSON_AddItemToObject(parent, name, o);
+    if (o && !cJSON_AddItemToObject(parent, name, o)) {
+        cJSON_Delete(o); /* not linked: ours to free */
+        o = NULL;
+    }
     return o;
 }
 
@@ -147,6 +151,7 @@ static void add_labels(cJSON *root, int has_labels)
 
 static char *config_json(const xmc_model *m, const char *files[4], const cJSON *shards)
 {
+    unsigned f0 = xmc_json_failures();
     const xmc_train_config *c = &m->cfg;
     cJSON *root = cJSON_CreateObject();
     if (!root)
@@ -224,9 +229,17 @@ static char *config_json(const xmc_model *m, const char *files[4], const cJSON *
     if (files[3])
         cJSON_AddStringToObject(fl, "meta", files[3]);
     if (shards) /* sharded head: [{"file", "begin", "end"}] by label range */
-        cJSON_AddItemToObject(root, "head_shards", cJSON_Duplicate(shards, 1));
+    {
+        cJSON *dup = cJSON_Duplicate(shards, 1);
+        if (dup && !cJSON_AddItemToObject(root, "head_shards", dup))
+            cJSON_Delete(dup);
+    }
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
+    if (text && xmc_json_failures() != f0) { /* a field was dropped: write nothing */
+        cJSON_free(text);
+        text = NULL;
+    }
     return text;
 }
 
@@ -632,6 +645,7 @@ int model_unidec_save(const char *dir, const xmc_train_config *c, const xmc_unid
         return rc;
     xmc_unidec_stats st;
     xmc_unidec_get_stats(u, &st);
+    unsigned f0 = xmc_json_failures();
     cJSON *root = cJSON_CreateObject();
     if (!root)
         return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (config.json)");
@@ -684,6 +698,10 @@ int model_unidec_save(const char *dir, const xmc_train_config *c, const xmc_unid
     cJSON_AddStringToObject(fl, "model", XMC_MODEL_UNIDEC_FILE);
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
+    if (text && xmc_json_failures() != f0) { /* a field was dropped: write nothing */
+        cJSON_free(text);
+        text = NULL;
+    }
     return write_manifest(dir, text, err);
 }
 

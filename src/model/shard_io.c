@@ -26,6 +26,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/internal.h"
 #include "internal.h"
 
 static void shard_name(char *out, size_t n, int64_t step, int r, int P)
@@ -69,6 +70,7 @@ int model_shard_save(const xmc_model *m, const char *dir, xmc_error *err)
     if ((rc = model_dist_agree(d, rc, "writing its checkpoint files", err)))
         goto done;
     if (r == 0) {
+        unsigned f0 = xmc_json_failures();
         if (!(shards = cJSON_CreateArray())) {
             rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (manifest)");
         } else {
@@ -84,7 +86,9 @@ int model_shard_save(const xmc_model *m, const char *dir, xmc_error *err)
                 cJSON_AddItemToArray(shards, o);
             }
             const char *files[4] = {enc, head0, m->opt ? opt : NULL, NULL};
-            rc = model_write_config(dir, m, files, shards, err);
+            rc = xmc_json_failures() != f0 /* a shard entry was dropped */
+                     ? XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (manifest)")
+                     : model_write_config(dir, m, files, shards, err);
         }
         if (!rc) { /* best effort: stale files are harmless */
             const char *keep[3] = {enc, m->opt ? opt : NULL, NULL};
