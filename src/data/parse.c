@@ -258,7 +258,7 @@ int xmc_inbuf_open_ex(xmc_inbuf *b, const char *path, int mode, const xmc_own_ho
             /* Page-fault readahead keeps ~256 KiB in flight (MADV_WILLNEED
              * reads only one window): queue the whole file from a helper. */
             madvise(p, (size_t)st.st_size, MADV_SEQUENTIAL);
-            if ((size_t)st.st_size >= PREFETCH_MIN)
+            if (!b->resident && (size_t)st.st_size >= PREFETCH_MIN)
                 xmc_prefetch_start(&b->pf, &path, 1);
             b->map = p;
             b->map_len = (size_t)st.st_size;
