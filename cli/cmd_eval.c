@@ -13,35 +13,13 @@
 #include "xmc/data.h"
 #include "xmc/metrics.h"
 
-/* cJSON's Add* calls drop what they cannot allocate and go on; `lost`
- * counts those, so --json never prints a table with fields missing. */
-static int lost;
-
-static void json_add(cJSON *o, const char *key, cJSON *item)
+/* An array of v[0..n) as o[key]. A value or key cJSON cannot allocate is
+ * dropped; xmc_json_failures counts it (the caller prints nothing then). */
+static void json_array(cJSON *o, const char *key, const double *v, int n)
 {
-    if (!item || !cJSON_AddItemToObject(o, key, item)) {
-        cJSON_Delete(item);
-        lost++;
-    }
-}
-
-static void json_num(cJSON *o, const char *key, double v)
-{
-    lost += !cJSON_AddNumberToObject(o, key, v);
-}
-
-static cJSON *json_array(const double *v, int n)
-{
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; a && i < n; i++) {
-        cJSON *x = cJSON_CreateNumber(v[i]);
-        if (!x || !cJSON_AddItemToArray(a, x)) {
-            cJSON_Delete(x);
-            cJSON_Delete(a);
-            return NULL;
-        }
-    }
-    return a;
+    cJSON *a = cJSON_AddArrayToObject(o, key);
+    for (int i = 0; a && i < n; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
 }
 
 static void print_row(const char *name, const double *v, int n)
@@ -231,35 +209,38 @@ int cmd_eval(int argc, char **argv)
     double eval_s = xmc_now() - t0;
 
     if (json) {
+        unsigned f0 = xmc_json_failures();
         root = cJSON_CreateObject();
-        lost = !root;
-        json_num(root, "points", (double)r.n_points);
-        json_num(root, "labels", (double)Y->ncols);
-        json_num(root, "rows_without_labels", (double)r.n_empty);
-        json_num(root, "distinct_true_labels", (double)r.n_truth_labels);
-        json_num(root, "unknown_true_labels", (double)truth->n_unknown_labels);
-        lost += !cJSON_AddStringToObject(root, "filter", filter_from);
-        json_num(root, "filtered_true_pairs", (double)r.n_truth_filtered);
-        json_num(root, "filtered_predictions", (double)r.n_pred_filtered);
+        cJSON_AddNumberToObject(root, "points", (double)r.n_points);
+        cJSON_AddNumberToObject(root, "labels", (double)Y->ncols);
+        cJSON_AddNumberToObject(root, "rows_without_labels", (double)r.n_empty);
+        cJSON_AddNumberToObject(root, "distinct_true_labels", (double)r.n_truth_labels);
+        cJSON_AddNumberToObject(root, "unknown_true_labels", (double)truth->n_unknown_labels);
+        cJSON_AddStringToObject(root, "filter", filter_from);
+        cJSON_AddNumberToObject(root, "filtered_true_pairs", (double)r.n_truth_filtered);
+        cJSON_AddNumberToObject(root, "filtered_predictions", (double)r.n_pred_filtered);
         double kd[XMC_METRICS_MAX_KS];
         for (int q = 0; q < r.n_k; q++)
             kd[q] = r.k[q];
-        json_add(root, "k", json_array(kd, r.n_k));
-        json_add(root, "P", json_array(r.p, r.n_k));
-        json_add(root, "nDCG", json_array(r.ndcg, r.n_k));
+        json_array(root, "k", kd, r.n_k);
+        json_array(root, "P", r.p, r.n_k);
+        json_array(root, "nDCG", r.ndcg, r.n_k);
         if (r.has_ps) {
-            json_add(root, "PSP", json_array(r.psp, r.n_k));
-            json_add(root, "PSnDCG", json_array(r.psndcg, r.n_k));
+            json_array(root, "PSP", r.psp, r.n_k);
+            json_array(root, "PSnDCG", r.psndcg, r.n_k);
             cJSON *pp = cJSON_AddObjectToObject(root, "propensity");
-            lost += !pp;
-            json_num(pp, "A", A);
-            json_num(pp, "B", B);
-            lost += !cJSON_AddStringToObject(pp, "preset", prop_name);
+            cJSON_AddNumberToObject(pp, "A", A);
+            cJSON_AddNumberToObject(pp, "B", B);
+            cJSON_AddStringToObject(pp, "preset", prop_name);
         }
-        json_add(root, "R", json_array(r.recall, r.n_k));
-        json_add(root, "coverage", json_array(r.coverage, r.n_k));
-        json_num(root, "eval_seconds", eval_s);
-        char *s = lost ? NULL : cJSON_Print(root);
+        json_array(root, "R", r.recall, r.n_k);
+        json_array(root, "coverage", r.coverage, r.n_k);
+        cJSON_AddNumberToObject(root, "eval_seconds", eval_s);
+        char *s = cJSON_Print(root);
+        if (s && xmc_json_failures() != f0) { /* a field was dropped */
+            cJSON_free(s);
+            s = NULL;
+        }
         if (!s) {
             status = cli_failf("out of memory");
             goto out;

@@ -86,6 +86,12 @@ uint64_t xmc_mem_alloc_count(void); /* number of successful allocations */
 void xmc_mem_reset_peak(void);
 /* Test hook: the n-th next allocation (1-based) fails; 0 disables. */
 void xmc_mem_fail_after(uint64_t n);
+/* How many of cJSON's allocations (which go through xmc_malloc) have
+ * failed on this thread so far. cJSON_Add* and cJSON_Create* into a tree
+ * drop what they cannot allocate without a sign, and cJSON_Print then
+ * prints the rest: a writer takes this count before building a tree and
+ * refuses to write when it moved. */
+unsigned xmc_json_failures(void);
 /* Peak resident set size of the process, from /proc (bytes; 0 if unknown). */
 size_t xmc_peak_rss(void);
 

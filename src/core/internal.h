@@ -14,10 +14,4 @@
  * output included, is freed with cJSON_free or xmc_free. */
 int xmc_json_parse(const char *text, size_t n, cJSON **out);
 
-/* How many of cJSON's allocations have failed on this thread so far.
- * cJSON_Add* and cJSON_Create* into a tree drop what they cannot allocate
- * without a sign, and cJSON_Print then prints the rest: a writer takes
- * this count before building a tree and refuses to write when it moved. */
-unsigned xmc_json_failures(void);
-
 #endif

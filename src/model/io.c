@@ -120,6 +120,20 @@ static cJSON *add_obj(cJSON *parent, const char *name)
     return o;
 }
 
+/* root as text, and root freed; NULL (write_manifest: out of memory) when
+ * printing failed or any cJSON allocation failed since the count f0 was
+ * taken (a field was dropped: write nothing). */
+static char *print_tree(cJSON *root, unsigned f0)
+{
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (text && xmc_json_failures() != f0) {
+        cJSON_free(text);
+        text = NULL;
+    }
+    return text;
+}
+
 /* The keys every manifest starts with. */
 static void add_header(cJSON *root, const char *recipe)
 {
@@ -234,13 +248,7 @@ static char *config_json(const xmc_model *m, const char *files[4], const cJSON *
         if (dup && !cJSON_AddItemToObject(root, "head_shards", dup))
             cJSON_Delete(dup);
     }
-    char *text = cJSON_Print(root);
-    cJSON_Delete(root);
-    if (text && xmc_json_failures() != f0) { /* a field was dropped: write nothing */
-        cJSON_free(text);
-        text = NULL;
-    }
-    return text;
+    return print_tree(root, f0);
 }
 
 int xmc_model_read_config_text(const char *dir, char **text, xmc_error *err)
@@ -696,13 +704,7 @@ int model_unidec_save(const char *dir, const xmc_train_config *c, const xmc_unid
     cJSON_AddNumberToObject(s, "step", (double)st.steps);
     cJSON *fl = add_obj(root, "files");
     cJSON_AddStringToObject(fl, "model", XMC_MODEL_UNIDEC_FILE);
-    char *text = cJSON_Print(root);
-    cJSON_Delete(root);
-    if (text && xmc_json_failures() != f0) { /* a field was dropped: write nothing */
-        cJSON_free(text);
-        text = NULL;
-    }
-    return write_manifest(dir, text, err);
+    return write_manifest(dir, print_tree(root, f0), err);
 }
 
 int xmc_model_load_unidec(const char *dir, xmc_unidec **u, xmc_texts **label_names,
