@@ -251,14 +251,15 @@ typedef struct xmc_inbuf {
 } xmc_inbuf;
 
 /* How xmc_inbuf_open_ex holds the file:
- * MAP:  read-only mapping for plain files of 1 MiB or more, else the heap;
- * HEAP: always an exact-size heap block with one spare byte (b->heap);
- * OWN:  a writable buffer with one spare byte that the caller may take over:
- *       for plain files of xmc_inbuf_own_map_bytes or more, a private
- *       mapping already copied into memory (b->map, b->map_len bytes:
- *       munmap), else as HEAP (b->heap: xmc_free). Take it over by setting
- *       that field to NULL before closing. */
-enum { XMC_INBUF_MAP = 0, XMC_INBUF_HEAP = 1, XMC_INBUF_OWN = 2 };
+ * MAP: read-only mapping for plain files of 1 MiB or more, else an
+ *      exact-size heap block with one spare byte (b->heap);
+ * OWN: a writable buffer with one spare byte that the caller may take over:
+ *      for plain files of xmc_inbuf_own_map_bytes or more, a private
+ *      mapping already copied into memory (b->map, b->map_len bytes:
+ *      munmap), else the heap block (b->heap: xmc_free). Take it over by
+ *      setting that field to NULL before closing.
+ * gzip input and pipes are inflated or read into the heap in both modes. */
+enum { XMC_INBUF_MAP = 0, XMC_INBUF_OWN = 1 };
 int xmc_inbuf_open(xmc_inbuf *b, const char *path, xmc_error *err); /* MAP */
 void xmc_inbuf_close(xmc_inbuf *b);
 /* Size from which OWN maps (default 1 MiB); tests and fuzzers lower it to
