@@ -3,7 +3,10 @@
 # napkinXC (PLT and OVR) and omikuji on the shared datasets, same splits,
 # one table:
 #   P@1, P@5, PSP@5 (all scored by `xmc eval`, A=0.55 B=1.5), train time,
-#   predict time, peak RSS (/usr/bin/time -v) of train and predict.
+#   predict time, peak RSS (/usr/bin/time -v) of train and predict;
+#   then, per cell, xmc minus the best peer with a 95% paired-bootstrap
+#   interval over the test rows ($OUT/paired.md), which says whether a gap
+#   is more than the test split's sampling noise.
 #
 # usage: bench/peers.sh [dataset ...]   (default: all five)
 #   env: XMC (xmc binary, default build/xmc), OUT (work dir, default
