@@ -279,11 +279,15 @@ def paired(out, datasets, resamples=2000):
             continue
         idx = rng.integers(0, len(Yte), size=(resamples, len(Yte)))
         full = np.arange(len(Yte))[None, :]
-        mx = metrics(rx, full)[0]
+        mx, bx = metrics(rx, full)[0], metrics(rx, idx)
+        point = {k: metrics(r, full)[0] for k, r in peers.items()}
+        boot = {}
         for m, name in enumerate(['P@1', 'P@5', 'PSP@5']):
-            k = max(peers, key=lambda k: metrics(peers[k], full)[0][m])
-            mp = metrics(peers[k], full)[0][m]
-            d = np.sort(metrics(rx, idx)[:, m] - metrics(peers[k], idx)[:, m])
+            k = max(point, key=lambda k: point[k][m])
+            mp = point[k][m]
+            if k not in boot:
+                boot[k] = metrics(peers[k], idx)
+            d = np.sort(bx[:, m] - boot[k][:, m])
             lo, hi = d[int(0.025 * resamples)], d[int(0.975 * resamples) - 1]
             print('| %s | %s | %.2f | %s %.2f | %+.2f | [%+.2f, %+.2f] |' % (ds, name, mx[m], PEER_NAMES[k], mp, mx[m] - mp, lo, hi))
 
