@@ -380,9 +380,15 @@ for ds in "${datasets[@]}"; do
     fi
   fi
 done
-# Which gaps are beyond the test split's sampling noise (peers.py paired).
-"$PY" "$OUT/peers.py" paired "$OUT" "${datasets[@]}" > "$OUT/paired.md"
 cat "$table"
+# Which gaps are beyond the test split's sampling noise (peers.py paired);
+# the table above stands whatever happens here.
 echo
 echo "xmc against the best peer of each cell, paired bootstrap over test rows (2000 resamples):"
-cat "$OUT/paired.md"
+if "$PY" "$OUT/peers.py" paired "$OUT" "${datasets[@]}" > "$OUT/paired.md.tmp"; then
+  mv "$OUT/paired.md.tmp" "$OUT/paired.md"
+  cat "$OUT/paired.md"
+else
+  echo "peers.sh: the paired bootstrap failed (see above)" >&2
+  exit 1
+fi
