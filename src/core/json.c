@@ -46,3 +46,23 @@ int xmc_json_parse(const char *text, size_t n, cJSON **out)
 }
 
 unsigned xmc_json_failures(void) { return alloc_failures; }
+
+int xmc_json_read_object(const char *path, cJSON **out, xmc_error *err)
+{
+    *out = NULL;
+    char *d;
+    size_t n;
+    int rc = xmc_read_file(path, &d, &n, err);
+    if (rc != XMC_OK)
+        return rc;
+    rc = xmc_json_parse(d, n, out);
+    xmc_free(d);
+    if (rc == XMC_ENOMEM)
+        return XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory");
+    if (rc != XMC_OK || !cJSON_IsObject(*out)) {
+        cJSON_Delete(*out);
+        *out = NULL;
+        return XMC_ERR(err, XMC_EFORMAT, path, 0, "expected a JSON object");
+    }
+    return XMC_OK;
+}

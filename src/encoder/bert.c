@@ -189,20 +189,10 @@ static int check_act(const cJSON *j, const char *k, const char *path, xmc_error 
 int xmc_bert_config_read(const char *path, xmc_bert_config *c, xmc_error *err)
 {
     memset(c, 0, sizeof *c);
-    char *d;
-    size_t n;
-    int rc = xmc_read_file(path, &d, &n, err);
+    cJSON *j;
+    int rc = xmc_json_read_object(path, &j, err);
     if (rc != XMC_OK)
         return rc;
-    cJSON *j = NULL;
-    rc = xmc_json_parse(d, n, &j);
-    xmc_free(d);
-    if (rc == XMC_ENOMEM)
-        return XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory");
-    if (rc != XMC_OK || !cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        return XMC_ERR(err, XMC_EFORMAT, path, 0, "expected a JSON object");
-    }
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(j, "model_type");
     const char *type = cJSON_IsString(mt) ? mt->valuestring : "";
     if (!strcmp(type, "bert")) {

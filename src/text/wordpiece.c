@@ -126,26 +126,11 @@ static void json_flag(const cJSON *o, const char *key, int *v)
         *v = cJSON_IsTrue(j) ? 1 : 0;
 }
 
+/* An absent file is no error: *out stays NULL. */
 static int read_json(const char *path, cJSON **out, xmc_error *err)
 {
     *out = NULL;
-    if (!xmc_file_exists(path))
-        return XMC_OK;
-    char *d;
-    size_t n;
-    int rc = xmc_read_file(path, &d, &n, err);
-    if (rc != XMC_OK)
-        return rc;
-    rc = xmc_json_parse(d, n, out);
-    xmc_free(d);
-    if (rc == XMC_ENOMEM)
-        return XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory");
-    if (rc != XMC_OK || !cJSON_IsObject(*out)) {
-        cJSON_Delete(*out);
-        *out = NULL;
-        return XMC_ERR(err, XMC_EFORMAT, path, 0, "expected a JSON object");
-    }
-    return XMC_OK;
+    return xmc_file_exists(path) ? xmc_json_read_object(path, out, err) : XMC_OK;
 }
 
 /* tokenizer.json's normalizer (what the fast tokenizer runs), then
