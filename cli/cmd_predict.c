@@ -1,6 +1,7 @@
 /* xmc predict: exact top-k with a trained model.
  *   --input SPEC --out FILE   score-matrix file ("N L" header, then
  *                             "label:score ..." per row), written atomically
+ *   --input SPEC --embed FILE the rows' embeddings as a float32 .npy
  *   --text                    raw text lines on stdin -> TSV on stdout:
  *                             line, rank, label id, score, label name */
 #include <math.h>
@@ -170,6 +171,62 @@ done:
     return rc;
 }
 
+/* --embed: the embeddings the head scores, N x d float32, in NumPy's .npy
+ * format (version 1.0: magic, header length, a Python-literal header padded
+ * to 64 bytes, then the rows in C order), which numpy.load and most
+ * array tools read with no code of ours. Written in blocks through a temp
+ * file, so memory stays at one block and a failed run leaves no file. */
+static int write_embeddings(xmc_model *m, const xmc_dataset *ds, const char *path,
+                            xmc_error *err)
+{
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the .npy header below says little-endian ('<f4')"
+#endif
+    xmc_model_stats st;
+    xmc_model_get_stats(m, &st);
+    enum { BLOCK = 4096 };
+    xmc_enc_data *d = NULL;
+    float *E = NULL;
+    xmc_outfile o;
+    int rc = xmc_model_prepare(m, ds, &d, err);
+    if (rc)
+        return rc;
+    if (!(E = xmc_malloc((size_t)BLOCK * (size_t)st.dim * sizeof(float)))) {
+        xmc_enc_data_free(d);
+        return XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory (%d x %d embeddings)", BLOCK,
+                       st.dim);
+    }
+    if ((rc = xmc_outfile_open(&o, path, err)))
+        goto done;
+    char hdr[128];
+    int n = snprintf(hdr + 10, sizeof hdr - 10,
+                     "{'descr': '<f4', 'fortran_order': False, 'shape': (%lld, %d), }",
+                     (long long)ds->n, st.dim);
+    int total = (10 + n + 1 + 63) / 64 * 64; /* magic + length + header + '\n' */
+    memcpy(hdr, "\x93NUMPY\x01\x00", 8);
+    hdr[8] = (char)((total - 10) & 0xff);
+    hdr[9] = (char)((total - 10) >> 8);
+    memset(hdr + 10 + n, ' ', (size_t)(total - 10 - n - 1));
+    hdr[total - 1] = '\n';
+    if (fwrite(hdr, 1, (size_t)total, o.fp) != (size_t)total)
+        o.failed = 1;
+    for (int64_t r0 = 0; r0 < ds->n && !o.failed; r0 += BLOCK) {
+        int64_t b = ds->n - r0 < BLOCK ? ds->n - r0 : BLOCK;
+        if ((rc = xmc_model_embed(m, d, r0, b, E, err)))
+            break;
+        if (fwrite(E, sizeof(float) * (size_t)st.dim, (size_t)b, o.fp) != (size_t)b)
+            o.failed = 1;
+    }
+    if (rc)
+        xmc_outfile_abort(&o);
+    else
+        rc = xmc_outfile_commit(&o, err);
+done:
+    xmc_free(E);
+    xmc_enc_data_free(d);
+    return rc;
+}
+
 static int predict_main(int argc, char **argv, xmc_dist *dist);
 
 /* `mpirun -np P xmc predict`: each rank loads its label shard (re-sharding
@@ -185,7 +242,7 @@ int cmd_predict(int argc, char **argv)
 
 static int predict_main(int argc, char **argv, xmc_dist *dist)
 {
-    const char *model = NULL, *input = NULL, *out = NULL, *head = NULL;
+    const char *model = NULL, *input = NULL, *out = NULL, *head = NULL, *embed = NULL;
     int topk = 5, text = 0, threads = 0, ann = 0, ef = 0;
     const cli_opt opts[] = {
         {"model", CLI_STR, &model, "model directory (xmc train --model)", 1},
@@ -198,16 +255,25 @@ static int predict_main(int argc, char **argv, xmc_dist *dist)
         {"ef", CLI_INT, &ef, "--ann: HNSW candidate list size (default max(100, topk))", 0},
         {"head", CLI_STR, &head, "unidec: score with de | clf | both (default both; depsl de)",
          0},
+        {"embed", CLI_STR, &embed,
+         "with --input: write the rows' embeddings (what the head scores) to FILE, float32 .npy",
+         0},
         {NULL, CLI_END, NULL, NULL, 0},
     };
-    int prc = cli_parse(argc, argv, opts,
-                        "--model DIR (--input SPEC --out FILE | --text) [--topk K]");
+    int prc = cli_parse(
+        argc, argv, opts,
+        "--model DIR (--input SPEC [--out FILE] [--embed FILE] | --text) [--topk K]");
     if (prc)
         return prc == 1 ? 0 : 2;
     if (topk < 1 || topk > 1000)
         return cli_failf("--topk %d: expected 1 .. 1000", topk);
-    if (!text && (!input || !out))
-        return cli_failf("give --input SPEC and --out FILE, or --text (see xmc predict --help)");
+    if (!text && (!input || (!out && !embed)))
+        return cli_failf("give --input SPEC with --out FILE and/or --embed FILE, or --text (see "
+                         "xmc predict --help)");
+    if (text && embed)
+        return cli_failf("--embed: give --input SPEC (not --text)");
+    if (ann && !text && !out)
+        return cli_failf("--ann: give --out FILE (it changes the scores, not the embeddings)");
     if (ef < 0 || (ef && !ann))
         return cli_failf("--ef %d: expected a positive size, with --ann", ef);
     if (ann && ef == 0)
@@ -219,6 +285,8 @@ static int predict_main(int argc, char **argv, xmc_dist *dist)
     if (xmc_model_dir_recipe(model, recipe, sizeof recipe, &err))
         return cli_fail(&err);
     if (xmc_recipe_is_unidec(recipe)) {
+        if (embed)
+            return cli_failf("--embed: for renee and spartex models (this one is %s)", recipe);
         return predict_unidec(model, recipe, input, out, text, topk, head, ann, ef);
     }
     if (head)
@@ -228,8 +296,9 @@ static int predict_main(int argc, char **argv, xmc_dist *dist)
     if (ann && !strcmp(recipe, "spartex"))
         return cli_failf("--ann: not for spartex models (the HNSW indexes dense classifier "
                          "rows; exact top-k is used without --ann)");
-    if (xmc_dist_active(dist) && text)
-        return cli_failf("under mpirun: --input/--out only (--text runs on one process)");
+    if (xmc_dist_active(dist) && (text || embed))
+        return cli_failf("under mpirun: --input/--out only (--text and --embed run on one "
+                         "process)");
     xmc_model *m = NULL;
     /* Models may use the bert plug-in kind: register it before loading. */
     if (xmc_bert_encoder_register(&err) || xmc_model_load_dist(model, 0, dist, &m, &err))
@@ -251,15 +320,25 @@ static int predict_main(int argc, char **argv, xmc_dist *dist)
          * kept in the model directory, reloaded while the weights match;
          * under mpirun one index per label shard, merged on rank 0. */
         if (xmc_dataset_load(input, &lo, &ds, &err) ||
-            (ann && xmc_ann_open(m, model, NULL, &a, &built, &err)) ||
-            (ann ? xmc_ann_predict(a, m, ds, topk, ef, &P, &err)
-                 : xmc_model_predict(m, ds, topk, &P, &err)) ||
-            (root && xmc_csr_write_text(out, P, &err)))
+            (out && ann && xmc_ann_open(m, model, NULL, &a, &built, &err)) ||
+            (out && (ann ? xmc_ann_predict(a, m, ds, topk, ef, &P, &err)
+                         : xmc_model_predict(m, ds, topk, &P, &err))) ||
+            (out && root && xmc_csr_write_text(out, P, &err)))
             rc = cli_dist_fail(dist, &err);
-        else if (root)
+        else if (out && root)
             fprintf(stderr, "predicted top-%d%s for %lld rows in %.2fs -> %s\n", topk,
                     !ann ? "" : built ? " (HNSW, index built)" : " (HNSW, index loaded)",
                     (long long)ds->n, xmc_now() - t0, out);
+        if (!rc && embed) {
+            xmc_model_stats st;
+            xmc_model_get_stats(m, &st);
+            t0 = xmc_now();
+            if (write_embeddings(m, ds, embed, &err))
+                rc = cli_fail(&err);
+            else
+                fprintf(stderr, "embedded %lld rows (%d-d) in %.2fs -> %s\n", (long long)ds->n,
+                        st.dim, xmc_now() - t0, embed);
+        }
         xmc_ann_free(a);
         xmc_csr_free(P);
         xmc_dataset_free(ds);

@@ -2,6 +2,7 @@
  * learns a planted task, resume is bit-identical to an uninterrupted run,
  * checkpoints replace their files atomically, load errors name the file,
  * prediction output is a well-formed score matrix. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 
 #include "testutil.h"
 #include "xmc/data.h"
+#include "xmc/head.h"
 #include "xmc/model.h"
 
 /* Planted task: label l is "on" for a point when feature 2l (or 2l+1) is
@@ -155,6 +157,64 @@ static void test_learns_planted_task(void **state)
     xmc_model_free(m);
     xmc_dataset_free(ds);
     xmc_dataset_free(te);
+}
+
+/* xmc_model_embed returns what the head scores: with a bottleneck the
+ * rows are b-wide, E W^T reproduces predict's top-1 label and score, and a
+ * sub-range (crossing batch blocks) is the same slice of the whole. */
+static void test_embed_scores_as_predict(void **state)
+{
+    (void)state;
+    xmc_error err = {0};
+    const int L = 12, N = 200, b = 8;
+    xmc_dataset *ds = planted(N, L, 4);
+    xmc_train_config c;
+    small_config(&c);
+    c.bottleneck = b;
+    c.epochs = 2;
+    xmc_model *m = NULL;
+    assert_int_equal(xmc_model_create(&c, ds, &m, &err), XMC_OK);
+    assert_int_equal(xmc_model_train(m, ds, NULL, NULL, &err), XMC_OK);
+    xmc_model_stats st;
+    xmc_model_get_stats(m, &st);
+    assert_int_equal(st.dim, b);
+    xmc_enc_data *d = NULL;
+    assert_int_equal(xmc_model_prepare(m, ds, &d, &err), XMC_OK);
+    float *E = xmc_malloc((size_t)N * b * sizeof(float));
+    float *E2 = xmc_malloc((size_t)N * b * sizeof(float));
+    float *W = xmc_malloc((size_t)L * b * sizeof(float));
+    assert_non_null(E);
+    assert_non_null(E2);
+    assert_non_null(W);
+    assert_int_equal(xmc_model_embed(m, d, 0, N, E, &err), XMC_OK);
+    assert_int_equal(xmc_model_embed(m, d, 25, 100, E2, &err), XMC_OK);
+    assert_memory_equal(E2, E + 25 * b, (size_t)100 * b * sizeof(float));
+    assert_int_equal(xmc_model_embed(m, d, 150, 51, E2, &err), XMC_EINVAL);
+    assert_int_equal(xmc_ova_get_rows(xmc_model_head(m), 0, L, W, &err), XMC_OK);
+    xmc_csr *P = NULL;
+    assert_int_equal(xmc_model_predict(m, ds, 1, &P, &err), XMC_OK);
+    for (int i = 0; i < N; i++) {
+        int best = 0;
+        double bs = -1e30, s_pred = P->values[P->indptr[i]];
+        for (int l = 0; l < L; l++) {
+            double s = 0;
+            for (int k = 0; k < b; k++)
+                s += (double)E[i * b + k] * W[l * b + k];
+            if (s > bs) {
+                bs = s;
+                best = l;
+            }
+        }
+        assert_int_equal(best, P->indices[P->indptr[i]]);
+        assert_true(fabs(bs - s_pred) <= 1e-5 * (1.0 + fabs(bs)));
+    }
+    xmc_csr_free(P);
+    xmc_free(W);
+    xmc_free(E2);
+    xmc_free(E);
+    xmc_enc_data_free(d);
+    xmc_model_free(m);
+    xmc_dataset_free(ds);
 }
 
 static int files_equal(const char *a, const char *b)
@@ -375,6 +435,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_step_allocates_nothing),
         cmocka_unit_test(test_learns_planted_task),
+        cmocka_unit_test(test_embed_scores_as_predict),
         cmocka_unit_test(test_resume_bit_identical),
         cmocka_unit_test(test_model_dir_errors),
         cmocka_unit_test(test_save_out_of_memory),

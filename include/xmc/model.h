@@ -182,6 +182,12 @@ int xmc_model_step(xmc_model *m, const xmc_enc_data *d, const xmc_csr *Y, const 
  * label -1 where fewer than k labels exist. */
 int xmc_model_topk(xmc_model *m, const xmc_enc_data *d, int k, int32_t *labels, float *scores,
                    xmc_error *err);
+/* The embeddings the head scores (the encoder's output, after the
+ * bottleneck) of rows [r0, r0 + n) of d into E (n x dim, row-major; dim as
+ * xmc_model_get_stats reports), computed as prediction computes them (no
+ * dropout). */
+int xmc_model_embed(xmc_model *m, const xmc_enc_data *d, int64_t r0, int64_t n, float *E,
+                    xmc_error *err);
 /* Top-k of a dataset as an N x L score matrix (the prediction file format;
  * write with xmc_csr_write_text). Free with xmc_csr_free. */
 int xmc_model_predict(xmc_model *m, const xmc_dataset *ds, int k, xmc_csr **out,

@@ -772,6 +772,25 @@ int xmc_model_topk(xmc_model *m, const xmc_enc_data *d, int k, int32_t *labels, 
     return XMC_OK;
 }
 
+int xmc_model_embed(xmc_model *m, const xmc_enc_data *d, int64_t r0, int64_t n, float *E,
+                    xmc_error *err)
+{
+    if (r0 < 0 || n < 0 || r0 + n > d->n)
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "embed rows [%lld, %lld): the data has %lld",
+                       (long long)r0, (long long)(r0 + n), (long long)d->n);
+    const size_t dim = (size_t)m->enc->dim;
+    for (int64_t b0 = r0; b0 < r0 + n; b0 += m->max_batch) {
+        int B = (int)(r0 + n - b0 < m->max_batch ? r0 + n - b0 : m->max_batch);
+        for (int i = 0; i < B; i++)
+            m->rows[i] = b0 + i;
+        int rc = xmc_encoder_forward(m->enc, d, m->rows, B, 0, m->E, err);
+        if (rc)
+            return rc;
+        memcpy(E + (size_t)(b0 - r0) * dim, m->E, (size_t)B * dim * sizeof(float));
+    }
+    return XMC_OK;
+}
+
 typedef struct lab_score {
     int32_t l;
     float s;

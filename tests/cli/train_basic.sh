@@ -37,6 +37,22 @@ read -r n l < "$T/pred.txt"
 [ "$n" = 120 ] && [ "$l" = 40 ] || fail "pred header '$n $l', expected '120 40'"
 awk 'NR > 1 && NF != 3 { bad = 1 } END { exit bad }' "$T/pred.txt" || fail "rows without 3 labels"
 
+# --embed: a float32 .npy of the 120 rows x 32 dims (NumPy 1.0 header padded
+# to 64 bytes); the C test (test_train.c) checks that its rows score as predict.
+"$XMC" predict --model "$T/m" --input "$T/data/tst" --embed "$T/e.npy" 2> "$T/emb.log" ||
+  fail "--embed failed: $(cat "$T/emb.log")"
+[ "$(head -c 6 "$T/e.npy" | tail -c 5)" = NUMPY ] || fail "--embed: no .npy magic"
+head -c 128 "$T/e.npy" | grep -aq "'descr': '<f4', 'fortran_order': False, 'shape': (120, 32), }" ||
+  fail "--embed: header $(head -c 128 "$T/e.npy" | tr -d '\0')"
+[ "$(stat -c %s "$T/e.npy")" = $((128 + 120 * 32 * 4)) ] ||
+  fail "--embed: $(stat -c %s "$T/e.npy") bytes, expected $((128 + 120 * 32 * 4))"
+if "$XMC" predict --model "$T/m" --text --embed "$T/e2.npy" < /dev/null 2> "$T/err"; then
+  fail "--embed --text should fail"; fi
+grep -q "embed" "$T/err" || fail "--embed --text message: $(cat "$T/err")"
+if "$XMC" predict --model "$T/m" --input "$T/data/tst" 2> "$T/err"; then
+  fail "--input without --out or --embed should fail"; fi
+grep -q "out FILE and/or --embed FILE" "$T/err" || fail "no-output message: $(cat "$T/err")"
+
 # Errors: clear message, non-zero exit.
 # --ann: HNSW over the classifier rows (ann.h), built once, then reloaded.
 "$XMC" predict --model "$T/m" --input "$T/data/tst" --out "$T/p2.txt" --topk 3 --ann --ef 64 \
