@@ -266,12 +266,13 @@ void xmc_inbuf_close(xmc_inbuf *b);
  * 0 to cover the mapping on small files (not thread-safe). */
 extern size_t xmc_inbuf_own_map_bytes;
 /* OWN's per-block hook (xmc_inbuf_open_ex): when the file is mapped
- * (above), begin() is called with the mapping, the file's length, the block size (a multiple of
- * the page) and the block count before any block is copied in (nonzero:
- * no hook calls), then block(ctx, i) by the thread that has just copied in
- * block i, [i * block, (i + 1) * block) cut at len, while other blocks
- * are still being read: the caller's first pass streams with the disk
- * (texts.c). Blocks run concurrently and in any order. */
+ * (above), begin() is called with the mapping, the file's length, the
+ * block size (a multiple of the page) and the block count before any
+ * block is copied in (nonzero: no hook calls), then block(ctx, i) by the
+ * thread that has just copied in block i, [i * block, (i + 1) * block)
+ * cut at len, while other blocks are still being read: the caller's first
+ * pass streams with the disk (texts.c). Blocks run concurrently and in any
+ * order. */
 typedef struct xmc_own_hook {
     int (*begin)(void *ctx, char *base, size_t len, size_t block, int64_t nblocks);
     void (*block)(void *ctx, int64_t i);
@@ -364,8 +365,9 @@ xmc_sparse_row_fn xmc_sparse_row_get(const char *level);
 
 /* Counts for the sparse readers (the first MiB, to size the arrays; the
  * lines of chunks not parsed to their end): out[0..2] = the numbers of
- * '\n', ':' and ',' in [p, e). Variants (rowscan.h): 16-byte vectors (ref: any CPU) and
- * 32-byte (avx2); xmc_count3_best follows xmc_cpu_features (XMC_KERNEL). */
+ * '\n', ':' and ',' in [p, e). Variants (rowscan.h): 16-byte vectors
+ * (ref: any CPU) and 32-byte (avx2); xmc_count3_best follows
+ * xmc_cpu_features (XMC_KERNEL). */
 typedef void (*xmc_count3_fn)(const char *p, const char *e, int64_t out[3]);
 void xmc_count3_ref(const char *p, const char *e, int64_t out[3]);
 void xmc_count3_avx2(const char *p, const char *e, int64_t out[3]);

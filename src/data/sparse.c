@@ -165,7 +165,6 @@ typedef struct job {
     xmc_sparse_rows_fn rows; /* whole rows (sparse mode, avx512), or NULL */
     int64_t ncols, nlabels;
     long first_line; /* of the chunk: errors add the chunk's first row later */
-    xmc_csr *X, *Y;
 } job;
 
 /* Files this large report progress (MiB parsed) as chunks finish. */
@@ -467,7 +466,7 @@ static void place_chunk(xmc_csr *x, xmc_csr *y, const chunk *c, const chunk_out 
 }
 
 /* Where the chunks of a parse go: the next free row, entry and label slot,
- * advanced in chunk order by the ordered step. */
+ * advanced in chunk order by order_chunk. */
 typedef struct place {
     int64_t rows, ent, lab;
     int64_t cap_ent, cap_lab; /* room in the arrays */
@@ -478,10 +477,11 @@ typedef struct place {
 } place;
 
 /* Chunk c's first row and slots, and its fate (called in chunk order,
- * under the critical section xmc_sparse_order). A chunk that failed stops all placing, so its error
- * is the first in file order; so do more rows than N (the row-count error
- * wins over any other). A chunk past the room is deferred (kept in its
- * scratch), as are all after it, since the slots only grow. */
+ * under the critical section xmc_sparse_order). A chunk that failed stops
+ * all placing, so its error is the first in file order; so do more rows
+ * than N (the row-count error wins over any other). A chunk past the room
+ * is deferred (kept in its scratch), as are all after it, since the slots
+ * only grow. */
 static void order_chunk(place *pl, chunk *c)
 {
     c->row0 = pl->rows;
@@ -688,8 +688,10 @@ static int sparse_parse(const char *path, const char *buf, size_t len, long firs
         } else if (parsing && s > buf) {
             /* Room for this segment: the slots per byte so far, projected
              * to the segment's end (+3 %), grown to the whole body's. */
-            double per = (double)len / (double)(s - buf) * 1.03, to = (double)(t - buf) / (double)len;
-            int64_t we = (int64_t)((double)pl.ent * per) + 1, wl = (int64_t)((double)pl.lab * per) + 1;
+            double per = (double)len / (double)(s - buf) * 1.03;
+            double to = (double)(t - buf) / (double)len;
+            int64_t we = (int64_t)((double)pl.ent * per) + 1;
+            int64_t wl = (int64_t)((double)pl.lab * per) + 1;
             if (!grow_csr(x, &pl.cap_ent, (int64_t)((double)we * to), we) ||
                 (y && !grow_csr(y, &pl.cap_lab, (int64_t)((double)wl * to), wl))) {
                 XMC_ERR(&perr, XMC_ENOMEM, NULL, 0,
@@ -710,8 +712,8 @@ static int sparse_parse(const char *path, const char *buf, size_t len, long firs
         }
         int zc = 0;
         pl.front = 0;
-        job j = {path,   mode,        row, mode == XMC_SP_SPARSE ? xmc_sparse_rows_for(row) : NULL,
-                 ncols,  nlabels,     first_line, x, y};
+        job j = {path,  mode,    row, mode == XMC_SP_SPARSE ? xmc_sparse_rows_for(row) : NULL,
+                 ncols, nlabels, first_line};
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
         for (int i = 0; i < nch; i++) {
             chunk *c = &ch[i];

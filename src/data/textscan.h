@@ -90,11 +90,6 @@ void TFILL_NAME(char *buf, const xmc_tchunk *c, int64_t *off)
 }
 
 #ifdef TS_NL_MASK
-/* Passes 1 and 2 in one (TSCAN1_NAME), for the common file: as pass 1,
- * and as pass 2 into c->tmp instead of the final offsets (unknown before
- * the counts of the earlier chunks), which the caller then copies: one
- * read of the texts instead of two. Validating after the '\n' became NUL
- * is the same: both are single ASCII bytes, never continuations. */
 /* A '\n' at k of TSCAN1_NAME's chunk [.., e): becomes NUL, and the next
  * line's start goes to tmp (the chunk's last byte: *last instead).
  * Returns 0, writing nothing, when tmp is full (the chunk then takes pass
@@ -113,6 +108,11 @@ static inline int ts_line_end(char *buf, size_t k, size_t e, int64_t *tmp, int64
     return 1;
 }
 
+/* Passes 1 and 2 in one (TSCAN1_NAME), for the common file: as pass 1,
+ * and as pass 2 into c->tmp instead of the final offsets (unknown before
+ * the counts of the earlier chunks), which the caller then copies: one
+ * read of the texts instead of two. Validating after the '\n' became NUL
+ * is the same: both are single ASCII bytes, never continuations. */
 void TSCAN1_NAME(char *buf, xmc_tchunk *c)
 {
     size_t r = c->b;

@@ -242,8 +242,7 @@ static char *config_json(const xmc_model *m, const char *files[4], const cJSON *
         cJSON_AddNullToObject(fl, "optim");
     if (files[3])
         cJSON_AddStringToObject(fl, "meta", files[3]);
-    if (shards) /* sharded head: [{"file", "begin", "end"}] by label range */
-    {
+    if (shards) { /* sharded head: [{"file", "begin", "end"}] by label range */
         cJSON *dup = cJSON_Duplicate(shards, 1);
         if (dup && !cJSON_AddItemToObject(root, "head_shards", dup))
             cJSON_Delete(dup);
