@@ -39,7 +39,8 @@ static int train_main(int argc, char **argv, xmc_dist *dist)
     xmc_train_config_default(&c);
     const char *train = NULL, *test = NULL, *model = NULL, *recipe = "renee", *encoder = NULL,
                *loss = NULL, *act = NULL, *head_opt = "sgdm", *config = NULL, *augment = NULL,
-               *model_dir = NULL, *pool = NULL, *bag = NULL, *inter_act = NULL;
+               *model_dir = NULL, *pool = NULL, *bag = NULL, *inter_act = NULL,
+               *table_opt = NULL;
     int dim = c.dim, bottleneck = 0, intermediate = 0, layers = c.layers, epochs = c.epochs,
         batch = c.batch,
         bf16 = 0, threads = 0, eval_every = c.eval_every, loss_every = c.loss_every,
@@ -51,7 +52,8 @@ static int train_main(int argc, char **argv, xmc_dist *dist)
     double rewire_end = c.rewire_end, rewire_threshold = c.rewire_threshold,
            rewire_fraction = c.rewire_fraction;
     double mem_budget = 0;
-    double lr1 = c.lr1, lr2 = c.lr2, wd1 = c.wd1, wd2 = c.wd2, momentum = c.momentum,
+    double lr1 = c.lr1, lr2 = c.lr2, lr_table = c.lr_table, wd1 = c.wd1, wd2 = c.wd2,
+           momentum = c.momentum,
            dropout = c.dropout, warmup = c.warmup, input_dropout = c.input_dropout;
     const cli_opt opts[] = {
         {"train", CLI_STR, &train, "training data spec", 1},
@@ -97,6 +99,12 @@ static int train_main(int argc, char **argv, xmc_dist *dist)
         {"lr1", CLI_DOUBLE, &lr1, "classifier learning rate (SGD momentum, summed loss; default 0.03 sparse, 0.05 bag, bert; 0.01 with sqhinge)", 0},
         {"lr2", CLI_DOUBLE, &lr2,
          "encoder learning rate (AdamW; default 0.002, 0.01 --bag mean, 1e-4 bert)", 0},
+        {"table-opt", CLI_STR, &table_opt,
+         "encoder embedding tables: sgdm | adam (default sgdm when the inputs outnumber the "
+         "training rows, else adam; renee)",
+         0},
+        {"lr-table", CLI_DOUBLE, &lr_table,
+         "embedding-table rate (default 0.001 with sgdm, summed loss; --lr2 with adam)", 0},
         {"wd1", CLI_DOUBLE, &wd1, "classifier weight decay", 0},
         {"wd2", CLI_DOUBLE, &wd2, "encoder weight decay (not on biases)", 0},
         {"momentum", CLI_DOUBLE, &momentum, "classifier SGD momentum (default 0.9)", 0},
@@ -195,6 +203,10 @@ static int train_main(int argc, char **argv, xmc_dist *dist)
         return cli_failf("--loss: expected bce or sqhinge, got '%s'", loss);
     if (strcmp(head_opt, "sgdm") && strcmp(head_opt, "adam"))
         return cli_failf("--head-opt: expected sgdm or adam, got '%s'", head_opt);
+    if (table_opt && strcmp(table_opt, "sgdm") && strcmp(table_opt, "adam"))
+        return cli_failf("--table-opt: expected sgdm or adam, got '%s'", table_opt);
+    if (!resume && (table_opt || lr_table != c.lr_table) && xmc_recipe_is_unidec(recipe))
+        return cli_failf("--table-opt and --lr-table are for --recipe renee or spartex");
     if (seed < 0)
         return cli_failf("--seed: expected a non-negative integer");
     if (act)
@@ -202,6 +214,9 @@ static int train_main(int argc, char **argv, xmc_dist *dist)
     if (loss)
         c.loss = !strcmp(loss, "sqhinge") ? XMC_LOSS_SQHINGE : XMC_LOSS_BCE;
     c.head_opt = !strcmp(head_opt, "adam") ? XMC_HEAD_ADAM : XMC_HEAD_SGDM;
+    if (table_opt)
+        c.table_opt = !strcmp(table_opt, "adam") ? XMC_TABLE_ADAM : XMC_TABLE_SGDM;
+    c.lr_table = (float)lr_table;
     c.dim = dim;
     c.bottleneck = bottleneck;
     c.intermediate = intermediate;

@@ -150,7 +150,7 @@ static void test_sparse_encoder_matches_numpy(void **state)
     }
     /* One optimizer step (t = 1). */
     xmc_enc_optim *o = NULL;
-    assert_int_equal(xmc_enc_optim_create(e, &o, &err), XMC_OK);
+    assert_int_equal(xmc_enc_optim_create(e, XMC_TABLE_ADAM, 0, &o, &err), XMC_OK);
     xmc_adam_hparams hp = {0.01f, 0.9f, 0.999f, 1e-8f, 0.1f, 1};
     xmc_enc_optim_step(o, e, &hp, &hp);
     check(t->w, "W1_new", F * H);

@@ -1,8 +1,11 @@
 /* Optimizers: AdamW against a double-precision reference written from the
  * paper's update (Loshchilov & Hutter, Alg. 2), no decay on no_decay
  * tensors, lazy sparse-row Adam semantics (untouched rows and their moments
- * do not move; touched rows use the global step), the warm-up + cosine
- * schedule, and the moments' save/load round trip. */
+ * do not move; touched rows use the global step), lazy sparse-row SGD with
+ * momentum against its double-precision update (PyTorch's SGD momentum
+ * buffer, decay decoupled), the warm-up + cosine schedule, and the
+ * moments' save/load round trip, version-1 files and table-optimizer
+ * mismatches included. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -102,6 +105,57 @@ static void test_sparse_adam_lazy(void **state)
         }
 }
 
+static void test_sparse_sgdm_lazy(void **state)
+{
+    (void)state;
+    enum { ROWS = 5, COLS = 4 };
+    float w[ROWS * COLS], m[ROWS * COLS] = {0}, grad[ROWS * COLS];
+    double rw[ROWS * COLS], rm[ROWS * COLS] = {0};
+    for (int i = 0; i < ROWS * COLS; i++)
+        rw[i] = w[i] = 0.2f * (float)i - 1.0f;
+    int32_t touched[ROWS];
+    xmc_sparse_table t = {0};
+    t.w = w;
+    t.rows = ROWS;
+    t.cols = COLS;
+    t.max_touched = ROWS;
+    t.touched = touched;
+    t.grad = grad;
+    /* Row 3 is touched at steps 1 and 3, not 2: its momentum waits. */
+    const int plan[3][2] = {{3, 0}, {0, -1}, {3, -1}};
+    const double lr = 0.1, mu = 0.9, wd = 0.05;
+    for (int s = 0; s < 3; s++) {
+        t.n_touched = 0;
+        for (int k = 0; k < 2; k++)
+            if (plan[s][k] >= 0)
+                touched[t.n_touched++] = plan[s][k];
+        for (int q = 0; q < t.n_touched; q++)
+            for (int c = 0; c < COLS; c++)
+                grad[q * COLS + c] = (float)(s + 1) * (c - 1.5f) + 0.25f * (float)q;
+        xmc_sparse_sgdm_step(&t, m, (float)lr, (float)mu, (float)wd);
+        for (int q = 0; q < t.n_touched; q++)
+            for (int c = 0; c < COLS; c++) {
+                int i = touched[q] * COLS + c;
+                rm[i] = mu * rm[i] + grad[q * COLS + c];
+                rw[i] = rw[i] * (1 - lr * wd) - lr * rm[i];
+            }
+    }
+    for (int i = 0; i < ROWS * COLS; i++) {
+        assert_true(fabs(w[i] - rw[i]) <= 1e-6 + 1e-6 * fabs(rw[i]));
+        assert_true(fabs(m[i] - rm[i]) <= 1e-6 + 1e-6 * fabs(rm[i]));
+    }
+    /* Hand check of row 3, column 0 (w = 1.4; g = -1.5, then -4.5 two steps
+     * later): m = -1.5 -> w = 1.4 * 0.995 + 0.15 = 1.543; m = 0.9 * -1.5 -
+     * 4.5 = -5.85 -> w = 1.543 * 0.995 + 0.585 = 2.120285. */
+    assert_true(fabsf(m[3 * COLS] - -5.85f) < 1e-5f);
+    assert_true(fabsf(w[3 * COLS] - 2.120285f) < 1e-5f);
+    for (int r = 1; r < ROWS; r++) /* rows 1, 2, 4 never touched */
+        for (int c = 0; r != 3 && c < COLS; c++) {
+            assert_true(w[r * COLS + c] == 0.2f * (float)(r * COLS + c) - 1.0f);
+            assert_true(m[r * COLS + c] == 0.0f);
+        }
+}
+
 static void test_schedule(void **state)
 {
     (void)state;
@@ -139,7 +193,7 @@ static void test_enc_optim_step_and_io(void **state)
     xmc_encoder *e = NULL;
     assert_int_equal(xmc_encoder_create(&c, &e, &err), XMC_OK);
     xmc_enc_optim *o = NULL;
-    assert_int_equal(xmc_enc_optim_create(e, &o, &err), XMC_OK);
+    assert_int_equal(xmc_enc_optim_create(e, XMC_TABLE_ADAM, 0, &o, &err), XMC_OK);
     assert_int_equal(xmc_enc_optim_bytes(o), (size_t)2 * 4 * (4 + 16 + 4 + 80));
     /* A bias (no_decay) with zero grad stays put; a weight decays. */
     for (int64_t i = 0; i < e->n_params; i++)
@@ -159,7 +213,7 @@ static void test_enc_optim_step_and_io(void **state)
     assert_int_equal(xmc_enc_optim_save(o, f, p, &err), XMC_OK);
     fclose(f);
     xmc_enc_optim *o2 = NULL;
-    assert_int_equal(xmc_enc_optim_create(e, &o2, &err), XMC_OK);
+    assert_int_equal(xmc_enc_optim_create(e, XMC_TABLE_ADAM, 0, &o2, &err), XMC_OK);
     f = fopen(p, "rb");
     assert_int_equal(xmc_enc_optim_load(o2, f, p, &err), XMC_OK);
     fclose(f);
@@ -177,6 +231,100 @@ static void test_enc_optim_step_and_io(void **state)
     xmc_encoder_free(e);
 }
 
+/* A file as version 1 wrote it: no table-optimizer field, CRC over the rest. */
+static void write_v1(const char *from, const char *to)
+{
+    FILE *f = fopen(from, "rb");
+    assert_non_null(f);
+    unsigned char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    assert_true(n > 32 && n < sizeof buf);
+    const size_t at = 8 + 4 + 8 + 4; /* magic, version, n_params, n_tables */
+    memmove(buf + at, buf + at + 4, n - at - 4);
+    n -= 4;
+    uint32_t ver = 1, crc;
+    memcpy(buf + 8, &ver, 4);
+    crc = xmc_crc32(0, buf + 8, n - 8 - 4);
+    memcpy(buf + n - 4, &crc, 4);
+    f = fopen(to, "wb");
+    assert_int_equal(fwrite(buf, 1, n, f), n);
+    fclose(f);
+}
+
+static void test_enc_optim_sgdm_tables(void **state)
+{
+    (void)state;
+    xmc_error err = {0};
+    xmc_encoder_config c;
+    xmc_encoder_config_default(&c, "sparse");
+    c.n_inputs = 20;
+    c.hidden = 4;
+    c.max_batch = 2;
+    xmc_encoder *e = NULL;
+    assert_int_equal(xmc_encoder_create(&c, &e, &err), XMC_OK);
+    xmc_enc_optim *s = NULL, *a = NULL;
+    assert_int_equal(xmc_enc_optim_create(e, XMC_TABLE_SGDM, 0.5f, &s, &err), XMC_OK);
+    assert_int_equal(xmc_enc_optim_create(e, XMC_TABLE_ADAM, 0, &a, &err), XMC_OK);
+    /* One float per table parameter instead of two. */
+    assert_int_equal(xmc_enc_optim_bytes(a) - xmc_enc_optim_bytes(s), (size_t)4 * 80);
+    assert_null(s->tv[0]);
+    /* The step routes the table to SGD-m (lr and decay from hp_table, mu
+     * from create) and the dense tensors to AdamW (hp_dense). */
+    xmc_sparse_table *t = &e->tables[0];
+    for (int64_t i = 0; i < e->n_params; i++)
+        e->grads[i] = 0.0f;
+    float w7 = t->w[7 * 4 + 1];
+    t->n_touched = 1;
+    t->touched[0] = 7;
+    for (int k = 0; k < 4; k++)
+        t->grad[k] = 2.0f;
+    xmc_adam_hparams hd = {0.1f, 0.9f, 0.999f, 1e-8f, 0.0f, 1};
+    xmc_adam_hparams ht = {0.25f, 0.9f, 0.999f, 1e-8f, 0.0f, 1};
+    xmc_enc_optim_step(s, e, &hd, &ht);
+    assert_true(fabsf(t->w[7 * 4 + 1] - (w7 - 0.25f * 2.0f)) < 1e-6f);
+    xmc_enc_optim_step(s, e, &hd, &ht); /* same grad: m = 0.5 * 2 + 2 = 3 */
+    assert_true(fabsf(t->w[7 * 4 + 1] - (w7 - 0.25f * 2.0f - 0.25f * 3.0f)) < 1e-6f);
+    assert_true(s->tm[0][7 * 4 + 1] == 3.0f);
+    /* Save / load keeps the momentum; the other optimizer's file is refused
+     * both ways, by name; a version-1 file loads as Adam's. */
+    const char *p = tu_path("opt_sgdm.bin"), *pa = tu_path("opt_adam.bin"),
+               *p1 = tu_path("opt_v1.bin");
+    FILE *f = fopen(p, "wb");
+    assert_int_equal(xmc_enc_optim_save(s, f, p, &err), XMC_OK);
+    fclose(f);
+    xmc_enc_optim *s2 = NULL;
+    assert_int_equal(xmc_enc_optim_create(e, XMC_TABLE_SGDM, 0.5f, &s2, &err), XMC_OK);
+    f = fopen(p, "rb");
+    assert_int_equal(xmc_enc_optim_load(s2, f, p, &err), XMC_OK);
+    fclose(f);
+    assert_memory_equal(s->tm[0], s2->tm[0], 80 * 4);
+    f = fopen(p, "rb");
+    tu_assert_error(xmc_enc_optim_load(a, f, p, &err), &err, XMC_ECORRUPT, "opt_sgdm.bin", 0);
+    assert_non_null(strstr(err.msg, "sgdm"));
+    fclose(f);
+    a->tv[0][5] = 0.75f;
+    f = fopen(pa, "wb");
+    assert_int_equal(xmc_enc_optim_save(a, f, pa, &err), XMC_OK);
+    fclose(f);
+    xmc_error_clear(&err);
+    f = fopen(pa, "rb");
+    tu_assert_error(xmc_enc_optim_load(s2, f, pa, &err), &err, XMC_ECORRUPT, "opt_adam.bin", 0);
+    fclose(f);
+    write_v1(pa, p1);
+    xmc_enc_optim *a2 = NULL;
+    assert_int_equal(xmc_enc_optim_create(e, XMC_TABLE_ADAM, 0, &a2, &err), XMC_OK);
+    f = fopen(p1, "rb");
+    assert_int_equal(xmc_enc_optim_load(a2, f, p1, &err), XMC_OK);
+    fclose(f);
+    assert_true(a2->tv[0][5] == 0.75f);
+    xmc_enc_optim_free(s);
+    xmc_enc_optim_free(s2);
+    xmc_enc_optim_free(a);
+    xmc_enc_optim_free(a2);
+    xmc_encoder_free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -184,6 +332,8 @@ int main(void)
         cmocka_unit_test(test_sparse_adam_lazy),
         cmocka_unit_test(test_schedule),
         cmocka_unit_test(test_enc_optim_step_and_io),
+        cmocka_unit_test(test_sparse_sgdm_lazy),
+        cmocka_unit_test(test_enc_optim_sgdm_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

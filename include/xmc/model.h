@@ -9,8 +9,9 @@
  *
  * One training step (Renee sec. 3): E = encoder(x_batch) -> fused head pass
  * (updates W in place, returns dE) -> encoder backward -> AdamW (dense) +
- * lazy Adam (embedding tables). Learning rates follow linear warm-up then
- * cosine decay, one schedule per group (classifier lr1, encoder lr2).
+ * lazy Adam or SGD-m (embedding tables; optim.h). Learning rates follow
+ * linear warm-up then cosine decay, one schedule per group (classifier lr1,
+ * encoder lr2, tables lr_table).
  * Batches come from a permutation drawn per epoch from (seed, epoch), and
  * dropout masks from (seed, step), so a run resumed from an epoch checkpoint
  * continues bit-identically (same seed and thread count).
@@ -41,6 +42,7 @@
 #include "xmc/encoder.h"
 #include "xmc/ffi.h"
 #include "xmc/head.h"
+#include "xmc/optim.h"
 #include "xmc/psl.h"
 
 #ifdef __cplusplus
@@ -65,6 +67,12 @@ extern "C" {
 #define XMC_TRAIN_DEFAULT_LR2 0.002f /* encoder AdamW, sparse encoder */
 #define XMC_TRAIN_DEFAULT_LR2_BAG 0.01f /* bag: n-gram rows need larger steps */
 #define XMC_TRAIN_DEFAULT_LR2_BERT 1e-4f /* bert: pre-trained weights, fine-tuning rate */
+/* Tables under SGD-m (sum reduction, momentum as the classifier's): 0.001,
+ * on the validation splits (3 seeds, P@1 / P@5 / PSP@5: reuters21578 94.42
+ * / 23.85 / 93.99 against lazy Adam's 93.18 / 23.72 / 92.53, rcv1sub1
+ * 60.85 / 39.92 / 66.62 against 59.52 / 39.35 / 65.39; 0.002 diverged on
+ * one reuters21578 seed of three; docs/renee.md, round 8). */
+#define XMC_TRAIN_DEFAULT_LR_TABLE 0.001f
 #define XMC_TRAIN_DEFAULT_WD1 0.0f
 #define XMC_TRAIN_DEFAULT_WD2 0.01f
 /* Width, activation and dropout of the sparse / tf-idf encoders: ReLU,
@@ -98,8 +106,14 @@ typedef struct xmc_train_config {
     int batch;
     float lr1, lr2;      /* classifier / encoder peak rates (0 = auto by encoder) */
     float wd1, wd2;
-    float momentum;      /* classifier SGDM */
+    float momentum;      /* classifier SGDM (and tables under SGD-m) */
     xmc_head_opt head_opt;
+    /* The encoder's embedding tables (the sparse encoder's first layer, the
+     * bag's rows): lazy Adam at lr2 or SGD-m at lr_table (optim.h). AUTO:
+     * SGD-m for the renee recipe's sparse and tf-idf encoders when their
+     * inputs outnumber the training rows, else Adam. lr_table 0 = auto. */
+    xmc_table_opt table_opt;
+    float lr_table;
     xmc_loss loss;
     int bf16;            /* classifier weights in bf16 */
     float warmup;        /* fraction of all steps spent warming up */

@@ -100,9 +100,10 @@ int model_dist_report(xmc_model *m, xmc_error *err);
  * the failing rank keeps its own, the others get XMC_EDIST with its text
  * (what: "at step 3", "writing the checkpoint"). Collective. */
 int model_dist_agree(xmc_dist *d, int local_rc, const char *what, xmc_error *err);
-/* Learning-rate hparams of step t (shared by both step paths). */
+/* Learning-rate hparams of step t (shared by both step paths): the head's,
+ * the encoder's dense tensors' (a) and its tables' (at). */
 void model_step_hparams(const xmc_model *m, int64_t t, xmc_ova_hparams *hp,
-                        xmc_adam_hparams *a);
+                        xmc_adam_hparams *a, xmc_adam_hparams *at);
 /* Sharded checkpoint (shard_io.c) and the io.c pieces it reuses. */
 int model_shard_save(const xmc_model *m, const char *dir, xmc_error *err);
 /* The dense head of this rank's shard from the manifest's shard list

@@ -186,6 +186,8 @@ static char *config_json(const xmc_model *m, const char *files[4], const cJSON *
     add_float(e, "dropout", c->dropout);
     add_float(e, "input_dropout", c->input_dropout);
     cJSON_AddNumberToObject(e, "buckets", (double)c->buckets);
+    cJSON_AddStringToObject(e, "table_optimizer",
+                            c->table_opt == XMC_TABLE_SGDM ? "sgdm" : "adam");
     cJSON *h = add_obj(root, "head");
     cJSON_AddNumberToObject(h, "n_labels", (double)m->n_labels);
     cJSON_AddNumberToObject(h, "dim", head_dim(m));
@@ -213,6 +215,7 @@ static char *config_json(const xmc_model *m, const char *files[4], const cJSON *
     cJSON_AddNumberToObject(hp, "batch", c->batch);
     add_float(hp, "lr1", c->lr1);
     add_float(hp, "lr2", c->lr2);
+    add_float(hp, "lr_table", c->lr_table);
     add_float(hp, "wd1", c->wd1);
     add_float(hp, "wd2", c->wd2);
     add_float(hp, "momentum", c->momentum);
@@ -459,6 +462,14 @@ static int parse_config(const cJSON *root, const char *path, xmc_model *m, xmc_e
     NUM(hp, "batch", c->batch, int);
     NUM(hp, "lr1", c->lr1, float);
     NUM(hp, "lr2", c->lr2, float);
+    /* Models from before SGD-m tables trained them with Adam at lr2. */
+    c->table_opt = cJSON_IsString(item(e, "table_optimizer")) &&
+                           !strcmp(item(e, "table_optimizer")->valuestring, "sgdm")
+                       ? XMC_TABLE_SGDM
+                       : XMC_TABLE_ADAM;
+    c->lr_table = c->lr2;
+    if (cJSON_IsNumber(item(hp, "lr_table")))
+        NUM(hp, "lr_table", c->lr_table, float);
     NUM(hp, "wd1", c->wd1, float);
     NUM(hp, "wd2", c->wd2, float);
     NUM(hp, "momentum", c->momentum, float);

@@ -42,6 +42,8 @@ void xmc_train_config_default(xmc_train_config *c)
     c->wd2 = XMC_TRAIN_DEFAULT_WD2;
     c->momentum = 0.9f;
     c->head_opt = XMC_HEAD_SGDM;
+    c->table_opt = XMC_TABLE_AUTO; /* sgdm when the inputs outnumber the rows (renee) */
+    c->lr_table = 0;              /* auto: XMC_TRAIN_DEFAULT_LR_TABLE */
     c->loss = XMC_LOSS_AUTO; /* sqhinge for the tf-idf bag, else bce */
     c->warmup = 0.05f;
     c->seed = 1;
@@ -249,8 +251,8 @@ static int check_config(const xmc_train_config *c, xmc_error *err)
     if (c->batch < 1 || c->batch > XMC_TRAIN_MAX_BATCH)
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "--batch %d: expected [1, %d]", c->batch,
                        XMC_TRAIN_MAX_BATCH);
-    if (!(c->lr1 >= 0) || !(c->lr2 >= 0) || !(c->wd1 >= 0) || !(c->wd2 >= 0) ||
-        !isfinite(c->lr1) || !isfinite(c->lr2))
+    if (!(c->lr1 >= 0) || !(c->lr2 >= 0) || !(c->lr_table >= 0) || !(c->wd1 >= 0) ||
+        !(c->wd2 >= 0) || !isfinite(c->lr1) || !isfinite(c->lr2) || !isfinite(c->lr_table))
         return XMC_ERR(err, XMC_EINVAL, NULL, 0,
                        "learning rates and weight decays must be finite and >= 0");
     if (!(c->warmup >= 0 && c->warmup < 1))
@@ -258,6 +260,9 @@ static int check_config(const xmc_train_config *c, xmc_error *err)
                        (double)c->warmup);
     if (c->loss != XMC_LOSS_AUTO && c->loss != XMC_LOSS_BCE && c->loss != XMC_LOSS_SQHINGE)
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "unknown loss");
+    if (c->table_opt != XMC_TABLE_AUTO && c->table_opt != XMC_TABLE_ADAM &&
+        c->table_opt != XMC_TABLE_SGDM)
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "unknown table optimizer");
     if (c->loss_every < 1)
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "loss_every %d: expected >= 1", c->loss_every);
     return XMC_OK;
@@ -272,7 +277,7 @@ int model_alloc_scratch(xmc_model *m, int with_state, xmc_error *err)
     if (!m->E || !m->dE || !m->rows)
         return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (batch buffers)");
     if (with_state && !m->opt)
-        return xmc_enc_optim_create(m->enc, &m->opt, err);
+        return xmc_enc_optim_create(m->enc, m->cfg.table_opt, m->cfg.momentum, &m->opt, err);
     return XMC_OK;
 }
 
@@ -400,6 +405,9 @@ static void plan_fill(const xmc_model *m, const xmc_dataset *train, xmc_model_pl
     }
     p->encoder_bytes = xmc_encoder_bytes(m->enc);
     p->encoder_optim_bytes = 2 * (size_t)xmc_encoder_param_count(m->enc) * sizeof(float);
+    for (int i = 0; c->table_opt == XMC_TABLE_SGDM && i < m->enc->n_tables; i++)
+        p->encoder_optim_bytes -= (size_t)(m->enc->tables[i].rows * m->enc->tables[i].cols) *
+                                  sizeof(float); /* no second moment */
     p->batch_bytes = (size_t)m->max_batch * (2 * d * sizeof(float) + sizeof(int64_t));
     p->data_bytes = xmc_dataset_bytes(train);
     long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);
@@ -555,6 +563,17 @@ static int model_create_impl(const xmc_train_config *cfg, const xmc_dataset *tra
     ec.n_inputs = is_bag                              ? m->cfg.buckets
                   : !strcmp(m->cfg.encoder, "sparse") ? train->X->ncols
                                                       : 0;
+    /* Tables: SGD-m where the inputs outnumber the training rows, i.e. a
+     * vocabulary of mostly rare features (optim.h says why; measured for the
+     * renee recipe's sparse and tf-idf encoders, so the others keep Adam). */
+    if (m->cfg.table_opt == XMC_TABLE_AUTO)
+        m->cfg.table_opt = !strcmp(m->cfg.recipe, "renee") && !bag_mean && !is_bert &&
+                                   ec.n_inputs > train->n
+                               ? XMC_TABLE_SGDM
+                               : XMC_TABLE_ADAM;
+    if (m->cfg.lr_table <= 0)
+        m->cfg.lr_table = m->cfg.table_opt == XMC_TABLE_SGDM ? XMC_TRAIN_DEFAULT_LR_TABLE
+                                                             : m->cfg.lr2;
     ec.hidden = m->cfg.dim;
     ec.layers = cfg->layers;
     ec.bottleneck = cfg->bottleneck;
@@ -679,11 +698,12 @@ int xmc_model_prepare(xmc_model *m, const xmc_dataset *ds, xmc_enc_data **out, x
 }
 
 void model_step_hparams(const xmc_model *m, int64_t t, xmc_ova_hparams *hp,
-                        xmc_adam_hparams *a)
+                        xmc_adam_hparams *a, xmc_adam_hparams *at)
 {
     const int64_t warm = (int64_t)((double)m->cfg.warmup * (double)m->total_steps);
     xmc_schedule s1 = {m->cfg.lr1, warm, m->total_steps, 0.0f};
     xmc_schedule s2 = {m->cfg.lr2, warm, m->total_steps, 0.0f};
+    xmc_schedule s3 = {m->cfg.lr_table, warm, m->total_steps, 0.0f};
     memset(hp, 0, sizeof *hp);
     hp->lr = xmc_schedule_lr(&s1, t);
     hp->momentum = m->cfg.momentum;
@@ -695,6 +715,8 @@ void model_step_hparams(const xmc_model *m, int64_t t, xmc_ova_hparams *hp,
     hp->step = t;
     *a = (xmc_adam_hparams){xmc_schedule_lr(&s2, t), XMC_ADAM_DEFAULT_BETA1,
                             XMC_ADAM_DEFAULT_BETA2, XMC_ADAM_DEFAULT_EPS, m->cfg.wd2, t};
+    *at = *a;
+    at->lr = xmc_schedule_lr(&s3, t);
 }
 
 int xmc_model_step(xmc_model *m, const xmc_enc_data *d, const xmc_csr *Y, const int64_t *rows,
@@ -711,8 +733,8 @@ int xmc_model_step(xmc_model *m, const xmc_enc_data *d, const xmc_csr *Y, const 
     if (rc)
         return rc;
     xmc_ova_hparams hp;
-    xmc_adam_hparams a;
-    model_step_hparams(m, t, &hp, &a);
+    xmc_adam_hparams a, at;
+    model_step_hparams(m, t, &hp, &a, &at);
     double alpha = 0;
     if (m->meta && m->label_cluster) {
         int64_t per_epoch = (m->n_train + m->cfg.batch - 1) / m->cfg.batch;
@@ -740,7 +762,7 @@ int xmc_model_step(xmc_model *m, const xmc_enc_data *d, const xmc_csr *Y, const 
     xmc_encoder_zero_grad(m->enc);
     if ((rc = xmc_encoder_backward(m->enc, m->dE, B, err)))
         return rc;
-    xmc_enc_optim_step(m->opt, m->enc, &a, &a);
+    xmc_enc_optim_step(m->opt, m->enc, &a, &at);
     m->step = t;
     if (m->ffi) { /* dynamic sparse training: rewire when due, freeze at the end */
         int64_t pruned = 0;

@@ -328,8 +328,8 @@ int model_dist_step(xmc_model *m, const xmc_enc_data *d, const xmc_csr *Y, const
 
     /* 3. the shard's fused pass: W shard updated, partial dE */
     xmc_ova_hparams hp;
-    xmc_adam_hparams a;
-    model_step_hparams(m, t, &hp, &a);
+    xmc_adam_hparams a, at;
+    model_step_hparams(m, t, &hp, &a, &at);
     double loss = 0;
     if ((rc = head_train_step(m, B, Y, rows, &hp, loss_out ? &loss : NULL, err)))
         return rc;
@@ -366,7 +366,7 @@ int model_dist_step(xmc_model *m, const xmc_enc_data *d, const xmc_csr *Y, const
     model_bytes += 2.0 * (P - 1) / P * (double)np * 4.0;
 
     /* 7. the same update on every rank */
-    xmc_enc_optim_step(m->opt, m->enc, &a, &a);
+    xmc_enc_optim_step(m->opt, m->enc, &a, &at);
     m->step = t;
     if (m->ffi) { /* SPARTEX: each shard rewires its own labels (threshold
                    * schedule; streams keyed by global label id) */

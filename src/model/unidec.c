@@ -258,7 +258,7 @@ static int create(const xmc_unidec_config *c, const xmc_dataset *ds, xmc_unidec 
     ec.seed = c->seed;
     if ((rc = xmc_encoder_create(&ec, &u->enc, err)))
         goto fail;
-    if ((rc = xmc_enc_optim_create(u->enc, &u->opt, err)))
+    if ((rc = xmc_enc_optim_create(u->enc, XMC_TABLE_ADAM, 0, &u->opt, err)))
         goto fail;
     if ((rc = prepare_combined(u, ds, err)))
         goto fail;
@@ -1152,7 +1152,7 @@ static int ckpt_restore(xmc_unidec *u, const xmc_dataset *ds, const char *path, 
     xmc_encoder_free(u->enc);
     u->enc = enc;
     enc = NULL;
-    if ((rc = xmc_enc_optim_create(u->enc, &u->opt, err)) ||
+    if ((rc = xmc_enc_optim_create(u->enc, XMC_TABLE_ADAM, 0, &u->opt, err)) ||
         (rc = xmc_enc_optim_load(u->opt, f, path, err)) ||
         (rc = xmc_psl_head_load(f, path, u->max_enc, &hd, err)) ||
         (!u->cfg.depsl && ((rc = xmc_psl_head_load(f, path, u->max_enc, &hc, err)) ||

@@ -1,7 +1,7 @@
-/* AdamW over the encoder's flat buffer, lazy (sparse-row) Adam for its
- * embedding tables, and the warm-up + cosine schedule. Semantics are in
+/* AdamW over the encoder's flat buffer, lazy (sparse-row) Adam or SGD with
+ * momentum for its embedding tables, and the warm-up + cosine schedule. Semantics are in
  * include/xmc/optim.h. Memory: m and v, one float each per parameter, in the
- * parameters' layout. Threading: OpenMP static split over elements / touched
+ * parameters' layout (no v for SGD-m tables). Threading: OpenMP static split over elements / touched
  * rows; every element's update is independent, so results do not depend on
  * the thread count.
  */
@@ -50,7 +50,24 @@ void xmc_sparse_adam_step(xmc_sparse_table *t, float *m, float *v, const xmc_ada
     }
 }
 
-int xmc_enc_optim_create(const xmc_encoder *e, xmc_enc_optim **out, xmc_error *err)
+void xmc_sparse_sgdm_step(xmc_sparse_table *t, float *m, float lr, float mu, float wd)
+{
+    const int64_t h = t->cols;
+    const float shrink = 1.0f - lr * wd;
+#pragma omp parallel for schedule(static) if (t->n_touched * h > 65536)
+    for (int64_t q = 0; q < t->n_touched; q++) {
+        size_t r = (size_t)t->touched[q];
+        const float *g = t->grad + (size_t)q * (size_t)h;
+        float *w = t->w + r * (size_t)h, *mr = m + r * (size_t)h;
+        for (int64_t c = 0; c < h; c++) {
+            mr[c] = mu * mr[c] + g[c];
+            w[c] = w[c] * shrink - lr * mr[c];
+        }
+    }
+}
+
+int xmc_enc_optim_create(const xmc_encoder *e, xmc_table_opt topt, float mu,
+                         xmc_enc_optim **out, xmc_error *err)
 {
     *out = NULL;
     xmc_enc_optim *o = xmc_calloc(1, sizeof *o);
@@ -58,6 +75,8 @@ int xmc_enc_optim_create(const xmc_encoder *e, xmc_enc_optim **out, xmc_error *e
         return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (optimizer)");
     o->n_params = e->n_params;
     o->n_tables = e->n_tables;
+    o->table_opt = topt == XMC_TABLE_SGDM ? XMC_TABLE_SGDM : XMC_TABLE_ADAM;
+    o->table_momentum = mu;
     size_t nb = (size_t)(e->n_params > 0 ? e->n_params : 1) * sizeof(float);
     o->m = xmc_malloc_aligned(nb);
     o->v = xmc_malloc_aligned(nb);
@@ -72,10 +91,13 @@ int xmc_enc_optim_create(const xmc_encoder *e, xmc_enc_optim **out, xmc_error *e
         o->table_n[i] = e->tables[i].rows * e->tables[i].cols;
         size_t n = (size_t)o->table_n[i] * sizeof(float);
         o->tm[i] = xmc_malloc_aligned(n);
-        o->tv[i] = xmc_malloc_aligned(n);
-        if (!o->tm[i] || !o->tv[i])
+        if (!o->tm[i])
             goto oom;
         memset(o->tm[i], 0, n);
+        if (o->table_opt == XMC_TABLE_SGDM)
+            continue;
+        if (!(o->tv[i] = xmc_malloc_aligned(n)))
+            goto oom;
         memset(o->tv[i], 0, n);
     }
     *out = o;
@@ -106,8 +128,9 @@ void xmc_enc_optim_free(xmc_enc_optim *o)
 size_t xmc_enc_optim_bytes(const xmc_enc_optim *o)
 {
     size_t b = 2 * (size_t)o->n_params * sizeof(float);
+    const size_t per = o->table_opt == XMC_TABLE_SGDM ? 1 : 2;
     for (int i = 0; i < o->n_tables; i++)
-        b += 2 * (size_t)o->table_n[i] * sizeof(float);
+        b += per * (size_t)o->table_n[i] * sizeof(float);
     return b;
 }
 
@@ -120,12 +143,17 @@ void xmc_enc_optim_step(xmc_enc_optim *o, xmc_encoder *e, const xmc_adam_hparams
         xmc_adamw_update(e->params + off, e->grads + off, o->m + off, o->v + off, n, hp_dense,
                          !t->no_decay);
     }
-    for (int i = 0; i < e->n_tables; i++)
-        xmc_sparse_adam_step(&e->tables[i], o->tm[i], o->tv[i], hp_table);
+    for (int i = 0; i < e->n_tables; i++) {
+        if (o->table_opt == XMC_TABLE_SGDM)
+            xmc_sparse_sgdm_step(&e->tables[i], o->tm[i], hp_table->lr, o->table_momentum,
+                                 hp_table->weight_decay);
+        else
+            xmc_sparse_adam_step(&e->tables[i], o->tm[i], o->tv[i], hp_table);
+    }
 }
 
 #define OPT_MAGIC "XMCOPT\0\1"
-#define OPT_VERSION 1u
+#define OPT_VERSION 2u /* 2: the table optimizer after the table count */
 
 static int put(FILE *f, uint32_t *crc, const void *p, size_t n)
 {
@@ -148,16 +176,17 @@ static int get(FILE *f, uint32_t *crc, void *p, size_t n)
 int xmc_enc_optim_save(const xmc_enc_optim *o, FILE *f, const char *path, xmc_error *err)
 {
     uint32_t crc = 0, ver = OPT_VERSION;
-    int32_t nt = o->n_tables;
+    int32_t nt = o->n_tables, topt = o->table_opt;
     int bad = fwrite(OPT_MAGIC, 1, 8, f) != 8;
-    bad |= put(f, &crc, &ver, 4) | put(f, &crc, &o->n_params, 8) | put(f, &crc, &nt, 4);
+    bad |= put(f, &crc, &ver, 4) | put(f, &crc, &o->n_params, 8) | put(f, &crc, &nt, 4) |
+           put(f, &crc, &topt, 4);
     for (int i = 0; i < o->n_tables; i++)
         bad |= put(f, &crc, &o->table_n[i], 8);
     bad |= put(f, &crc, o->m, (size_t)o->n_params * 4) |
            put(f, &crc, o->v, (size_t)o->n_params * 4);
     for (int i = 0; i < o->n_tables; i++)
         bad |= put(f, &crc, o->tm[i], (size_t)o->table_n[i] * 4) |
-               put(f, &crc, o->tv[i], (size_t)o->table_n[i] * 4);
+               (o->tv[i] ? put(f, &crc, o->tv[i], (size_t)o->table_n[i] * 4) : 0);
     if (!bad)
         bad = fwrite(&crc, 4, 1, f) != 1;
     if (bad)
@@ -170,17 +199,24 @@ int xmc_enc_optim_load(xmc_enc_optim *o, FILE *f, const char *path, xmc_error *e
     char magic[8];
     uint32_t crc = 0, ver = 0, fcrc = 0;
     int64_t np = 0;
-    int32_t nt = 0;
+    int32_t nt = 0, topt = XMC_TABLE_ADAM;
     if (fread(magic, 1, 8, f) != 8 || memcmp(magic, OPT_MAGIC, 8) != 0)
         return XMC_ERR(err, XMC_ECORRUPT, path, 0, "not an xmc optimizer state (bad magic)");
-    if (get(f, &crc, &ver, 4) || ver != OPT_VERSION)
-        return XMC_ERR(err, XMC_ECORRUPT, path, 0, "optimizer state version %u, expected %u",
-                       ver, OPT_VERSION);
+    if (get(f, &crc, &ver, 4) || ver < 1 || ver > OPT_VERSION)
+        return XMC_ERR(err, XMC_ECORRUPT, path, 0,
+                       "optimizer state version %u, expected 1 to %u", ver, OPT_VERSION);
     if (get(f, &crc, &np, 8) || get(f, &crc, &nt, 4) || np != o->n_params ||
         nt != o->n_tables)
         return XMC_ERR(err, XMC_ECORRUPT, path, 0,
                        "optimizer state for %lld parameters / %d tables, model has %lld / %d",
                        (long long)np, nt, (long long)o->n_params, o->n_tables);
+    if (ver >= 2 && get(f, &crc, &topt, 4))
+        return XMC_ERR(err, XMC_ECORRUPT, path, 0, "optimizer state truncated");
+    if (topt != (int32_t)o->table_opt)
+        return XMC_ERR(err, XMC_ECORRUPT, path, 0,
+                       "optimizer state of %s tables, model trains them with %s",
+                       topt == XMC_TABLE_SGDM ? "sgdm" : "adam",
+                       o->table_opt == XMC_TABLE_SGDM ? "sgdm" : "adam");
     for (int i = 0; i < o->n_tables; i++) {
         int64_t tn = 0;
         if (get(f, &crc, &tn, 8) || tn != o->table_n[i])
@@ -189,7 +225,7 @@ int xmc_enc_optim_load(xmc_enc_optim *o, FILE *f, const char *path, xmc_error *e
     int bad = get(f, &crc, o->m, (size_t)np * 4) | get(f, &crc, o->v, (size_t)np * 4);
     for (int i = 0; i < o->n_tables && !bad; i++)
         bad = get(f, &crc, o->tm[i], (size_t)o->table_n[i] * 4) |
-              get(f, &crc, o->tv[i], (size_t)o->table_n[i] * 4);
+              (o->tv[i] ? get(f, &crc, o->tv[i], (size_t)o->table_n[i] * 4) : 0);
     if (bad || fread(&fcrc, 4, 1, f) != 1)
         return XMC_ERR(err, XMC_ECORRUPT, path, 0, "truncated optimizer state");
     if (fcrc != crc)

@@ -23,6 +23,10 @@ grep -q '"recipe":[[:space:]]*"renee"' "$T/m/config.json" || fail "config lacks 
 grep -q '"epochs_done":[[:space:]]*2' "$T/m/config.json" || fail "config lacks epochs_done 2"
 # The default classifier rate follows the encoder (0.03 sparse, 0.05 bag).
 grep -q '"lr1":[[:space:]]*0.03[,}]' "$T/m/config.json" || fail "sparse lr1 is not 0.03"
+# 5,040 features > 480 training rows: the table trains with SGD-m at 0.001.
+grep -q '"table_optimizer":[[:space:]]*"sgdm"' "$T/m/config.json" || fail "table optimizer is not sgdm"
+grep -q '"lr_table":[[:space:]]*0.001[,}]' "$T/m/config.json" || fail "lr_table is not 0.001"
+grep -q 'optimizer 0.6 MB' "$T/train.log" || fail "optimizer bytes: $(grep ^memory "$T/train.log")"
 
 # info: config + tensors + counts.
 "$XMC" info "$T/m" > "$T/info.txt" || fail "info failed"
@@ -95,7 +99,21 @@ printf 'epochs 1\ndim 24  # comment\nbatch = 16\n' > "$T/cfg.txt"
 grep -q '"dim":[[:space:]]*24' "$T/c/config.json" || fail "--config dim not applied"
 grep -q '"batch":[[:space:]]*20' "$T/c/config.json" || fail "flag did not override --config"
 
-# --resume: 1 epoch + resume == 3 epochs straight, byte for byte.
+# --table-opt: adam recorded (and the old rate, lr2, for its tables); bad
+# values and recipes that have no use for it are refused.
+"$XMC" train --train "$T/data/trn" --model "$T/ta" --epochs 1 --table-opt adam "${small[@]}" \
+  2> "$T/ta.log" || fail "--table-opt adam failed: $(tail -3 "$T/ta.log")"
+grep -q '"table_optimizer":[[:space:]]*"adam"' "$T/ta/config.json" || fail "adam not recorded"
+grep -q '"lr_table":[[:space:]]*0.002[,}]' "$T/ta/config.json" || fail "adam lr_table is not lr2"
+if "$XMC" train --train "$T/data/trn" --model "$T/tb" --table-opt sgd 2> "$T/err"; then
+  fail "--table-opt sgd should fail"; fi
+grep -q "expected sgdm or adam" "$T/err" || fail "--table-opt message: $(cat "$T/err")"
+if "$XMC" train --train "$T/data/trn" --model "$T/tb" --recipe unidec --lr-table 0.1 2> "$T/err"; then
+  fail "--lr-table with unidec should fail"; fi
+grep -q "renee or spartex" "$T/err" || fail "--lr-table unidec message: $(cat "$T/err")"
+
+# --resume: 1 epoch + resume == 3 epochs straight, byte for byte (SGD-m
+# tables here; tests/test_train.c resumes an Adam one).
 "$XMC" train --train "$T/data/trn" --model "$T/a" --epochs 3 "${small[@]}" 2>/dev/null
 "$XMC" train --train "$T/data/trn" --model "$T/b" --epochs 3 --stop-after 1 "${small[@]}" 2>/dev/null
 grep -q '"epochs_done":[[:space:]]*1' "$T/b/config.json" || fail "--stop-after 1 did not stop"
