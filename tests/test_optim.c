@@ -52,6 +52,28 @@ static void test_adamw_matches_reference(void **state)
     assert_true(fabsf(w1[0] - 2.0f * (1 - 0.05f)) < 1e-6f);
 }
 
+/* A table over caller arrays, with room for every row to be touched. */
+static xmc_sparse_table table_over(float *w, int rows, int cols, int32_t *touched, float *grad)
+{
+    xmc_sparse_table t = {0};
+    t.w = w;
+    t.rows = rows;
+    t.cols = cols;
+    t.max_touched = rows;
+    t.touched = touched;
+    t.grad = grad;
+    return t;
+}
+
+/* This step's touched rows: up to two, -1 = none. */
+static void touch(xmc_sparse_table *t, const int rows[2])
+{
+    t->n_touched = 0;
+    for (int k = 0; k < 2; k++)
+        if (rows[k] >= 0)
+            t->touched[t->n_touched++] = rows[k];
+}
+
 static void test_sparse_adam_lazy(void **state)
 {
     (void)state;
@@ -62,20 +84,11 @@ static void test_sparse_adam_lazy(void **state)
         rw[i] = w[i] = 0.1f * (float)i;
     int32_t touched[ROWS];
     float grad[ROWS * COLS];
-    xmc_sparse_table t = {0};
-    t.w = w;
-    t.rows = ROWS;
-    t.cols = COLS;
-    t.max_touched = ROWS;
-    t.touched = touched;
-    t.grad = grad;
+    xmc_sparse_table t = table_over(w, ROWS, COLS, touched, grad);
     /* Step 1 touches rows 1, 4; step 2 touches row 4 only; step 3 row 1. */
     const int plan[3][2] = {{1, 4}, {4, -1}, {1, -1}};
     for (int s = 0; s < 3; s++) {
-        t.n_touched = 0;
-        for (int k = 0; k < 2; k++)
-            if (plan[s][k] >= 0)
-                touched[t.n_touched++] = plan[s][k];
+        touch(&t, plan[s]);
         for (int q = 0; q < t.n_touched; q++)
             for (int c = 0; c < COLS; c++)
                 grad[q * COLS + c] = (float)(s + 1) * (c - 1.0f) + 0.5f;
@@ -114,21 +127,12 @@ static void test_sparse_sgdm_lazy(void **state)
     for (int i = 0; i < ROWS * COLS; i++)
         rw[i] = w[i] = 0.2f * (float)i - 1.0f;
     int32_t touched[ROWS];
-    xmc_sparse_table t = {0};
-    t.w = w;
-    t.rows = ROWS;
-    t.cols = COLS;
-    t.max_touched = ROWS;
-    t.touched = touched;
-    t.grad = grad;
+    xmc_sparse_table t = table_over(w, ROWS, COLS, touched, grad);
     /* Row 3 is touched at steps 1 and 3, not 2: its momentum waits. */
     const int plan[3][2] = {{3, 0}, {0, -1}, {3, -1}};
     const double lr = 0.1, mu = 0.9, wd = 0.05;
     for (int s = 0; s < 3; s++) {
-        t.n_touched = 0;
-        for (int k = 0; k < 2; k++)
-            if (plan[s][k] >= 0)
-                touched[t.n_touched++] = plan[s][k];
+        touch(&t, plan[s]);
         for (int q = 0; q < t.n_touched; q++)
             for (int c = 0; c < COLS; c++)
                 grad[q * COLS + c] = (float)(s + 1) * (c - 1.5f) + 0.25f * (float)q;
