@@ -184,18 +184,26 @@ static void test_schedule(void **state)
                 1e-6f);
 }
 
-static void test_enc_optim_step_and_io(void **state)
+/* A sparse encoder over 20 inputs, width 4: its table is 20 x 4. */
+static xmc_encoder *small_sparse_encoder(int layers)
 {
-    (void)state;
     xmc_error err = {0};
     xmc_encoder_config c;
     xmc_encoder_config_default(&c, "sparse");
     c.n_inputs = 20;
     c.hidden = 4;
-    c.layers = 2;
+    c.layers = layers;
     c.max_batch = 2;
     xmc_encoder *e = NULL;
     assert_int_equal(xmc_encoder_create(&c, &e, &err), XMC_OK);
+    return e;
+}
+
+static void test_enc_optim_step_and_io(void **state)
+{
+    (void)state;
+    xmc_error err = {0};
+    xmc_encoder *e = small_sparse_encoder(2);
     xmc_enc_optim *o = NULL;
     assert_int_equal(xmc_enc_optim_create(e, XMC_TABLE_ADAM, 0, &o, &err), XMC_OK);
     assert_int_equal(xmc_enc_optim_bytes(o), (size_t)2 * 4 * (4 + 16 + 4 + 80));
@@ -260,13 +268,7 @@ static void test_enc_optim_sgdm_tables(void **state)
 {
     (void)state;
     xmc_error err = {0};
-    xmc_encoder_config c;
-    xmc_encoder_config_default(&c, "sparse");
-    c.n_inputs = 20;
-    c.hidden = 4;
-    c.max_batch = 2;
-    xmc_encoder *e = NULL;
-    assert_int_equal(xmc_encoder_create(&c, &e, &err), XMC_OK);
+    xmc_encoder *e = small_sparse_encoder(1);
     xmc_enc_optim *s = NULL, *a = NULL;
     assert_int_equal(xmc_enc_optim_create(e, XMC_TABLE_SGDM, 0.5f, &s, &err), XMC_OK);
     assert_int_equal(xmc_enc_optim_create(e, XMC_TABLE_ADAM, 0, &a, &err), XMC_OK);
