@@ -275,6 +275,8 @@ static void test_enc_optim_sgdm_tables(void **state)
     /* One float per table parameter instead of two. */
     assert_int_equal(xmc_enc_optim_bytes(a) - xmc_enc_optim_bytes(s), (size_t)4 * 80);
     assert_null(s->tv[0]);
+    assert_int_equal(xmc_enc_optim_plan_bytes(e, XMC_TABLE_SGDM), xmc_enc_optim_bytes(s));
+    assert_int_equal(xmc_enc_optim_plan_bytes(e, XMC_TABLE_ADAM), xmc_enc_optim_bytes(a));
     /* The step routes the table to SGD-m (lr and decay from hp_table, mu
      * from create) and the dense tensors to AdamW (hp_dense). */
     xmc_sparse_table *t = &e->tables[0];

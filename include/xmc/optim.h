@@ -93,6 +93,9 @@ int xmc_enc_optim_create(const xmc_encoder *e, xmc_table_opt topt, float mu,
                          xmc_enc_optim **out, xmc_error *err);
 void xmc_enc_optim_free(xmc_enc_optim *o);
 size_t xmc_enc_optim_bytes(const xmc_enc_optim *o);
+/* What xmc_enc_optim_create(e, topt, ...) will hold, before creating it
+ * (the memory plan). */
+size_t xmc_enc_optim_plan_bytes(const xmc_encoder *e, xmc_table_opt topt);
 
 /* One AdamW step on e's dense tensors (hp_dense) and a lazy Adam or SGD-m
  * step on its tables' touched rows (hp_table; SGD-m reads its lr and

@@ -404,10 +404,7 @@ static void plan_fill(const xmc_model *m, const xmc_dataset *train, xmc_model_pl
         p->head_state_bytes = c->head_opt == XMC_HEAD_ADAM ? L * d * 8 : L * d * w;
     }
     p->encoder_bytes = xmc_encoder_bytes(m->enc);
-    p->encoder_optim_bytes = 2 * (size_t)xmc_encoder_param_count(m->enc) * sizeof(float);
-    for (int i = 0; c->table_opt == XMC_TABLE_SGDM && i < m->enc->n_tables; i++)
-        p->encoder_optim_bytes -= (size_t)(m->enc->tables[i].rows * m->enc->tables[i].cols) *
-                                  sizeof(float); /* no second moment */
+    p->encoder_optim_bytes = xmc_enc_optim_plan_bytes(m->enc, c->table_opt);
     p->batch_bytes = (size_t)m->max_batch * (2 * d * sizeof(float) + sizeof(int64_t));
     p->data_bytes = xmc_dataset_bytes(train);
     long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);

@@ -125,13 +125,27 @@ void xmc_enc_optim_free(xmc_enc_optim *o)
     xmc_free(o);
 }
 
+/* m and v per dense parameter; m, and v unless SGD-m, per table parameter. */
+static size_t state_bytes(int64_t n_dense, int64_t n_table, xmc_table_opt topt)
+{
+    const size_t per = topt == XMC_TABLE_SGDM ? 1 : 2;
+    return (2 * (size_t)n_dense + per * (size_t)n_table) * sizeof(float);
+}
+
 size_t xmc_enc_optim_bytes(const xmc_enc_optim *o)
 {
-    size_t b = 2 * (size_t)o->n_params * sizeof(float);
-    const size_t per = o->table_opt == XMC_TABLE_SGDM ? 1 : 2;
+    int64_t nt = 0;
     for (int i = 0; i < o->n_tables; i++)
-        b += per * (size_t)o->table_n[i] * sizeof(float);
-    return b;
+        nt += o->table_n[i];
+    return state_bytes(o->n_params, nt, o->table_opt);
+}
+
+size_t xmc_enc_optim_plan_bytes(const xmc_encoder *e, xmc_table_opt topt)
+{
+    int64_t nt = 0;
+    for (int i = 0; i < e->n_tables; i++)
+        nt += e->tables[i].rows * e->tables[i].cols;
+    return state_bytes(e->n_params, nt, topt);
 }
 
 void xmc_enc_optim_step(xmc_enc_optim *o, xmc_encoder *e, const xmc_adam_hparams *hp_dense,
