@@ -1,6 +1,7 @@
-/* ANN inference on a trained model (xmc_ann, include/xmc/ann.h): a small
- * synthetic Renee model is trained, then ANN top-k must match the exact
- * top-k (recall@5 >= 0.95 at ef 50, P@1 within 0.5 point), the index is
+/* ANN inference on a trained model (xmc_ann, include/xmc/ann.h): small
+ * synthetic Renee models are trained, then ANN top-k must match the exact
+ * top-k (recall@5 at ef 50 >= 0.95 with Adam's tables, >= 0.9 with SGD-m's
+ * and its norm tail scored exactly; P@1 within 0.5 point), the index is
  * stored in the model directory and reloaded with identical answers.
  * Needs the xmc binary (synth) and the trainer; skips when the binary is
  * absent. */
@@ -12,13 +13,14 @@
 #include "testutil.h"
 #include "xmc/ann.h"
 
-static char dir[600], model[700], data[700];
+static char dir[600], model[700], model_sgdm[700], data[700];
 
 static int setup(void **state)
 {
     (void)state;
     snprintf(dir, sizeof dir, "%s", tu_tmpdir());
     snprintf(model, sizeof model, "%s/model", dir);
+    snprintf(model_sgdm, sizeof model_sgdm, "%s/model-sgdm", dir);
     snprintf(data, sizeof data, "%s/data", dir);
     struct stat st;
     if (stat(tu_xmc_bin(), &st) != 0)
@@ -37,7 +39,17 @@ static int setup(void **state)
     c.table_opt = XMC_TABLE_ADAM;
     snprintf(c.train_spec, sizeof c.train_spec, "%s/trn", data);
     xmc_error err = {0};
-    if (xmc_train_run(&c, model, 0, &err) != XMC_OK) {
+    int rc = xmc_train_run(&c, model, 0, &err);
+    /* Trained on (SGD-m tables, 20 epochs), the rows' norms spread from 8
+     * to 250 around a median of 22: the norm tail (ann_model.c). Without
+     * it recall@5 was 0.33 at ef 50. */
+    xmc_train_config_default(&c);
+    c.dim = 64;
+    c.epochs = 20;
+    snprintf(c.train_spec, sizeof c.train_spec, "%s/trn", data);
+    if (!rc)
+        rc = xmc_train_run(&c, model_sgdm, 0, &err);
+    if (rc != XMC_OK) {
         char buf[1200];
         print_error("train failed: %s\n", xmc_error_format(&err, buf, sizeof buf));
         return -1;
@@ -59,15 +71,16 @@ static double p_at_1(const xmc_dataset *ds, const int32_t *lab, int k)
     return 100.0 * (double)hit / (double)ds->n;
 }
 
-static void test_ann_matches_exact(void **state)
+/* ANN against exact top-k on model directory mdir; tail: whether the index
+ * must leave a norm tail out (its file is named ann-mips-...-t<n>-...). */
+static void check_ann(const char *mdir, double min_recall, int tail)
 {
-    (void)state;
     struct stat st;
-    if (stat(model, &st) != 0)
+    if (stat(mdir, &st) != 0)
         skip();
     xmc_error err = {0};
     xmc_model *m;
-    assert_int_equal(xmc_model_load(model, 0, &m, &err), XMC_OK);
+    assert_int_equal(xmc_model_load(mdir, 0, &m, &err), XMC_OK);
     xmc_load_opts lo;
     memset(&lo, 0, sizeof lo);
     lo.label_vocab = xmc_model_label_names(m);
@@ -87,9 +100,11 @@ static void test_ann_matches_exact(void **state)
 
     xmc_ann *a;
     int built;
-    assert_int_equal(xmc_ann_open(m, model, NULL, &a, &built, &err), XMC_OK);
+    assert_int_equal(xmc_ann_open(m, mdir, NULL, &a, &built, &err), XMC_OK);
     assert_int_equal(built, 1);
-    assert_int_equal(tu_system("ls '%s'/ann-mips-M16-efc200-*.hnsw >/dev/null", model), 0);
+    assert_int_equal(tu_system("ls '%s'/ann-mips-M16-efc200-*.hnsw >/dev/null", mdir), 0);
+    assert_int_equal(tu_system("ls '%s'/ann-mips-M16-efc200-t*.hnsw >/dev/null 2>&1", mdir) == 0,
+                     tail);
     assert_int_equal(xmc_ann_topk(a, m, d, k, 50, la, sa, &err), XMC_OK);
     int64_t hit = 0;
     for (int64_t i = 0; i < n; i++)
@@ -106,7 +121,7 @@ static void test_ann_matches_exact(void **state)
     double recall = (double)hit / (double)(n * k);
     double pe = p_at_1(ds, le, k), pa = p_at_1(ds, la, k);
     print_message("ANN (mips) recall@5 %.4f at ef 50; P@1 exact %.2f ann %.2f\n", recall, pe, pa);
-    assert_true(recall >= 0.95);
+    assert_true(recall >= min_recall);
     assert_true(pa >= pe - 0.5);
     for (int64_t i = 0; i < n; i++) /* best first */
         for (int x = 1; x < k; x++)
@@ -126,7 +141,7 @@ static void test_ann_matches_exact(void **state)
     xmc_ann_free(a);
 
     /* A second open loads the stored index. */
-    assert_int_equal(xmc_ann_open(m, model, NULL, &a, &built, &err), XMC_OK);
+    assert_int_equal(xmc_ann_open(m, mdir, NULL, &a, &built, &err), XMC_OK);
     assert_int_equal(built, 0);
     int32_t *lb = xmc_malloc(sizeof(int32_t) * (size_t)(n * k));
     assert_int_equal(xmc_ann_topk(a, m, d, k, 50, lb, sa, &err), XMC_OK);
@@ -154,10 +169,23 @@ static void test_ann_matches_exact(void **state)
     xmc_model_free(m);
 }
 
+static void test_ann_matches_exact(void **state)
+{
+    (void)state;
+    check_ann(model, 0.95, 0);
+}
+
+static void test_ann_norm_tail(void **state)
+{
+    (void)state;
+    check_ann(model_sgdm, 0.9, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ann_matches_exact),
+        cmocka_unit_test(test_ann_norm_tail),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

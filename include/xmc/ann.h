@@ -12,13 +12,17 @@
  *                      0.60 at ef 100, vs 1.00 for L2; docs/ann.md).
  *   XMC_METRIC_IP      plain inner product: HNSW's pruning is unsound for it
  *                      (high-norm rows capture the links); not recommended.
+ * The MIPS index leaves out the norm tail (rows with |w| > 1.25 x the
+ * median, at most L/16): those are scored exactly for every query, since
+ * the reduction strands them far from the bulk (docs/ann.md, "What recall
+ * depends on").
  * A query embedding E is searched with efSearch = ef; the max(ef, k)
  * candidates are re-scored with the model's own score E . w_l (recovered
  * exactly from the distance) and the best k are returned: scores are the
  * model's, only the candidate set is approximate.
  *
  * The index is stored in the model directory as
- * ann-<kind>-M<M>-efc<efC>-<crc>.hnsw, where crc is the CRC-32 of the
+ * ann-<kind>-M<M>-efc<efC>[-t<tail rows>]-<crc>.hnsw, where crc is the CRC-32 of the
  * classifier weights: built once, reloaded (mmap) by later runs, and never
  * reused for retrained weights. Older ann-*.hnsw files are left in place.
  *

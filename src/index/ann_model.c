@@ -8,13 +8,32 @@
  * exactly (cosine: (1 - dist) |E| |w_l|, with |w_l| kept here, L floats;
  * MIPS: (|E|^2 + phi^2 - dist) / 2), and the best k by that score are kept.
  *
+ * The norm tail (MIPS only). The reduction places every row on the sphere
+ * of radius phi = max |w|. When a few rows have norms far above the bulk's
+ * (a model whose encoder tables trained with SGD-m: |w| from 8 to 368, the
+ * median 24, and those rows are most queries' top labels), the bulk sits in
+ * a small cap around the added axis and the heavy rows far from it: graph
+ * search from the bulk rarely reaches them (recall@5 of rows with |w| >
+ * 100: 0.02 at ef 50, hnswlib the same; docs/ann.md). So rows with |w| >
+ * XMC_ANN_TAIL_RATIO x the median (at most L / XMC_ANN_TAIL_MAX_DIV of
+ * them, the heaviest) are kept out of the index and scored exactly for
+ * every query (one GEMM); the index covers the rest with their own phi. A
+ * model with alike norms (Adam-trained tables: |w| in [8, 31]) has no tail
+ * and the index of before. Norm-ranging (Yan et al., NeurIPS 2018) splits
+ * by norm for the same reason; one exact tail was enough here (bins of
+ * ratio 1.25 over the bulk added nothing, measured).
+ *
  * Memory: the index (hnsw.h: ~4 d + 8 M + 20 bytes per label for fp32),
- * |w_l| (L floats), and per call one batch of embeddings and candidates
- * (max_batch x (d + 3 kc) words). Opening copies W once (L x d floats) to
- * checksum it and, when no stored index matches, to build one.
+ * |w_l| (L floats), with a tail its rows (<= L/16 x d floats) and the
+ * index's row ids (L int32), and per call one batch of embeddings and
+ * candidates (max_batch x (d + 3 kc + XMC_ANN_TAIL_BLOCK) words). Opening
+ * copies W once (L x d floats) to checksum it and, when no stored index
+ * matches, to build one.
  */
+#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "xmc/ann.h"
@@ -28,8 +47,16 @@ struct xmc_ann {
     xmc_dist *dist;  /* the model's group (borrowed): top-k lists merge on rank 0 */
     int dim;
     int metric; /* XMC_METRIC_COSINE (Renee), XMC_METRIC_L2 (MIPS reduction) or _IP */
-    double phi2; /* L2: max_l |w_l|^2 */
+    double phi2; /* L2: max_l |w_l|^2 over the indexed rows */
+    int64_t n_tail;  /* rows scored exactly (the norm tail; MIPS only) */
+    int32_t *tail;   /* (n_tail) their row ids, ascending */
+    float *tw;       /* (n_tail x dim) their weights */
+    int32_t *ids;    /* (L - n_tail) row of each index id; NULL: identity */
 };
+
+#define XMC_ANN_TAIL_RATIO 1.25  /* measured on two SGD-m models: 1.25-1.5 right, 2 too high */
+#define XMC_ANN_TAIL_MAX_DIV 16  /* the tail's exact scoring stays <= 1/16 of exact search */
+#define XMC_ANN_TAIL_BLOCK 4096  /* tail columns scored per GEMM (bounds the scratch) */
 
 void xmc_ann_free(xmc_ann *a)
 {
@@ -37,10 +64,64 @@ void xmc_ann_free(xmc_ann *a)
         return;
     xmc_hnsw_free(a->h);
     xmc_free(a->wnorm);
+    xmc_free(a->tail);
+    xmc_free(a->tw);
+    xmc_free(a->ids);
     xmc_free(a);
 }
 
 const xmc_hnsw *xmc_ann_index(const xmc_ann *a) { return a ? a->h : NULL; }
+
+static int cmp_float(const void *x, const void *y)
+{
+    float a = *(const float *)x, b = *(const float *)y;
+    return (a > b) - (a < b);
+}
+
+/* The norm tail (top of file): rows with |w| > XMC_ANN_TAIL_RATIO x median,
+ * the heaviest L / XMC_ANN_TAIL_MAX_DIV at most. Sets a->tail, a->tw and
+ * the index-to-row map a->ids, and compacts W (L x dim) to the indexed
+ * rows in place. Deterministic in W, so a stored index's rows are
+ * re-derived on load. */
+static int split_tail(xmc_ann *a, float *W, xmc_error *err)
+{
+    const int64_t L = a->L;
+    const int dim = a->dim;
+    float *srt = xmc_malloc(sizeof(float) * (size_t)L);
+    if (!srt)
+        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "ann: out of memory (%lld norms)", (long long)L);
+    memcpy(srt, a->wnorm, sizeof(float) * (size_t)L);
+    qsort(srt, (size_t)L, sizeof(float), cmp_float);
+    double tau = XMC_ANN_TAIL_RATIO * srt[(L - 1) / 2];
+    int64_t cap = L / XMC_ANN_TAIL_MAX_DIV;
+    if (cap > 0 && srt[L - 1 - cap] > tau) /* more than cap above: keep the heaviest */
+        tau = srt[L - 1 - cap];
+    xmc_free(srt);
+    int64_t nt = 0;
+    for (int64_t l = 0; l < L; l++)
+        nt += a->wnorm[l] > tau;
+    if (nt == 0)
+        return XMC_OK;
+    a->tail = xmc_malloc(sizeof(int32_t) * (size_t)nt);
+    a->tw = xmc_malloc(sizeof(float) * (size_t)nt * (size_t)dim);
+    a->ids = xmc_malloc(sizeof(int32_t) * (size_t)(L - nt));
+    if (!a->tail || !a->tw || !a->ids)
+        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "ann: out of memory (norm tail of %lld rows)",
+                       (long long)nt);
+    int64_t t = 0, b = 0;
+    for (int64_t l = 0; l < L; l++) {
+        const float *w = W + l * dim;
+        if (a->wnorm[l] > tau) {
+            memcpy(a->tw + t * dim, w, sizeof(float) * (size_t)dim);
+            a->tail[t++] = (int32_t)l;
+        } else {
+            memmove(W + b * dim, w, sizeof(float) * (size_t)dim);
+            a->ids[b++] = (int32_t)l;
+        }
+    }
+    a->n_tail = nt;
+    return XMC_OK;
+}
 
 int xmc_ann_open(const xmc_model *m, const char *dir, const xmc_hnsw_params *pin, xmc_ann **out,
                  int *built, xmc_error *err)
@@ -106,24 +187,30 @@ int xmc_ann_open(const xmc_model *m, const char *dir, const xmc_hnsw_params *pin
         a->wnorm[l] = (float)sqrt(s);
     }
     int idim = dim;
+    if (p.metric == XMC_METRIC_L2 && (rc = split_tail(a, W, err)) != XMC_OK)
+        goto fail;
+    const int64_t nb = L - a->n_tail; /* rows in the index */
     if (p.metric == XMC_METRIC_L2) {
         /* MIPS as L2 search (Bachrach et al. 2014): w' = [w, sqrt(phi^2 -
          * |w|^2)], E' = [E, 0], so |E' - w'|^2 = |E|^2 + phi^2 - 2 E.w and
          * the L2 neighbours are exactly the largest inner products, in a
          * metric space where HNSW's pruning is sound (plain IP is not: its
          * Algorithm 4 links everything to high-norm rows). */
-        for (int64_t l = 0; l < L; l++)
-            a->phi2 = fmax(a->phi2, (double)a->wnorm[l] * a->wnorm[l]);
-        float *Wa = xmc_malloc(sizeof(float) * (size_t)L * (size_t)(dim + 1));
+        for (int64_t i = 0; i < nb; i++) {
+            double wn = a->wnorm[a->ids ? a->ids[i] : i];
+            a->phi2 = fmax(a->phi2, wn * wn);
+        }
+        float *Wa = xmc_malloc(sizeof(float) * (size_t)nb * (size_t)(dim + 1));
         if (!Wa) {
             rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "ann: out of memory for %lld x %d weights",
-                         (long long)L, dim + 1);
+                         (long long)nb, dim + 1);
             goto fail;
         }
-        for (int64_t l = 0; l < L; l++) {
-            memcpy(Wa + l * (dim + 1), W + l * dim, sizeof(float) * (size_t)dim);
-            double r = a->phi2 - (double)a->wnorm[l] * a->wnorm[l];
-            Wa[l * (dim + 1) + dim] = (float)sqrt(r > 0 ? r : 0);
+        for (int64_t i = 0; i < nb; i++) {
+            double wn = a->wnorm[a->ids ? a->ids[i] : i];
+            memcpy(Wa + i * (dim + 1), W + i * dim, sizeof(float) * (size_t)dim);
+            double r = a->phi2 - wn * wn;
+            Wa[i * (dim + 1) + dim] = (float)sqrt(r > 0 ? r : 0);
         }
         xmc_free(W);
         W = Wa;
@@ -134,13 +221,15 @@ int xmc_ann_open(const xmc_model *m, const char *dir, const xmc_hnsw_params *pin
     if (dir) {
         /* A shard's index (rank r of P, labels [l0, l1)) carries its range:
          * each rank writes only its own file. */
-        char shard[96] = "";
+        char shard[96] = "", tail[32] = "";
+        if (a->n_tail)
+            snprintf(tail, sizeof tail, "-t%lld", (long long)a->n_tail);
         if (a->dist)
             snprintf(shard, sizeof shard, "-s%lld-%lld-of%d", (long long)a->l0,
                      (long long)(a->l0 + L), xmc_dist_size(a->dist));
-        int len = snprintf(path, sizeof path, "%s/ann-%s-M%d-efc%d%s%s-%08x.hnsw", dir,
+        int len = snprintf(path, sizeof path, "%s/ann-%s-M%d-efc%d%s%s%s-%08x.hnsw", dir,
                            p.metric == XMC_METRIC_IP ? "ip" : p.metric == XMC_METRIC_L2 ? "mips" : "cos", p.M, p.ef_construction, p.storage == XMC_STORE_BF16 ? "-bf16" : "",
-                           shard, (unsigned)crc);
+                           shard, tail, (unsigned)crc);
         if (len < 0 || (size_t)len >= sizeof path) {
             rc = XMC_ERR(err, XMC_EINVAL, dir, 0, "ann: model directory path too long");
             goto fail;
@@ -148,7 +237,7 @@ int xmc_ann_open(const xmc_model *m, const char *dir, const xmc_hnsw_params *pin
         if (xmc_file_exists(path)) {
             xmc_error lerr = {0};
             if (xmc_hnsw_load(&a->h, path, XMC_HNSW_LOAD_MMAP, &lerr) == XMC_OK &&
-                (xmc_hnsw_size(a->h) != L || xmc_hnsw_dim(a->h) != idim)) {
+                (xmc_hnsw_size(a->h) != nb || xmc_hnsw_dim(a->h) != idim)) {
                 xmc_hnsw_free(a->h);
                 a->h = NULL;
             }
@@ -164,9 +253,11 @@ int xmc_ann_open(const xmc_model *m, const char *dir, const xmc_hnsw_params *pin
             rc = XMC_ERR(err, XMC_EINVAL, NULL, 0, "ann: the model has no labels");
             goto fail;
         }
-        xmc_log(XMC_LOG_INFO, "ann: building HNSW over %lld classifier rows (d=%d, M=%d, efC=%d)",
-                (long long)L, dim, p.M, p.ef_construction);
-        if ((rc = xmc_hnsw_build(&a->h, W, L, idim, &p, err)) != XMC_OK)
+        xmc_log(XMC_LOG_INFO,
+                "ann: building HNSW over %lld classifier rows (d=%d, M=%d, efC=%d); %lld rows "
+                "of the norm tail scored exactly",
+                (long long)nb, dim, p.M, p.ef_construction, (long long)a->n_tail);
+        if ((rc = xmc_hnsw_build(&a->h, W, nb, idim, &p, err)) != XMC_OK)
             goto fail;
         if (built)
             *built = 1;
@@ -212,23 +303,28 @@ int xmc_ann_topk(xmc_ann *a, xmc_model *m, const xmc_enc_data *d, int k, int ef,
     int32_t *olab = labels, *llab = NULL;
     float *osc = scores, *lsc = NULL;
     int kc = k > ef ? k : ef;
-    if (kc > a->L)
-        kc = (int)a->L;
+    if (kc > a->L - a->n_tail)
+        kc = (int)(a->L - a->n_tail);
     if (ef < kc)
         ef = kc;
+    const int64_t tb = a->n_tail < XMC_ANN_TAIL_BLOCK ? a->n_tail : XMC_ANN_TAIL_BLOCK;
+    const int cw = kc > k ? kc : k; /* a row's candidate list: kc found, k kept */
     int rc = XMC_OK;
     float *E = xmc_malloc(sizeof(float) * (size_t)B * (size_t)dim);
     float *Eq = idim != dim ? xmc_malloc(sizeof(float) * (size_t)B * (size_t)idim) : E;
     int64_t *rows = xmc_malloc(sizeof(int64_t) * (size_t)B);
+    int *ncand = xmc_malloc(sizeof(int) * (size_t)B);
     int64_t *ids = xmc_malloc(sizeof(int64_t) * (size_t)B * (size_t)kc);
     float *dist = xmc_malloc(sizeof(float) * (size_t)B * (size_t)kc);
-    cand *c = xmc_malloc(sizeof(cand) * (size_t)B * (size_t)kc);
+    cand *c = xmc_malloc(sizeof(cand) * (size_t)B * (size_t)cw);
+    float *ts = tb ? xmc_malloc(sizeof(float) * (size_t)B * (size_t)tb) : NULL;
     if (a->dist) {
         size_t nk = (size_t)(d->n > 0 ? d->n : 1) * (size_t)k;
         labels = llab = xmc_malloc(nk * sizeof *llab);
         scores = lsc = xmc_malloc(nk * sizeof *lsc);
     }
-    if (!E || !Eq || !rows || !ids || !dist || !c || (a->dist && (!llab || !lsc))) {
+    if (!E || !Eq || !rows || !ncand || !ids || !dist || !c || (tb && !ts) ||
+        (a->dist && (!llab || !lsc))) {
         rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "ann topk: out of memory (batch %d, k %d)", B, kc);
         goto done;
     }
@@ -251,13 +347,15 @@ int xmc_ann_topk(xmc_ann *a, xmc_model *m, const xmc_enc_data *d, int k, int ef,
             for (int j = 0; j < dim; j++)
                 en += (double)E[(size_t)i * dim + j] * E[(size_t)i * dim + j];
             float enorm = (float)sqrt(en);
-            cand *ci = c + (size_t)i * kc;
+            cand *ci = c + (size_t)i * cw;
             int nc = 0;
             for (int j = 0; j < kc; j++) {
                 int64_t id = ids[(size_t)i * kc + j];
                 if (id < 0)
                     continue;
                 float dj = dist[(size_t)i * kc + j], sc;
+                if (a->ids)
+                    id = a->ids[id];
                 if (a->metric == XMC_METRIC_L2)
                     sc = (float)(0.5 * (en + a->phi2 - dj));
                 else if (a->metric == XMC_METRIC_IP)
@@ -272,11 +370,40 @@ int xmc_ann_topk(xmc_ann *a, xmc_model *m, const xmc_enc_data *d, int k, int ef,
                 }
                 ci[p] = x;
             }
+            if (nc > k)
+                nc = k; /* only the best k can be displaced by the tail */
+            ncand[i] = nc;
+        }
+        /* the norm tail, exactly: E . w_t for every tail row, a block at a time */
+        for (int64_t t0 = 0; t0 < a->n_tail; t0 += tb) {
+            int nt = (int)(a->n_tail - t0 < tb ? a->n_tail - t0 : tb);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, nt, dim, 1.0f, E, dim,
+                        a->tw + (size_t)t0 * dim, dim, 0.0f, ts, nt);
+#pragma omp parallel for schedule(static)
+            for (int i = 0; i < nb; i++) {
+                cand *ci = c + (size_t)i * cw;
+                int nc = ncand[i];
+                for (int j = 0; j < nt; j++) {
+                    cand x = {ts[(size_t)i * nt + j], a->tail[t0 + j]};
+                    if (nc == k && !cand_before(&x, &ci[k - 1]))
+                        continue;
+                    int p = nc < k ? nc++ : k - 1;
+                    while (p > 0 && cand_before(&x, &ci[p - 1])) {
+                        ci[p] = ci[p - 1];
+                        p--;
+                    }
+                    ci[p] = x;
+                }
+                ncand[i] = nc;
+            }
+        }
+        for (int i = 0; i < nb; i++) {
+            const cand *ci = c + (size_t)i * cw;
             int32_t *lo = labels + (size_t)(r0 + i) * k;
             float *so = scores + (size_t)(r0 + i) * k;
             for (int j = 0; j < k; j++) {
-                lo[j] = j < nc ? (int32_t)(ci[j].l + a->l0) : -1;
-                so[j] = j < nc ? ci[j].s : -INFINITY;
+                lo[j] = j < ncand[i] ? (int32_t)(ci[j].l + a->l0) : -1;
+                so[j] = j < ncand[i] ? ci[j].s : -INFINITY;
             }
         }
     }
@@ -289,9 +416,11 @@ done:
         xmc_free(Eq);
     xmc_free(E);
     xmc_free(rows);
+    xmc_free(ncand);
     xmc_free(ids);
     xmc_free(dist);
     xmc_free(c);
+    xmc_free(ts);
     return rc;
 }
 
