@@ -281,6 +281,21 @@ typedef struct cand {
 /* Higher score first; ties to the lower label, as xmc_ova_topk. */
 static int cand_before(const cand *x, const cand *y) { return x->s > y->s || (x->s == y->s && x->l < y->l); }
 
+/* Insert x into the best-first list ci[0..*nc) that keeps at most k
+ * (insertion sort: k is small); the order is total, so the list is the
+ * best k of everything offered, in any order. */
+static void cand_keep(cand *ci, int *nc, int k, cand x)
+{
+    if (*nc == k && !cand_before(&x, &ci[k - 1]))
+        return;
+    int p = *nc < k ? (*nc)++ : k - 1;
+    while (p > 0 && cand_before(&x, &ci[p - 1])) {
+        ci[p] = ci[p - 1];
+        p--;
+    }
+    ci[p] = x;
+}
+
 int xmc_ann_topk(xmc_ann *a, xmc_model *m, const xmc_enc_data *d, int k, int ef,
                  int32_t *labels, float *scores, xmc_error *err)
 {
@@ -308,7 +323,6 @@ int xmc_ann_topk(xmc_ann *a, xmc_model *m, const xmc_enc_data *d, int k, int ef,
     if (ef < kc)
         ef = kc;
     const int64_t tb = a->n_tail < XMC_ANN_TAIL_BLOCK ? a->n_tail : XMC_ANN_TAIL_BLOCK;
-    const int cw = kc > k ? kc : k; /* a row's candidate list: kc found, k kept */
     int rc = XMC_OK;
     float *E = xmc_malloc(sizeof(float) * (size_t)B * (size_t)dim);
     float *Eq = idim != dim ? xmc_malloc(sizeof(float) * (size_t)B * (size_t)idim) : E;
@@ -316,7 +330,7 @@ int xmc_ann_topk(xmc_ann *a, xmc_model *m, const xmc_enc_data *d, int k, int ef,
     int *ncand = xmc_malloc(sizeof(int) * (size_t)B);
     int64_t *ids = xmc_malloc(sizeof(int64_t) * (size_t)B * (size_t)kc);
     float *dist = xmc_malloc(sizeof(float) * (size_t)B * (size_t)kc);
-    cand *c = xmc_malloc(sizeof(cand) * (size_t)B * (size_t)cw);
+    cand *c = xmc_malloc(sizeof(cand) * (size_t)B * (size_t)k);
     float *ts = tb ? xmc_malloc(sizeof(float) * (size_t)B * (size_t)tb) : NULL;
     if (a->dist) {
         size_t nk = (size_t)(d->n > 0 ? d->n : 1) * (size_t)k;
@@ -347,7 +361,7 @@ int xmc_ann_topk(xmc_ann *a, xmc_model *m, const xmc_enc_data *d, int k, int ef,
             for (int j = 0; j < dim; j++)
                 en += (double)E[(size_t)i * dim + j] * E[(size_t)i * dim + j];
             float enorm = (float)sqrt(en);
-            cand *ci = c + (size_t)i * cw;
+            cand *ci = c + (size_t)i * k;
             int nc = 0;
             for (int j = 0; j < kc; j++) {
                 int64_t id = ids[(size_t)i * kc + j];
@@ -362,16 +376,8 @@ int xmc_ann_topk(xmc_ann *a, xmc_model *m, const xmc_enc_data *d, int k, int ef,
                     sc = 1.0f - dj;
                 else
                     sc = (1.0f - dj) * enorm * a->wnorm[id];
-                cand x = {sc, (int32_t)id};
-                int p = nc++; /* insertion sort: kc is small (ef) */
-                while (p > 0 && cand_before(&x, &ci[p - 1])) {
-                    ci[p] = ci[p - 1];
-                    p--;
-                }
-                ci[p] = x;
+                cand_keep(ci, &nc, k, (cand){sc, (int32_t)id});
             }
-            if (nc > k)
-                nc = k; /* only the best k can be displaced by the tail */
             ncand[i] = nc;
         }
         /* the norm tail, exactly: E . w_t for every tail row, a block at a time */
@@ -381,24 +387,13 @@ int xmc_ann_topk(xmc_ann *a, xmc_model *m, const xmc_enc_data *d, int k, int ef,
                         a->tw + (size_t)t0 * dim, dim, 0.0f, ts, nt);
 #pragma omp parallel for schedule(static)
             for (int i = 0; i < nb; i++) {
-                cand *ci = c + (size_t)i * cw;
-                int nc = ncand[i];
-                for (int j = 0; j < nt; j++) {
-                    cand x = {ts[(size_t)i * nt + j], a->tail[t0 + j]};
-                    if (nc == k && !cand_before(&x, &ci[k - 1]))
-                        continue;
-                    int p = nc < k ? nc++ : k - 1;
-                    while (p > 0 && cand_before(&x, &ci[p - 1])) {
-                        ci[p] = ci[p - 1];
-                        p--;
-                    }
-                    ci[p] = x;
-                }
-                ncand[i] = nc;
+                for (int j = 0; j < nt; j++)
+                    cand_keep(c + (size_t)i * k, &ncand[i], k,
+                              (cand){ts[(size_t)i * nt + j], a->tail[t0 + j]});
             }
         }
         for (int i = 0; i < nb; i++) {
-            const cand *ci = c + (size_t)i * cw;
+            const cand *ci = c + (size_t)i * k;
             int32_t *lo = labels + (size_t)(r0 + i) * k;
             float *so = scores + (size_t)(r0 + i) * k;
             for (int j = 0; j < k; j++) {
