@@ -44,7 +44,7 @@ static int train_main(int argc, char **argv, xmc_dist *dist)
     int dim = c.dim, bottleneck = 0, intermediate = 0, layers = c.layers, epochs = c.epochs,
         batch = c.batch,
         bf16 = 0, threads = 0, eval_every = c.eval_every, loss_every = c.loss_every,
-        stop_after = 0, resume = 0, max_len = 0, plan = 0;
+        stop_after = 0, resume = 0, max_len = 0, plan = 0, ensemble = c.ensemble;
     int64_t seed = (int64_t)c.seed, buckets = c.buckets, max_steps = 0,
             rewire_interval = c.rewire_interval;
     int fan_in = c.fan_in, aux_clusters = 0;
@@ -114,6 +114,10 @@ static int train_main(int argc, char **argv, xmc_dist *dist)
         {"bf16", CLI_FLAG, &bf16, "classifier weights in bf16 (fp32 math)", 0},
         {"threads", CLI_INT, &threads, "OpenMP/OpenBLAS threads (default: all)", 0},
         {"seed", CLI_I64, &seed, "random seed (default 1)", 0},
+        {"ensemble", CLI_INT, &ensemble,
+         "N members (seeds s..s+N-1) merged into one model, scores averaged (default 0 = "
+         "auto: 3 up to 100,000 rows and labels for renee sparse/bag, else 1)",
+         0},
         {"eval-every", CLI_INT, &eval_every, "test every E epochs (0 = only at the end)", 0},
         {"loss-every", CLI_INT, &loss_every, "sample the loss every N steps (default 10)", 0},
         {"stop-after", CLI_INT, &stop_after, "stop after N epochs of this run (then --resume)", 0},
@@ -236,6 +240,7 @@ static int train_main(int argc, char **argv, xmc_dist *dist)
     c.bf16 = bf16;
     c.threads = threads;
     c.seed = (uint64_t)seed;
+    c.ensemble = ensemble;
     c.eval_every = eval_every;
     c.loss_every = loss_every;
     c.stop_after = stop_after;

@@ -37,6 +37,7 @@ static int setup(void **state)
      * orders (recall@5 0.80 at ef 50), so the test of ANN against exact
      * search uses Adam's (docs/ann.md, "What recall depends on"). */
     c.table_opt = XMC_TABLE_ADAM;
+    c.ensemble = 1; /* one model: the ANN sees its rows, not a merge's (test_ensemble.c) */
     snprintf(c.train_spec, sizeof c.train_spec, "%s/trn", data);
     xmc_error err = {0};
     int rc = xmc_train_run(&c, model, 0, &err);
@@ -46,6 +47,7 @@ static int setup(void **state)
     xmc_train_config_default(&c);
     c.dim = 64;
     c.epochs = 20;
+    c.ensemble = 1;
     snprintf(c.train_spec, sizeof c.train_spec, "%s/trn", data);
     if (!rc)
         rc = xmc_train_run(&c, model_sgdm, 0, &err);

@@ -11,27 +11,6 @@
 #include "xmc/data.h"
 #include "xmc/model.h"
 
-/* TEXTS+LABELS with 3 named labels, 150 rows; returns the spec. */
-static const char *texts_spec(void)
-{
-    static char spec[1000];
-    const char *tx = tu_path("t.txt"), *lb = tu_path("l.txt");
-    FILE *ft = fopen(tx, "w"), *fl = fopen(lb, "w");
-    assert_non_null(ft);
-    assert_non_null(fl);
-    const char *words[3] = {"wheat grain harvest", "oil crude barrel", "bank rate interest"};
-    const char *names[3] = {"grain", "crude", "money-fx"};
-    for (int i = 0; i < 150; i++) {
-        int k = i % 3;
-        fprintf(ft, "report %d on %s news\n", i, words[k]);
-        fprintf(fl, "%s%s\n", names[k], i % 5 == 0 ? " money-fx" : "");
-    }
-    fclose(ft);
-    fclose(fl);
-    snprintf(spec, sizeof spec, "%s+%s", tx, lb);
-    return spec;
-}
-
 static void small_config(xmc_train_config *c, const char *spec)
 {
     xmc_train_config_default(c);
@@ -49,7 +28,7 @@ static void test_augment_recorded(void **state)
     (void)state;
     xmc_error err = {0};
     xmc_train_config c;
-    small_config(&c, texts_spec());
+    small_config(&c, tu_news_spec());
     snprintf(c.augment, sizeof c.augment, "gandalf:0.2");
     const char *d = tu_path("aug");
     assert_int_equal(xmc_train_run(&c, d, 0, &err), XMC_OK);
@@ -65,7 +44,7 @@ static void test_augment_recorded(void **state)
     assert_int_equal(tu_system("grep -q '\"n_train\":[[:space:]]*153' '%s/config.json'", d), 0);
 
     /* Without --augment the key is null and loads as "". */
-    small_config(&c, texts_spec());
+    small_config(&c, tu_news_spec());
     d = tu_path("plain");
     assert_int_equal(xmc_train_run(&c, d, 0, &err), XMC_OK);
     assert_int_equal(xmc_model_load(d, 0, &m, &err), XMC_OK);
@@ -104,7 +83,7 @@ static void test_unidec_dir(void **state)
     (void)state;
     xmc_error err = {0};
     xmc_train_config c;
-    small_config(&c, texts_spec());
+    small_config(&c, tu_news_spec());
     snprintf(c.recipe, sizeof c.recipe, "depsl");
     const char *d = tu_path("depsl");
     if (xmc_train_run(&c, d, 0, &err) != XMC_OK) {
@@ -150,7 +129,7 @@ static void test_unidec_dir(void **state)
     xmc_train_config_default(&c);
     assert_int_equal(xmc_train_run(&c, d, 1, &err), XMC_OK);
     /* A Renee directory is not a unidec one. */
-    small_config(&c, texts_spec());
+    small_config(&c, tu_news_spec());
     const char *r = tu_path("renee");
     xmc_error_clear(&err);
     assert_int_equal(xmc_train_run(&c, r, 0, &err), XMC_OK);

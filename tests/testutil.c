@@ -189,3 +189,23 @@ double tu_tagged_p_at_1(const xmc_csr *P, const xmc_csr *Y, int only_unseen)
     }
     return n ? (double)hit / (double)n : 0.0;
 }
+
+const char *tu_news_spec(void)
+{
+    static char spec[1000];
+    const char *tx = tu_path("t.txt"), *lb = tu_path("l.txt");
+    FILE *ft = fopen(tx, "w"), *fl = fopen(lb, "w");
+    assert_non_null(ft);
+    assert_non_null(fl);
+    const char *words[3] = {"wheat grain harvest", "oil crude barrel", "bank rate interest"};
+    const char *names[3] = {"grain", "crude", "money-fx"};
+    for (int i = 0; i < 150; i++) {
+        int k = i % 3;
+        fprintf(ft, "report %d on %s news\n", i, words[k]);
+        fprintf(fl, "%s%s\n", names[k], i % 5 == 0 ? " money-fx" : "");
+    }
+    fclose(ft);
+    fclose(fl);
+    snprintf(spec, sizeof spec, "%s+%s", tx, lb);
+    return spec;
+}

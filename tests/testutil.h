@@ -31,6 +31,11 @@ int tu_system(const char *fmt, ...);
 /* Path of the xmc binary ($XMC_BIN). */
 const char *tu_xmc_bin(void);
 
+/* TEXTS+LABELS files of 150 short news lines over 3 named labels (grain,
+ * crude, money-fx; every 5th row also money-fx) in tu_tmpdir(); returns
+ * the spec (static). */
+const char *tu_news_spec(void);
+
 /* Tagged label-feature data for the UniDEC / DEPSL tests: label l has the
  * text "tag<l>a tag<l>b"; a point's text holds one of the two words of each
  * of its 1-3 labels and a noise word. Labels >= TU_TAGGED_NSEEN are the

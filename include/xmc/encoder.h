@@ -213,6 +213,22 @@ size_t xmc_encoder_bytes(const xmc_encoder *e);
 int xmc_encoder_save(const xmc_encoder *e, FILE *f, const char *path, xmc_error *err);
 int xmc_encoder_load(FILE *f, const char *path, xmc_encoder **out, xmc_error *err);
 
+/* Ensembles (model.h, xmc_train_config.ensemble): n encoders made from one
+ * config (seeds differ) become one encoder of n times the width whose
+ * output is the members' outputs side by side. Tables and biases go by
+ * column blocks, square layers and the bottleneck block-diagonal (zeros
+ * between members), tensors whose shape does not scale with the width
+ * (the bag's idf) are shared and must be equal. Exact because the sparse
+ * and bag kinds never mix hidden units across a member's width
+ * (elementwise activations); a transformer's layer norm and attention
+ * would, so only those two kinds merge, without an intermediate layer.
+ * create_ensemble makes the wide encoder for member config `member`
+ * (parameters zero); set_member copies member k of n into its block. */
+int xmc_encoder_create_ensemble(const xmc_encoder_config *member, int n, xmc_encoder **out,
+                                xmc_error *err);
+int xmc_encoder_set_member(xmc_encoder *e, const xmc_encoder *member, int k, int n,
+                           xmc_error *err);
+
 /* bag: the tokenisation used by prepare, exposed for tests and --text:
  * writes up to max bucket ids of the unigrams and bigrams of `text`
  * (lower-cased with utf8proc, words = runs of letters/digits) and returns

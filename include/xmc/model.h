@@ -80,6 +80,19 @@ extern "C" {
  * (docs/renee.md, round 3); the mean bag keeps 256. */
 #define XMC_TRAIN_DEFAULT_DIM 1024
 #define XMC_TRAIN_DEFAULT_DROPOUT 0.5f
+/* Ensembles (docs/renee.md "Ensembles"): members trained with seeds s, s+1,
+ * ... and merged into one model whose scores are the members' mean. Auto
+ * (ensemble 0) takes 3 members, as Parabel's and omikuji's 3 trees, on
+ * problems of at most 100,000 training rows and 100,000 labels, where
+ * three members cost little; 1 above that. On the validation splits the
+ * ensemble of seeds 1-3 beats the mean of those single models on all 15
+ * cells (P@1: bibtex 64.45 -> 64.96, delicious 69.17 -> 69.50, rcv1sub1
+ * 60.85 -> 61.89, stackex_cooking 59.23 -> 59.69, reuters21578 94.42 ->
+ * 94.53; docs/renee.md, round 9). */
+#define XMC_TRAIN_DEFAULT_ENSEMBLE 3
+#define XMC_TRAIN_ENSEMBLE_AUTO_MAX_ROWS 100000
+#define XMC_TRAIN_ENSEMBLE_AUTO_MAX_LABELS 100000
+#define XMC_TRAIN_MAX_ENSEMBLE 16
 
 typedef struct xmc_train_config {
     char recipe[16];     /* "renee", "spartex", or "unidec" / "depsl" (psl.h;
@@ -152,6 +165,19 @@ typedef struct xmc_train_config {
     int aux_clusters;
     float aux_scale;
     float meta_cutoff_epoch;
+    /* Ensemble members (0 = auto, see XMC_TRAIN_DEFAULT_ENSEMBLE; 1 = one
+     * model). With n > 1, xmc_train_run trains member k (seed + k) into
+     * DIR/member-k, one after the other, each with its own checkpoints and
+     * resume, then merges them into DIR: encoders side by side (n times the
+     * width: tables and biases by column blocks, square layers and the
+     * bottleneck block-diagonal; xmc_encoder_create_ensemble) and head
+     * rows of the n member rows scaled 1/n, so the merged model's score is
+     * exactly the members' mean and predict, --ann and info see one
+     * model. Recipe renee with the sparse or bag encoder, one process, a
+     * model directory. The merged model keeps no encoder optimizer state:
+     * it is final. ensemble_member: k in a member's config, -1 otherwise. */
+    int ensemble;
+    int ensemble_member;
     /* Memory budget in bytes, checked by xmc_model_create BEFORE the
      * classifier is allocated (xmc_model_plan_memory): 0 = the memory
      * available now (MemAvailable, capped by a cgroup limit; physical RAM

@@ -305,6 +305,11 @@ int xmc_encoder_create(const xmc_encoder_config *cfg, xmc_encoder **out, xmc_err
     return create_common(cfg, 1, out, err);
 }
 
+int enc_create_unfilled(const xmc_encoder_config *cfg, xmc_encoder **out, xmc_error *err)
+{
+    return create_common(cfg, 0, out, err);
+}
+
 void xmc_encoder_free(xmc_encoder *e)
 {
     if (!e)

@@ -10,6 +10,10 @@
 extern const xmc_encoder_ops xmc_enc_sparse_ops;
 extern const xmc_encoder_ops xmc_enc_bag_ops;
 
+/* An encoder for cfg with its parameters left zero (no initialisation):
+ * for load and the ensemble merge, which fill every value. */
+int enc_create_unfilled(const xmc_encoder_config *cfg, xmc_encoder **out, xmc_error *err);
+
 /* GELU, tanh approximation (Hendrycks & Gimpel 2016, eq. in sec. 2). */
 static inline float enc_gelu(float x)
 {

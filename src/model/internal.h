@@ -121,5 +121,38 @@ int model_write_config(const char *dir, const xmc_model *m, const char *files[4]
  * cJSON array, free with cJSON_Delete; NULL when none). One read of
  * config.json. */
 void model_old_files(const char *dir, char names[4][64], void **shards);
+/* The "ensemble" of dir/config.json: members (1 when absent) and member
+ * (k in a member's directory, -1 otherwise). */
+int model_dir_ensemble(const char *dir, int *members, int *member, xmc_error *err);
+/* Delete a (single-process) model directory: its manifest, the files it
+ * names, labels.txt, then the directory (a warning if anything else is
+ * left in it). */
+void model_remove_dir(const char *dir);
+
+/* ---- Ensembles (ensemble.c; model.h, xmc_train_config.ensemble) ---- */
+/* What dir holds of an ensemble: 0 none (a plain model, or nothing), 1
+ * members in training (*n of them, from member 0's config), 2 a merged
+ * ensemble of *n (member directories left by a cut-short clean-up are
+ * removed). */
+int model_ensemble_state(const char *dir, int *n);
+/* The members a run of cfg on train takes (auto resolved); dist_active and
+ * dir as xmc_train_run_dist has them. */
+int model_ensemble_members(const xmc_train_config *cfg, const xmc_dataset *train,
+                           int dist_active, const char *dir);
+/* Refuse n > 1 where members cannot be merged (recipe, encoder, group,
+ * no directory) with a message naming why. */
+int model_ensemble_check(const xmc_train_config *cfg, int n, int dist_active, const char *dir,
+                         xmc_error *err);
+/* Train the n members of cfg into dir/member-k (resume: continue those
+ * that exist; c is then member 0's config), then merge them into dir and
+ * remove the members. Returns XMC_OK also when a member stopped early
+ * (stop_after, max_steps): --resume continues. */
+int model_ensemble_train(const xmc_train_config *cfg, int n, const char *dir, int resume,
+                         const xmc_dataset *fit, const xmc_dataset *prop_train,
+                         const xmc_dataset *test, xmc_error *err);
+/* Test metrics of m on test (propensities from prop_train), logged as
+ * "<what>: test P@1 ... P@3 ... P@5 ... [PSP@5 ...]". */
+int model_log_test(xmc_model *m, const xmc_dataset *prop_train, const xmc_dataset *test,
+                   const char *what, xmc_error *err);
 
 #endif

@@ -10,6 +10,7 @@
  * exactly (cJSON prints 17 significant digits when needed), which resume
  * relies on.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -224,6 +225,12 @@ static char *config_json(const xmc_model *m, const char *files[4], const cJSON *
     cJSON_AddNumberToObject(hp, "eval_every", c->eval_every);
     cJSON_AddNumberToObject(hp, "max_steps", (double)c->max_steps);
     add_seed(root, c->seed);
+    cJSON *en = add_obj(root, "ensemble");
+    cJSON_AddNumberToObject(en, "members", c->ensemble > 0 ? c->ensemble : 1);
+    if (c->ensemble_member >= 0)
+        cJSON_AddNumberToObject(en, "member", c->ensemble_member);
+    else
+        cJSON_AddNullToObject(en, "member");
     cJSON *d = add_obj(root, "data");
     cJSON_AddStringToObject(d, "train", c->train_spec);
     cJSON_AddStringToObject(d, "test", c->test_spec);
@@ -482,6 +489,23 @@ static int parse_config(const cJSON *root, const char *path, xmc_model *m, xmc_e
         c->seed = strtoull(seed->valuestring, NULL, 10);
     else
         NUM(root, "seed", c->seed, uint64_t);
+    /* Optional: models written before ensembles are one model. */
+    c->ensemble = 1;
+    c->ensemble_member = -1;
+    const cJSON *en = item(root, "ensemble");
+    if (cJSON_IsObject(en)) {
+        NUM(en, "members", c->ensemble, int);
+        if (cJSON_IsNumber(item(en, "member")))
+            NUM(en, "member", c->ensemble_member, int);
+        if (c->ensemble < 1 || c->ensemble > XMC_TRAIN_MAX_ENSEMBLE ||
+            c->ensemble_member >= c->ensemble) {
+            rc = XMC_ERR(err, XMC_ECORRUPT, path, 0,
+                         "ensemble: %d members, member %d (expected 1..%d members, member "
+                         "below that)",
+                         c->ensemble, c->ensemble_member, XMC_TRAIN_MAX_ENSEMBLE);
+            goto done;
+        }
+    }
     if ((rc = need_str(d, "train", path, c->train_spec, sizeof c->train_spec, err)) ||
         (rc = need_str(d, "test", path, c->test_spec, sizeof c->test_spec, err)))
         goto done;
@@ -647,6 +671,40 @@ int xmc_model_dir_recipe(const char *dir, char *out, size_t n, xmc_error *err)
     rc = need_str(root, "recipe", path, out, n, err);
     cJSON_Delete(root);
     return rc;
+}
+
+int model_dir_ensemble(const char *dir, int *members, int *member, xmc_error *err)
+{
+    char path[4096];
+    cJSON *root = NULL;
+    int rc = read_config(dir, path, &root, err);
+    if (rc)
+        return rc;
+    const cJSON *en = item(root, "ensemble");
+    const cJSON *n = cJSON_IsObject(en) ? item(en, "members") : NULL;
+    const cJSON *k = cJSON_IsObject(en) ? item(en, "member") : NULL;
+    *members = cJSON_IsNumber(n) ? (int)n->valuedouble : 1;
+    *member = cJSON_IsNumber(k) ? (int)k->valuedouble : -1;
+    cJSON_Delete(root);
+    return XMC_OK;
+}
+
+void model_remove_dir(const char *dir)
+{
+    char names[4][64], path[4096];
+    model_old_files(dir, names, NULL);
+    join(path, sizeof path, dir, XMC_MODEL_CONFIG); /* the manifest first: no half model */
+    unlink(path);
+    for (int i = 0; i < 4; i++)
+        if (names[i][0]) {
+            join(path, sizeof path, dir, names[i]);
+            unlink(path);
+        }
+    join(path, sizeof path, dir, "labels.txt");
+    unlink(path);
+    if (rmdir(dir) != 0)
+        xmc_log(XMC_LOG_WARN, "%s: not removed (%s); it holds files that are not the model's",
+                dir, strerror(errno));
 }
 
 /* unidec.bin and labels.txt first, config.json (the manifest) last. */

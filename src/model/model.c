@@ -57,6 +57,8 @@ void xmc_train_config_default(xmc_train_config *c)
     c->aux_clusters = 0;
     c->aux_scale = (float)XMC_FFI_DEFAULT_AUX_SCALE;
     c->meta_cutoff_epoch = 0;
+    c->ensemble = 0; /* auto: XMC_TRAIN_DEFAULT_ENSEMBLE on small problems */
+    c->ensemble_member = -1;
 }
 
 double model_aux_cutoff(const xmc_train_config *c)

@@ -38,6 +38,56 @@ static int eval_test(xmc_model *m, const xmc_enc_data *dt, const xmc_dataset *te
     return rc;
 }
 
+/* Inverse propensities (A 0.55, B 1.5) of prop_train's labels over the
+ * test's label width; *out NULL when the widths disagree (P@k only). */
+static int test_inv_prop(const xmc_dataset *prop_train, const xmc_dataset *test, double **out,
+                         xmc_error *err)
+{
+    *out = NULL;
+    xmc_csr Yw = *prop_train->Y;
+    Yw.ncols = test->Y->ncols > Yw.ncols ? test->Y->ncols : Yw.ncols;
+    if (Yw.ncols != test->Y->ncols)
+        return XMC_OK;
+    double *ip = xmc_malloc((size_t)(Yw.ncols > 0 ? Yw.ncols : 1) * sizeof(double));
+    if (!ip)
+        return XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (propensities)");
+    int rc = xmc_metrics_inv_propensity(&Yw, 0.55, 1.5, ip, err);
+    if (rc)
+        xmc_free(ip);
+    else
+        *out = ip;
+    return rc;
+}
+
+/* "test P@1 .. P@3 .. P@5 ..[ PSP@5 ..]" */
+static void fmt_test(const xmc_metrics_result *res, char *buf, size_t n)
+{
+    int w = snprintf(buf, n, "test P@1 %.2f P@3 %.2f P@5 %.2f", 100 * res->p[0],
+                     100 * res->p[1], 100 * res->p[2]);
+    if (res->has_ps && w > 0 && (size_t)w < n)
+        snprintf(buf + w, n - (size_t)w, " PSP@5 %.2f", 100 * res->psp[2]);
+}
+
+int model_log_test(xmc_model *m, const xmc_dataset *prop_train, const xmc_dataset *test,
+                   const char *what, xmc_error *err)
+{
+    xmc_enc_data *dt = NULL;
+    double *inv_prop = NULL;
+    double tv = xmc_now();
+    int rc = xmc_model_prepare(m, test, &dt, err);
+    if (!rc)
+        rc = test_inv_prop(prop_train, test, &inv_prop, err);
+    xmc_metrics_result res;
+    if (!rc && !(rc = eval_test(m, dt, test, inv_prop, &res, err))) {
+        char line[128];
+        fmt_test(&res, line, sizeof line);
+        xmc_log(XMC_LOG_INFO, "%s: %s (%.1fs)", what, line, xmc_now() - tv);
+    }
+    xmc_enc_data_free(dt);
+    xmc_free(inv_prop);
+    return rc;
+}
+
 int xmc_model_train(xmc_model *m, const xmc_dataset *train, const xmc_dataset *test,
                     const char *dir, xmc_error *err)
 {
@@ -82,23 +132,9 @@ int model_train_ex(xmc_model *m, const xmc_dataset *train, const xmc_dataset *pr
     }
     if ((rc = model_aux_setup(m, train, err)))
         goto done;
-    if (test) {
-        inv_prop = xmc_malloc((size_t)test->Y->ncols * sizeof(double));
-        if (!inv_prop) {
-            rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (propensities)");
-            goto done;
-        }
-        /* Propensities from the (original, un-augmented) training labels,
-         * over the test's width. */
-        xmc_csr Yw = *prop_train->Y;
-        Yw.ncols = test->Y->ncols > Yw.ncols ? test->Y->ncols : Yw.ncols;
-        if (Yw.ncols != test->Y->ncols) {
-            xmc_free(inv_prop);
-            inv_prop = NULL; /* widths disagree: report P@k only */
-        } else if ((rc = xmc_metrics_inv_propensity(&Yw, 0.55, 1.5, inv_prop, err))) {
-            goto done;
-        }
-    }
+    /* Propensities from the (original, un-augmented) training labels. */
+    if (test && (rc = test_inv_prop(prop_train, test, &inv_prop, err)))
+        goto done;
 
     xmc_model_stats st;
     xmc_model_get_stats(m, &st);
@@ -181,15 +217,11 @@ int model_train_ex(xmc_model *m, const xmc_dataset *train, const xmc_dataset *pr
             xmc_metrics_result res;
             if ((rc = eval_test(m, dte, test, inv_prop, &res, err)))
                 goto done;
-            char ps[48] = "";
-            if (res.has_ps)
-                snprintf(ps, sizeof ps, " PSP@5 %.2f", 100 * res.psp[2]);
-            xmc_log(XMC_LOG_INFO,
-                    "epoch %d/%d: loss %.4f, %.1fs (%.0f ex/s); test P@1 %.2f P@3 %.2f "
-                    "P@5 %.2f%s (%.1fs)",
+            char line[128];
+            fmt_test(&res, line, sizeof line);
+            xmc_log(XMC_LOG_INFO, "epoch %d/%d: loss %.4f, %.1fs (%.0f ex/s); %s (%.1fs)",
                     m->epochs_done, c->epochs, loss_n ? loss_sum / loss_n : 0.0, dt,
-                    (double)n / (dt > 0 ? dt : 1e-9), 100 * res.p[0], 100 * res.p[1],
-                    100 * res.p[2], ps, xmc_now() - tv);
+                    (double)n / (dt > 0 ? dt : 1e-9), line, xmc_now() - tv);
         } else {
             xmc_log(XMC_LOG_INFO, "epoch %d/%d: loss %.4f, %.1fs (%.0f ex/s)", m->epochs_done,
                     c->epochs, loss_n ? loss_sum / loss_n : 0.0, dt,
@@ -499,7 +531,12 @@ int xmc_train_run_dist(const xmc_train_config *cfg, const char *dir, int resume,
                        "recipe spartex: expected --fan-in >= 1, --rewire-interval >= 0, "
                        "--rewire-end in [0, 1], --rewire-threshold >= 0, --rewire-fraction "
                        "in [0, 1), --aux-clusters >= 0, --aux-scale in [0, 1)");
-    xmc_model *m = NULL;
+    if (!resume && (cfg->ensemble < 0 || cfg->ensemble > XMC_TRAIN_MAX_ENSEMBLE))
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0, "--ensemble %d: expected 1..%d (0 = auto)",
+                       cfg->ensemble, XMC_TRAIN_MAX_ENSEMBLE);
+    xmc_model *m = NULL, *ens0 = NULL; /* ens0: member 0 of an ensemble being resumed */
+    xmc_train_config ec;
+    int n_ens = 0;
     xmc_dataset *train = NULL, *test = NULL, *aug = NULL;
     xmc_augment_opts ao;
     int rc;
@@ -521,34 +558,55 @@ int xmc_train_run_dist(const xmc_train_config *cfg, const char *dir, int resume,
                                "covers renee)");
             return run_unidec(cfg, dir, 1, err);
         }
-        if ((rc = xmc_model_load_dist(dir, 1, dist, &m, err)))
-            return rc;
-        /* Only settings that do not change the maths may differ on resume. */
-        m->cfg.stop_after = cfg->stop_after;
-        m->cfg.eval_every = cfg->eval_every;
-        m->cfg.threads = cfg->threads;
-        if (m->epochs_done >= m->cfg.epochs) {
-            xmc_log(XMC_LOG_INFO, "%s: all %d epochs done already", dir, m->cfg.epochs);
-            xmc_model_free(m);
+        int st = model_ensemble_state(dir, &n_ens);
+        if (st == 2) {
+            xmc_log(XMC_LOG_INFO, "%s: an ensemble of %d, merged: all epochs done already", dir,
+                    n_ens);
             return XMC_OK;
         }
-        xmc_log(XMC_LOG_INFO, "resuming %s after epoch %d (step %lld)", dir, m->epochs_done,
-                (long long)m->step);
+        if (st == 1) {
+            char md[4096];
+            snprintf(md, sizeof md, "%s/member-0", dir);
+            if ((rc = xmc_model_load(md, 0, &ens0, err)))
+                return rc;
+            /* Only settings that do not change the maths may differ on resume. */
+            ec = ens0->cfg;
+            ec.stop_after = cfg->stop_after;
+            ec.eval_every = cfg->eval_every;
+            ec.threads = cfg->threads;
+            xmc_log(XMC_LOG_INFO, "resuming the ensemble of %d in %s", n_ens, dir);
+        } else {
+            if ((rc = xmc_model_load_dist(dir, 1, dist, &m, err)))
+                return rc;
+            m->cfg.stop_after = cfg->stop_after;
+            m->cfg.eval_every = cfg->eval_every;
+            m->cfg.threads = cfg->threads;
+            if (m->epochs_done >= m->cfg.epochs) {
+                xmc_log(XMC_LOG_INFO, "%s: all %d epochs done already", dir, m->cfg.epochs);
+                xmc_model_free(m);
+                return XMC_OK;
+            }
+            xmc_log(XMC_LOG_INFO, "resuming %s after epoch %d (step %lld)", dir, m->epochs_done,
+                    (long long)m->step);
+        }
     }
-    const xmc_train_config *c = m ? &m->cfg : cfg;
+    const xmc_train_config *c = m ? &m->cfg : ens0 ? &ec : cfg;
+    const xmc_model *vocab = m ? m : ens0; /* a resumed run's label ids */
     if (resume && c->augment[0] && (rc = xmc_augment_parse(c->augment, &ao, err)))
-        return xmc_model_free(m), rc;
-    if (!c->train_spec[0])
-        return xmc_model_free(m), XMC_ERR(err, XMC_EINVAL, NULL, 0, "no training data (--train)");
+        goto done;
+    if (!c->train_spec[0]) {
+        rc = XMC_ERR(err, XMC_EINVAL, NULL, 0, "no training data (--train)");
+        goto done;
+    }
     double t0 = xmc_now();
     xmc_load_opts lo;
     memset(&lo, 0, sizeof lo);
-    lo.label_vocab = m ? xmc_model_label_names(m) : NULL;
+    lo.label_vocab = vocab ? xmc_model_label_names(vocab) : NULL;
     if ((rc = xmc_dataset_load(c->train_spec, &lo, &train, err)))
         goto done;
     if (c->test_spec[0]) {
         /* The test split maps label names with the TRAINING vocabulary. */
-        lo.label_vocab = m ? xmc_model_label_names(m) : train->label_names;
+        lo.label_vocab = vocab ? xmc_model_label_names(vocab) : train->label_names;
         if ((rc = xmc_dataset_load(c->test_spec, &lo, &test, err)))
             goto done;
         if (test->n_unknown_labels > 0)
@@ -560,11 +618,24 @@ int xmc_train_run_dist(const xmc_train_config *cfg, const char *dir, int resume,
     if (c->augment[0] && (rc = train_augment(c, &ao, train, 0, &aug, err)))
         goto done;
     const xmc_dataset *fit = aug ? aug : train;
-    if (!m && (rc = xmc_model_create_dist(cfg, fit, dist, &m, err)))
-        goto done;
+    if (!m) {
+        if (!ens0)
+            n_ens = model_ensemble_members(cfg, fit, xmc_dist_active(dist), dir);
+        if ((rc = model_ensemble_check(c, n_ens, xmc_dist_active(dist), dir, err)))
+            goto done;
+        if (n_ens > 1) {
+            rc = model_ensemble_train(c, n_ens, dir, ens0 != NULL, fit, train, test, err);
+            goto done;
+        }
+        xmc_train_config one = *cfg;
+        one.ensemble = 1;
+        if ((rc = xmc_model_create_dist(&one, fit, dist, &m, err)))
+            goto done;
+    }
     rc = model_train_ex(m, fit, train, test, dir, err);
 done:
     xmc_model_free(m);
+    xmc_model_free(ens0);
     xmc_dataset_free(aug);
     xmc_dataset_free(train);
     xmc_dataset_free(test);

@@ -10,7 +10,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 . "$(dirname "$0")/lib/grain_crude.sh"
 
 "$XMC" synth --out "$T/data" --points 600 --labels 40 --seed 3 >/dev/null 2>&1
-small=(--dim 32 --batch 32 --threads 2 --seed 5)
+small=(--dim 32 --batch 32 --threads 2 --seed 5 --ensemble 1) # one model: its files are checked
 
 # Train with a test split: per-epoch metrics, a model directory.
 "$XMC" train --train "$T/data/trn" --test "$T/data/tst" --model "$T/m" --epochs 2 "${small[@]}" \
@@ -93,7 +93,7 @@ if "$XMC" train --train "$T/data/trn" --model "$T/x" --encoder conv 2> "$T/err";
 grep -q "conv" "$T/err" || fail "bad encoder message: $(cat "$T/err")"
 
 # --config: values from the file, flags override.
-printf 'epochs 1\ndim 24  # comment\nbatch = 16\n' > "$T/cfg.txt"
+printf 'epochs 1\ndim 24  # comment\nbatch = 16\nensemble 1\n' > "$T/cfg.txt"
 "$XMC" train --train "$T/data/trn" --model "$T/c" --config "$T/cfg.txt" --batch 20 --threads 2 \
   2>/dev/null || fail "train --config failed"
 grep -q '"dim":[[:space:]]*24' "$T/c/config.json" || fail "--config dim not applied"
@@ -139,6 +139,17 @@ grep -q '"lr1":[[:space:]]*0.05[,}]' "$T/bagbce/config.json" || fail "bag bce lr
 grep -q '"loss":[[:space:]]*"bce"' "$T/m/config.json" || fail "sparse loss is not bce"
 [ -f "$T/bag/labels.txt" ] || fail "labels.txt not stored"
 grain_crude_predict "$T/bag" "$T/text.out"
+# The defaults on a problem this small: an ensemble of 3 seeds merged into
+# one model of 3 x 16 dims (test_ensemble.c checks its scores are the mean).
+grep -q '"members":[[:space:]]*3' "$T/bag/config.json" || fail "bag is not an ensemble of 3"
+grep -q '"dim":[[:space:]]*48' "$T/bag/config.json" || fail "merged width is not 48"
+[ ! -e "$T/bag/member-0" ] || fail "member directories left after the merge"
+"$XMC" info "$T/bag" > "$T/info.txt" || fail "info on an ensemble failed"
+"$XMC" train --train "$T/texts.txt+$T/labels.txt" --model "$T/bag" --resume 2> "$T/err" || fail "resume of a merged ensemble failed"
+grep -q "merged: all epochs done" "$T/err" || fail "resume of an ensemble: $(cat "$T/err")"
+if "$XMC" train --train "$T/data/trn" --model "$T/x" --recipe spartex --ensemble 2 2> "$T/err"
+then fail "--ensemble 2 accepted for spartex"; fi
+grep -q "ensembles are for recipe renee" "$T/err" || fail "--ensemble message: $(cat "$T/err")"
 # Settings the run would ignore are refused: bag settings on a feature set
 # (sparse encoder), --intermediate-act without --intermediate.
 for f in "--buckets 4096" "--bag mean"; do
