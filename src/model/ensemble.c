@@ -45,18 +45,6 @@ int model_ensemble_state(const char *dir, int *n)
     return model_dir_ensemble(md, n, &member, NULL) == XMC_OK && *n > 1 ? 1 : 0;
 }
 
-int model_ensemble_members(const xmc_train_config *c, const xmc_dataset *train, int dist_active,
-                           const char *dir)
-{
-    if (c->ensemble > 0)
-        return c->ensemble;
-    if (strcmp(c->recipe, "renee") != 0 || !strcmp(c->encoder, "bert") || c->intermediate > 0 ||
-        dist_active || !dir || train->n > XMC_TRAIN_ENSEMBLE_AUTO_MAX_ROWS ||
-        train->n_labels > XMC_TRAIN_ENSEMBLE_AUTO_MAX_LABELS)
-        return 1;
-    return XMC_TRAIN_DEFAULT_ENSEMBLE;
-}
-
 int model_ensemble_check(const xmc_train_config *c, int n, int dist_active, const char *dir,
                          xmc_error *err)
 {
@@ -80,6 +68,20 @@ int model_ensemble_check(const xmc_train_config *c, int n, int dist_active, cons
         return XMC_ERR(err, XMC_EINVAL, NULL, 0,
                        "--ensemble %d: members are trained into a model directory", n);
     return XMC_OK;
+}
+
+int model_ensemble_members(const xmc_train_config *c, const xmc_dataset *train, int dist_active,
+                           const char *dir)
+{
+    if (c->ensemble > 0)
+        return c->ensemble;
+    /* auto: the default where members can merge (model_ensemble_check) and
+     * the problem is small */
+    if (train->n > XMC_TRAIN_ENSEMBLE_AUTO_MAX_ROWS ||
+        train->n_labels > XMC_TRAIN_ENSEMBLE_AUTO_MAX_LABELS ||
+        model_ensemble_check(c, XMC_TRAIN_DEFAULT_ENSEMBLE, dist_active, dir, NULL) != XMC_OK)
+        return 1;
+    return XMC_TRAIN_DEFAULT_ENSEMBLE;
 }
 
 /* Member k's rows scaled 1/n into columns [k d, (k+1) d) of dst, a chunk
