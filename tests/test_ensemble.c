@@ -12,6 +12,7 @@
 
 #include "testutil.h"
 #include "xmc/data.h"
+#include "xmc/encoder.h"
 #include "xmc/model.h"
 
 /* XC-format features file (N F L header; "l1,l2 f:v ...") of a planted
@@ -218,6 +219,61 @@ static void test_resume_bit_identical(void **state)
     assert_int_equal(tu_system("! ls '%s' | grep -q -e optim -e member", b), 0);
 }
 
+/* The memory plan counts the merge (the wide model and one member at
+ * once): its wide encoder is, byte for byte, the merged model's; the merge
+ * is the larger phase; a budget between training a member and merging
+ * refuses before the first member trains, naming --ensemble 1. */
+static void test_plan_counts_merge(void **state)
+{
+    (void)state;
+    xmc_train_config c;
+    xmc_error err = {0};
+    config(&c, planted_file(300, 16), 2);
+    c.layers = 2;
+    c.bottleneck = 8;
+    c.dropout = 0.3f;
+    xmc_dataset *ds = NULL;
+    assert_int_equal(xmc_dataset_load(c.train_spec, NULL, &ds, &err), XMC_OK);
+    xmc_model_plan p, one;
+    assert_int_equal(xmc_model_plan_memory(&c, ds, &p, &err), XMC_OK);
+    xmc_train_config c1 = c;
+    c1.ensemble = 1;
+    assert_int_equal(xmc_model_plan_memory(&c1, ds, &one, &err), XMC_OK);
+    assert_int_equal(p.ensemble, 2);
+    assert_int_equal(one.ensemble, 1);
+    assert_int_equal(one.merge_bytes, 0);
+    assert_true(p.merge_bytes > one.total); /* merging is the peak */
+    assert_int_equal(p.total, p.merge_bytes);
+    char line[1024];
+    xmc_model_plan_format(&p, line, sizeof line);
+    assert_non_null(strstr(line, "ensemble of 2"));
+
+    /* the wide encoder the plan counts is the one the merge makes */
+    train_ok(&c, tu_path("planned"), 0);
+    xmc_model *m = NULL, *m1 = NULL;
+    assert_int_equal(xmc_model_load(tu_path("planned"), 0, &m, &err), XMC_OK);
+    assert_int_equal(xmc_model_create(&c1, ds, &m1, &err), XMC_OK);
+    size_t wide = 0;
+    assert_int_equal(xmc_encoder_ensemble_bytes(&xmc_model_encoder(m1)->cfg, 2, &wide, &err),
+                     XMC_OK);
+    assert_int_equal(wide, xmc_encoder_bytes(xmc_model_encoder(m)));
+    assert_true(wide >= 2 * xmc_encoder_bytes(xmc_model_encoder(m1))); /* W2, P: 4x */
+    xmc_model_free(m);
+    xmc_model_free(m1);
+
+    /* room to train a member but not to merge: refused up front */
+    c.mem_budget = (int64_t)(one.total + p.merge_bytes) / 2;
+    const char *dir = tu_path("too-big");
+    xmc_error_clear(&err);
+    assert_int_equal(xmc_train_run(&c, dir, 0, &err), XMC_ENOMEM);
+    assert_non_null(strstr(err.msg, "ensemble of 2"));
+    assert_non_null(strstr(err.msg, "--ensemble 1"));
+    assert_false(xmc_file_exists(dir));
+    c.ensemble = 1; /* a single model fits */
+    train_ok(&c, dir, 0);
+    xmc_dataset_free(ds);
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
@@ -257,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_sparse_block_diagonal),
         cmocka_unit_test(test_bag_auto_three),
         cmocka_unit_test(test_resume_bit_identical),
+        cmocka_unit_test(test_plan_counts_merge),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -283,6 +283,7 @@ static void test_memory_plan(void **state)
             snprintf(c.recipe, sizeof c.recipe, "renee");
         c.head_opt = v == 1 ? XMC_HEAD_ADAM : XMC_HEAD_SGDM;
         c.intermediate = v == 3 ? 80 : 0;
+        c.ensemble = 1; /* one model: what xmc_model_create makes */
         xmc_model_plan p;
         assert_int_equal(xmc_model_plan_memory(&c, ds, &p, &err), XMC_OK);
         xmc_model *m = NULL;

@@ -228,6 +228,10 @@ int xmc_encoder_create_ensemble(const xmc_encoder_config *member, int n, xmc_enc
                                 xmc_error *err);
 int xmc_encoder_set_member(xmc_encoder *e, const xmc_encoder *member, int k, int n,
                            xmc_error *err);
+/* The bytes (xmc_encoder_bytes) the wide encoder will hold, from shapes
+ * alone: nothing is allocated for good, so a memory plan can ask it. */
+int xmc_encoder_ensemble_bytes(const xmc_encoder_config *member, int n, size_t *out,
+                               xmc_error *err);
 
 /* bag: the tokenisation used by prepare, exposed for tests and --text:
  * writes up to max bucket ids of the unigrams and bigrams of `text`

@@ -251,7 +251,10 @@ void xmc_model_get_stats(const xmc_model *m, xmc_model_stats *s);
  * small next to a large head) and freed, the classifier is accounted from
  * its shape. xmc_model_create refuses with XMC_ENOMEM and this accounting
  * when total > budget, so a head that cannot fit fails up front instead of
- * being OOM-killed half-way through initialisation. */
+ * being OOM-killed half-way through initialisation. It plans what
+ * xmc_train_run will do with cfg: cfg->ensemble members (0 = the auto
+ * rule, for a model directory), whose merge holds the wide model and one
+ * member at once; a member refuses up front when that merge will not fit. */
 typedef struct xmc_model_plan {
     int64_t n_labels;
     int dim;                    /* head input width d */
@@ -263,7 +266,10 @@ typedef struct xmc_model_plan {
     size_t meta_bytes;          /* spartex --aux-clusters: the dense meta head */
     size_t batch_bytes;         /* E, dE and the row buffer */
     size_t data_bytes;          /* the training set as loaded */
-    size_t total;
+    int ensemble;               /* members (1 = a single model) */
+    size_t merge_bytes;         /* ensemble: the merge holds the wide model, one member
+                                 * (weights, head momentum, gradients, scratch) and the data */
+    size_t total;               /* the larger of training (the sum above) and the merge */
     size_t budget;              /* the budget total is checked against (0 = none) */
     size_t physical;            /* the machine's RAM (0 = unknown), for the record */
     char budget_source[64];     /* "MemAvailable", "cgroup memory.max", "--mem-budget", ... */

@@ -237,6 +237,10 @@ static int create_common(const xmc_encoder_config *cfg, int fresh, xmc_encoder *
         }
         e->dim = cfg->intermediate;
     }
+    if (fresh == ENC_SHAPES) { /* tables are malloc'd, untouched: no pages yet */
+        *out = e;
+        return XMC_OK;
+    }
     size_t nb = (size_t)(e->n_params > 0 ? e->n_params : 1) * sizeof(float);
     e->params = xmc_malloc_aligned(nb);
     e->grads = xmc_malloc_aligned(nb);
@@ -308,6 +312,11 @@ int xmc_encoder_create(const xmc_encoder_config *cfg, xmc_encoder **out, xmc_err
 int enc_create_unfilled(const xmc_encoder_config *cfg, xmc_encoder **out, xmc_error *err)
 {
     return create_common(cfg, 0, out, err);
+}
+
+int enc_create_shapes(const xmc_encoder_config *cfg, xmc_encoder **out, xmc_error *err)
+{
+    return create_common(cfg, ENC_SHAPES, out, err);
 }
 
 void xmc_encoder_free(xmc_encoder *e)
@@ -687,17 +696,18 @@ size_t xmc_encoder_bytes(const xmc_encoder *e)
         b += (size_t)(t->rows + t->max_touched) * (size_t)t->cols * sizeof(float) +
              (size_t)t->max_touched * sizeof(int32_t);
     }
-    const fw_scratch *fw = e->fw;
-    size_t nh = (size_t)e->cfg.max_batch * (size_t)e->base_dim * sizeof(float);
-    if (fw->H)
-        b += 2 * nh;
-    if (fw->mask)
-        b += nh;
-    size_t nz = (size_t)e->cfg.max_batch * (size_t)e->cfg.bottleneck * sizeof(float);
-    if (fw->Z)
-        b += 2 * nz;
-    if (fw->A)
-        b += (size_t)e->cfg.max_batch * (size_t)e->cfg.intermediate * sizeof(float);
+    /* The scratch create_common allocates, from the config (a shapes-only
+     * encoder has none allocated yet). */
+    const xmc_encoder_config *c = &e->cfg;
+    size_t nh = (size_t)c->max_batch * (size_t)e->base_dim * sizeof(float);
+    if (c->bottleneck > 0 || c->intermediate > 0)
+        b += 2 * nh; /* H, dH */
+    if (c->dropout > 0.0f)
+        b += nh; /* mask */
+    if (c->intermediate > 0 && c->bottleneck > 0)
+        b += 2 * (size_t)c->max_batch * (size_t)c->bottleneck * sizeof(float); /* Z, dZ */
+    if (c->intermediate > 0)
+        b += (size_t)c->max_batch * (size_t)c->intermediate * sizeof(float); /* A */
     return b;
 }
 

@@ -8,10 +8,10 @@
 
 #include "internal.h"
 
-int xmc_encoder_create_ensemble(const xmc_encoder_config *member, int n, xmc_encoder **out,
-                                xmc_error *err)
+/* The wide config: n times the hidden and bottleneck widths. */
+static int wide_config(const xmc_encoder_config *member, int n, xmc_encoder_config *c,
+                       xmc_error *err)
 {
-    *out = NULL;
     if (strcmp(member->kind, "sparse") != 0 && strcmp(member->kind, "bag") != 0)
         return XMC_ERR(err, XMC_EUNSUPPORTED, NULL, 0,
                        "an ensemble merges sparse and bag encoders, whose hidden units are "
@@ -25,17 +25,39 @@ int xmc_encoder_create_ensemble(const xmc_encoder_config *member, int n, xmc_enc
         return XMC_ERR(err, XMC_EINVAL, NULL, 0,
                        "ensemble of %d: width %d x %d exceeds %d", n, n, member->hidden,
                        XMC_ENC_MAX_HIDDEN);
-    xmc_encoder_config c = *member;
-    c.hidden *= n;
-    c.bottleneck *= n;
+    *c = *member;
+    c->hidden *= n;
+    c->bottleneck *= n;
+    return XMC_OK;
+}
+
+int xmc_encoder_create_ensemble(const xmc_encoder_config *member, int n, xmc_encoder **out,
+                                xmc_error *err)
+{
+    *out = NULL;
+    xmc_encoder_config c;
     xmc_encoder *e = NULL;
-    int rc = enc_create_unfilled(&c, &e, err);
-    if (rc)
+    int rc = wide_config(member, n, &c, err);
+    if (rc || (rc = enc_create_unfilled(&c, &e, err)))
         return rc;
     for (int i = 0; i < e->n_tables; i++)
         memset(e->tables[i].w, 0,
                (size_t)e->tables[i].rows * (size_t)e->tables[i].cols * sizeof(float));
     *out = e;
+    return XMC_OK;
+}
+
+int xmc_encoder_ensemble_bytes(const xmc_encoder_config *member, int n, size_t *out,
+                               xmc_error *err)
+{
+    *out = 0;
+    xmc_encoder_config c;
+    xmc_encoder *e = NULL;
+    int rc = wide_config(member, n, &c, err);
+    if (rc || (rc = enc_create_shapes(&c, &e, err)))
+        return rc;
+    *out = xmc_encoder_bytes(e);
+    xmc_encoder_free(e);
     return XMC_OK;
 }
 

@@ -13,6 +13,10 @@ extern const xmc_encoder_ops xmc_enc_bag_ops;
 /* An encoder for cfg with its parameters left zero (no initialisation):
  * for load and the ensemble merge, which fill every value. */
 int enc_create_unfilled(const xmc_encoder_config *cfg, xmc_encoder **out, xmc_error *err);
+/* Shapes only: the tensors and tables declared, no parameters, gradients
+ * or scratch allocated; for xmc_encoder_bytes and xmc_encoder_free only. */
+#define ENC_SHAPES (-1)
+int enc_create_shapes(const xmc_encoder_config *cfg, xmc_encoder **out, xmc_error *err);
 
 /* GELU, tanh approximation (Hendrycks & Gimpel 2016, eq. in sec. 2). */
 static inline float enc_gelu(float x)

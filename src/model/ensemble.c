@@ -141,6 +141,14 @@ static int make_merged(xmc_model *m0, int n, xmc_model **out, xmc_error *err)
     return XMC_OK;
 }
 
+/* All a model holds (xmc_model_stats' four parts). */
+static size_t model_bytes(const xmc_model *m)
+{
+    xmc_model_stats st;
+    xmc_model_get_stats(m, &st);
+    return st.encoder_bytes + st.head_bytes + st.optim_bytes + st.scratch_bytes;
+}
+
 static int place_member(xmc_model *m, const xmc_model *mk, int k, int n, const char *path,
                         xmc_error *err)
 {
@@ -159,13 +167,14 @@ static int merge(const char *dir, int n, const xmc_dataset *prop_train, const xm
     char md[4096];
     xmc_model *m = NULL, *mk = NULL;
     double t0 = xmc_now();
+    size_t held = 0; /* the merged model and one member: the merge's memory */
     int rc = XMC_OK;
     for (int k = 0; k < n && !rc; k++) { /* one member in memory at a time */
         member_dir(md, sizeof md, dir, k);
         if ((rc = xmc_model_load(md, 0, &mk, err)))
             break;
-        if (k == 0)
-            rc = make_merged(mk, n, &m, err);
+        if (k == 0 && !(rc = make_merged(mk, n, &m, err)))
+            held = model_bytes(m) + model_bytes(mk);
         if (!rc)
             rc = place_member(m, mk, k, n, md, err);
         xmc_model_free(mk);
@@ -177,9 +186,10 @@ static int merge(const char *dir, int n, const xmc_dataset *prop_train, const xm
         xmc_model_stats st;
         xmc_model_get_stats(m, &st);
         xmc_log(XMC_LOG_INFO, "ensemble of %d merged into %s in %.1fs: width %d, %.1f MB of "
-                "parameters",
+                "parameters; merged model and one member %.1f MB, peak RSS %.1f MB",
                 n, dir, xmc_now() - t0, st.dim,
-                (double)(st.encoder_bytes + st.head_bytes) / 1048576.0);
+                (double)(st.encoder_bytes + st.head_bytes) / 1048576.0,
+                (double)held / 1048576.0, (double)xmc_peak_rss() / 1048576.0);
         for (int k = 0; k < n; k++) {
             member_dir(md, sizeof md, dir, k);
             model_remove_dir(md);

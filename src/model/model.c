@@ -373,7 +373,8 @@ static size_t auto_budget(char *src, size_t n)
 
 /* The classifier's bytes from its shape (mirrors xmc_ova_create and
  * xmc_ffi_bytes_per_label), the rest from the created encoder. */
-static void plan_fill(const xmc_model *m, const xmc_dataset *train, xmc_model_plan *p)
+static int plan_fill(const xmc_model *m, const xmc_dataset *train, int n_ens,
+                     xmc_model_plan *p, xmc_error *err)
 {
     const xmc_train_config *c = &m->cfg;
     memset(p, 0, sizeof *p);
@@ -413,12 +414,24 @@ static void plan_fill(const xmc_model *m, const xmc_dataset *train, xmc_model_pl
     p->physical = pages > 0 && psz > 0 ? (size_t)pages * (size_t)psz : 0;
     p->total = p->encoder_bytes + p->encoder_optim_bytes + p->head_param_bytes +
                p->head_state_bytes + p->meta_bytes + p->batch_bytes + p->data_bytes;
+    p->ensemble = n_ens > 1 ? n_ens : 1;
+    if (n_ens > 1) { /* ensemble.c's merge: the wide model n times the width, one member */
+        size_t wide_enc, head = p->head_param_bytes + p->head_state_bytes;
+        int rc = xmc_encoder_ensemble_bytes(&m->enc->cfg, n_ens, &wide_enc, err);
+        if (rc)
+            return rc;
+        p->merge_bytes = wide_enc + (size_t)n_ens * (head + p->batch_bytes) + p->encoder_bytes +
+                         head + p->batch_bytes + p->data_bytes;
+        if (p->merge_bytes > p->total)
+            p->total = p->merge_bytes;
+    }
     if (c->mem_budget > 0) {
         p->budget = (size_t)c->mem_budget;
         snprintf(p->budget_source, sizeof p->budget_source, "--mem-budget");
     } else if (c->mem_budget == 0) {
         p->budget = auto_budget(p->budget_source, sizeof p->budget_source);
     }
+    return XMC_OK;
 }
 
 #define GIB(x) ((double)(x) / 1073741824.0)
@@ -444,11 +457,13 @@ void xmc_model_plan_format(const xmc_model_plan *p, char *buf, size_t n)
              GIB(p->head_param_bytes), GIB(p->head_state_bytes), GIB(p->encoder_bytes),
              GIB(p->encoder_optim_bytes), GIB(p->batch_bytes), GIB(p->data_bytes),
              GIB(p->total), bud);
-    if (p->meta_bytes) {
-        size_t k = strlen(buf);
-        if (k < n)
-            snprintf(buf + k, n - k, "; meta head %.3f GiB included", GIB(p->meta_bytes));
-    }
+    size_t k = strlen(buf);
+    if (p->meta_bytes && k < n)
+        snprintf(buf + k, n - k, "; meta head %.3f GiB included", GIB(p->meta_bytes));
+    k = strlen(buf);
+    if (p->ensemble > 1 && k < n) /* the total is the larger phase */
+        snprintf(buf + k, n - k, "; ensemble of %d: training a member as above, the merge %.3f GiB",
+                 p->ensemble, GIB(p->merge_bytes));
 }
 
 static int model_create_impl(const xmc_train_config *cfg, const xmc_dataset *train,
@@ -460,7 +475,15 @@ int xmc_model_plan_memory(const xmc_train_config *cfg, const xmc_dataset *train,
 {
     memset(out, 0, sizeof *out);
     xmc_model *m = NULL;
-    return model_create_impl(cfg, train, NULL, &m, out, err);
+    /* As xmc train will run it: members and their check, in a directory */
+    int n = model_ensemble_members(cfg, train, 0, "");
+    int rc = model_ensemble_check(cfg, n, 0, "", err);
+    if (rc)
+        return rc;
+    xmc_train_config c = *cfg;
+    c.ensemble = n;
+    c.ensemble_member = n > 1 ? 0 : -1;
+    return model_create_impl(&c, train, NULL, &m, out, err);
 }
 
 int xmc_model_create(const xmc_train_config *cfg, const xmc_dataset *train, xmc_model **out,
@@ -589,8 +612,10 @@ static int model_create_impl(const xmc_train_config *cfg, const xmc_dataset *tra
     if (is_bert) /* the width is the checkpoint's hidden size, not --dim */
         m->cfg.dim = m->enc->base_dim;
     {
-        xmc_model_plan p;
-        plan_fill(m, train, &p);
+        xmc_model_plan p; /* a member plans for the merge to come */
+        int n_ens = cfg->ensemble_member >= 0 ? cfg->ensemble : 1;
+        if ((rc = plan_fill(m, train, n_ens, &p, err)))
+            goto fail;
         if (plan_out) {
             *plan_out = p;
             xmc_model_free(m);
@@ -602,8 +627,8 @@ static int model_create_impl(const xmc_train_config *cfg, const xmc_dataset *tra
             rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0,
                          "%s: not allocating (a fixed fan-in head, --recipe spartex "
                          "--fan-in F, needs (8 + 4) F bytes per label with SGDM; or "
-                         "--bottleneck, --head-opt sgdm, --bf16; --mem-budget GIB overrides)",
-                         line);
+                         "--bottleneck, --head-opt sgdm, --bf16%s; --mem-budget GIB overrides)",
+                         line, p.ensemble > 1 ? ", --ensemble 1" : "");
             goto fail;
         }
     }

@@ -144,6 +144,11 @@ grain_crude_predict "$T/bag" "$T/text.out"
 grep -q '"members":[[:space:]]*3' "$T/bag/config.json" || fail "bag is not an ensemble of 3"
 grep -q '"dim":[[:space:]]*48' "$T/bag/config.json" || fail "merged width is not 48"
 [ ! -e "$T/bag/member-0" ] || fail "member directories left after the merge"
+# --plan counts the merge (the wide model and one member at once).
+"$XMC" train --train "$T/texts.txt+$T/labels.txt" --model "$T/bagplan" --dim 16 --batch 16 \
+  --buckets 4096 --plan > "$T/plan" || fail "--plan of an ensemble failed"
+grep -q "; ensemble of 3: training a member as above, the merge [0-9.]* GiB$" "$T/plan" ||
+  fail "ensemble plan: $(cat "$T/plan")"
 "$XMC" info "$T/bag" > "$T/info.txt" || fail "info on an ensemble failed"
 "$XMC" train --train "$T/texts.txt+$T/labels.txt" --model "$T/bag" --resume 2> "$T/err" || fail "resume of a merged ensemble failed"
 grep -q "merged: all epochs done" "$T/err" || fail "resume of an ensemble: $(cat "$T/err")"
