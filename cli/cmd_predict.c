@@ -176,7 +176,7 @@ done:
  * to 64 bytes, then the rows in C order), which numpy.load and most
  * array tools read with no code of ours. Written in blocks through a temp
  * file, so memory stays at one block and a failed run leaves no file. */
-static int write_embeddings(xmc_model *m, const xmc_dataset *ds, const char *path,
+static int write_embeddings(xmc_model *m, const xmc_enc_data *d, const char *path,
                             xmc_error *err)
 {
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -185,23 +185,18 @@ static int write_embeddings(xmc_model *m, const xmc_dataset *ds, const char *pat
     xmc_model_stats st;
     xmc_model_get_stats(m, &st);
     enum { BLOCK = 4096 };
-    xmc_enc_data *d = NULL;
-    float *E = NULL;
     xmc_outfile o;
-    int rc = xmc_model_prepare(m, ds, &d, err);
-    if (rc)
-        return rc;
-    if (!(E = xmc_malloc((size_t)BLOCK * (size_t)st.dim * sizeof(float)))) {
-        xmc_enc_data_free(d);
+    float *E = xmc_malloc((size_t)BLOCK * (size_t)st.dim * sizeof(float));
+    if (!E)
         return XMC_ERR(err, XMC_ENOMEM, path, 0, "out of memory (%d x %d embeddings)", BLOCK,
                        st.dim);
-    }
-    if ((rc = xmc_outfile_open(&o, path, err)))
+    int rc = xmc_outfile_open(&o, path, err);
+    if (rc)
         goto done;
     char hdr[128];
     int n = snprintf(hdr + 10, sizeof hdr - 10,
                      "{'descr': '<f4', 'fortran_order': False, 'shape': (%lld, %d), }",
-                     (long long)ds->n, st.dim);
+                     (long long)d->n, st.dim);
     int total = (10 + n + 1 + 63) / 64 * 64; /* magic + length + header + '\n' */
     memcpy(hdr, "\x93NUMPY\x01\x00", 8);
     hdr[8] = (char)((total - 10) & 0xff);
@@ -210,8 +205,8 @@ static int write_embeddings(xmc_model *m, const xmc_dataset *ds, const char *pat
     hdr[total - 1] = '\n';
     if (fwrite(hdr, 1, (size_t)total, o.fp) != (size_t)total)
         o.failed = 1;
-    for (int64_t r0 = 0; r0 < ds->n && !o.failed; r0 += BLOCK) {
-        int64_t b = ds->n - r0 < BLOCK ? ds->n - r0 : BLOCK;
+    for (int64_t r0 = 0; r0 < d->n && !o.failed; r0 += BLOCK) {
+        int64_t b = d->n - r0 < BLOCK ? d->n - r0 : BLOCK;
         if ((rc = xmc_model_embed(m, d, r0, b, E, err)))
             break;
         if (fwrite(E, sizeof(float) * (size_t)st.dim, (size_t)b, o.fp) != (size_t)b)
@@ -223,7 +218,6 @@ static int write_embeddings(xmc_model *m, const xmc_dataset *ds, const char *pat
         rc = xmc_outfile_commit(&o, err);
 done:
     xmc_free(E);
-    xmc_enc_data_free(d);
     return rc;
 }
 
@@ -312,6 +306,7 @@ static int predict_main(int argc, char **argv, xmc_dist *dist)
         memset(&lo, 0, sizeof lo);
         lo.label_vocab = xmc_model_label_names(m);
         xmc_dataset *ds = NULL;
+        xmc_enc_data *d = NULL; /* prepared once for --out and --embed */
         xmc_csr *P = NULL;
         xmc_ann *a = NULL;
         int built = 0;
@@ -319,10 +314,10 @@ static int predict_main(int argc, char **argv, xmc_dist *dist)
         /* --ann: the HNSW over the classifier rows (ann.h), built once and
          * kept in the model directory, reloaded while the weights match;
          * under mpirun one index per label shard, merged on rank 0. */
-        if (xmc_dataset_load(input, &lo, &ds, &err) ||
+        if (xmc_dataset_load(input, &lo, &ds, &err) || xmc_model_prepare(m, ds, &d, &err) ||
             (out && ann && xmc_ann_open(m, model, NULL, &a, &built, &err)) ||
-            (out && (ann ? xmc_ann_predict(a, m, ds, topk, ef, &P, &err)
-                         : xmc_model_predict(m, ds, topk, &P, &err))) ||
+            (out && (ann ? xmc_ann_predict_data(a, m, d, topk, ef, &P, &err)
+                         : xmc_model_predict_data(m, d, topk, &P, &err))) ||
             (out && root && xmc_csr_write_text(out, P, &err)))
             rc = cli_dist_fail(dist, &err);
         else if (out && root)
@@ -333,7 +328,7 @@ static int predict_main(int argc, char **argv, xmc_dist *dist)
             xmc_model_stats st;
             xmc_model_get_stats(m, &st);
             t0 = xmc_now();
-            if (write_embeddings(m, ds, embed, &err))
+            if (write_embeddings(m, d, embed, &err))
                 rc = cli_fail(&err);
             else
                 fprintf(stderr, "embedded %lld rows (%d-d) in %.2fs -> %s\n", (long long)ds->n,
@@ -341,6 +336,7 @@ static int predict_main(int argc, char **argv, xmc_dist *dist)
         }
         xmc_ann_free(a);
         xmc_csr_free(P);
+        xmc_enc_data_free(d);
         xmc_dataset_free(ds);
     }
     xmc_model_free(m);

@@ -175,6 +175,14 @@ static void test_sparse_block_diagonal(void **state)
     xmc_train_config r;
     xmc_train_config_default(&r);
     train_ok(&r, tu_path("sparse"), 1);
+    /* a malformed "ensemble" is refused on load, naming the file */
+    assert_int_equal(tu_system("cd '%s' && sed -i 's/\"member\":[[:space:]]*null/\"member\": 5/' "
+                               "config.json && grep -q '\"member\": 5' config.json",
+                               tu_path("sparse")),
+                     0);
+    assert_int_equal(xmc_model_load(tu_path("sparse"), 0, &m, &err), XMC_ECORRUPT);
+    assert_non_null(strstr(err.msg, "ensemble: expected"));
+    assert_non_null(strstr(err.path, "config.json"));
 }
 
 static void test_bag_auto_three(void **state)

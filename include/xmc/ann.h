@@ -66,6 +66,9 @@ int xmc_ann_topk(xmc_ann *a, xmc_model *m, const xmc_enc_data *d, int k, int ef,
  * with xmc_csr_free). */
 int xmc_ann_predict(xmc_ann *a, xmc_model *m, const xmc_dataset *ds, int k, int ef,
                     xmc_csr **out, xmc_error *err);
+/* The same from prepared data (xmc_model_prepare). */
+int xmc_ann_predict_data(xmc_ann *a, xmc_model *m, const xmc_enc_data *d, int k, int ef,
+                         xmc_csr **out, xmc_error *err);
 
 /* Top-k lists (n x k, -1 = empty) as an n x L score matrix, columns sorted. */
 int xmc_ann_topk_to_csr(const int32_t *labels, const float *scores, int64_t n, int k,

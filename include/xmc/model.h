@@ -232,6 +232,10 @@ int xmc_model_embed(xmc_model *m, const xmc_enc_data *d, int64_t r0, int64_t n, 
  * write with xmc_csr_write_text). Free with xmc_csr_free. */
 int xmc_model_predict(xmc_model *m, const xmc_dataset *ds, int k, xmc_csr **out,
                       xmc_error *err);
+/* The same from prepared data (xmc_model_prepare), for a caller that also
+ * embeds it (xmc_model_embed) and so prepares once. */
+int xmc_model_predict_data(xmc_model *m, const xmc_enc_data *d, int k, xmc_csr **out,
+                           xmc_error *err);
 
 typedef struct xmc_model_stats {
     int64_t n_labels, n_inputs;

@@ -455,17 +455,25 @@ int xmc_ann_topk_to_csr(const int32_t *labels, const float *scores, int64_t n, i
 int xmc_ann_predict(xmc_ann *a, xmc_model *m, const xmc_dataset *ds, int k, int ef,
                     xmc_csr **out, xmc_error *err)
 {
+    xmc_enc_data *d = NULL;
+    int rc = xmc_model_prepare(m, ds, &d, err);
+    if (rc == XMC_OK)
+        rc = xmc_ann_predict_data(a, m, d, k, ef, out, err);
+    xmc_enc_data_free(d);
+    return rc;
+}
+
+int xmc_ann_predict_data(xmc_ann *a, xmc_model *m, const xmc_enc_data *d, int k, int ef,
+                         xmc_csr **out, xmc_error *err)
+{
     if (!out)
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "ann predict: NULL output");
     *out = NULL;
     if (k < 1)
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "ann predict: k must be >= 1, got %d", k);
-    xmc_enc_data *d = NULL;
     int32_t *labels = NULL;
     float *scores = NULL;
-    int rc = xmc_model_prepare(m, ds, &d, err);
-    if (rc != XMC_OK)
-        return rc;
+    int rc = XMC_OK;
     size_t nk = (size_t)(d->n > 0 ? d->n : 1) * (size_t)k;
     labels = xmc_malloc(nk * sizeof *labels);
     scores = xmc_malloc(nk * sizeof *scores);
@@ -478,7 +486,6 @@ int xmc_ann_predict(xmc_ann *a, xmc_model *m, const xmc_dataset *ds, int k, int 
         rc = xmc_ann_topk_to_csr(labels, scores, d->n, k, a->L_all, out, err);
     xmc_free(labels);
     xmc_free(scores);
-    xmc_enc_data_free(d);
     return rc;
 }
 

@@ -64,9 +64,6 @@ void model_aux_drop(xmc_model *m);
 
 /* Allocate E/dE/rows for max_batch and the optimizer (with_state). */
 int model_alloc_scratch(xmc_model *m, int with_state, xmc_error *err);
-/* Top-k of prepared data as an N x L score matrix (rows sorted by label). */
-int model_predict_data(xmc_model *m, const xmc_enc_data *d, int k, xmc_csr **out,
-                       xmc_error *err);
 /* xmc_model_train with propensities for the test metrics taken from
  * prop_train (the original set when train is an augmented D ∪ Z). */
 int model_train_ex(xmc_model *m, const xmc_dataset *train, const xmc_dataset *prop_train,

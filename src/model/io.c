@@ -366,6 +366,32 @@ int model_write_config(const char *dir, const xmc_model *m, const char *files[4]
 
 static const cJSON *item(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
 
+/* config.json's "ensemble" (at path): members and member (-1: not a
+ * member). Absent (models from before ensembles): one model. */
+static int config_ensemble(const cJSON *root, const char *path, int *members, int *member,
+                           xmc_error *err)
+{
+    *members = 1;
+    *member = -1;
+    const cJSON *en = item(root, "ensemble");
+    if (!en)
+        return XMC_OK;
+    const cJSON *n = cJSON_IsObject(en) ? item(en, "members") : NULL, *k = item(en, "member");
+    int ok = cJSON_IsNumber(n) && n->valuedouble >= 1 && n->valuedouble <= XMC_TRAIN_MAX_ENSEMBLE;
+    if (ok)
+        *members = (int)n->valuedouble;
+    if (ok && k && !cJSON_IsNull(k)) {
+        ok = cJSON_IsNumber(k) && k->valuedouble >= 0 && k->valuedouble < *members;
+        if (ok)
+            *member = (int)k->valuedouble;
+    }
+    return ok ? XMC_OK
+              : XMC_ERR(err, XMC_ECORRUPT, path, 0,
+                        "ensemble: expected {\"members\": 1..%d, \"member\": null or "
+                        "0..members-1}",
+                        XMC_TRAIN_MAX_ENSEMBLE);
+}
+
 static int need_num(const cJSON *o, const char *k, const char *path, double *v, xmc_error *err)
 {
     const cJSON *x = item(o, k);
@@ -489,23 +515,8 @@ static int parse_config(const cJSON *root, const char *path, xmc_model *m, xmc_e
         c->seed = strtoull(seed->valuestring, NULL, 10);
     else
         NUM(root, "seed", c->seed, uint64_t);
-    /* Optional: models written before ensembles are one model. */
-    c->ensemble = 1;
-    c->ensemble_member = -1;
-    const cJSON *en = item(root, "ensemble");
-    if (cJSON_IsObject(en)) {
-        NUM(en, "members", c->ensemble, int);
-        if (cJSON_IsNumber(item(en, "member")))
-            NUM(en, "member", c->ensemble_member, int);
-        if (c->ensemble < 1 || c->ensemble > XMC_TRAIN_MAX_ENSEMBLE ||
-            c->ensemble_member >= c->ensemble) {
-            rc = XMC_ERR(err, XMC_ECORRUPT, path, 0,
-                         "ensemble: %d members, member %d (expected 1..%d members, member "
-                         "below that)",
-                         c->ensemble, c->ensemble_member, XMC_TRAIN_MAX_ENSEMBLE);
-            goto done;
-        }
-    }
+    if ((rc = config_ensemble(root, path, &c->ensemble, &c->ensemble_member, err)))
+        goto done;
     if ((rc = need_str(d, "train", path, c->train_spec, sizeof c->train_spec, err)) ||
         (rc = need_str(d, "test", path, c->test_spec, sizeof c->test_spec, err)))
         goto done;
@@ -680,13 +691,9 @@ int model_dir_ensemble(const char *dir, int *members, int *member, xmc_error *er
     int rc = read_config(dir, path, &root, err);
     if (rc)
         return rc;
-    const cJSON *en = item(root, "ensemble");
-    const cJSON *n = cJSON_IsObject(en) ? item(en, "members") : NULL;
-    const cJSON *k = cJSON_IsObject(en) ? item(en, "member") : NULL;
-    *members = cJSON_IsNumber(n) ? (int)n->valuedouble : 1;
-    *member = cJSON_IsNumber(k) ? (int)k->valuedouble : -1;
+    rc = config_ensemble(root, path, members, member, err);
     cJSON_Delete(root);
-    return XMC_OK;
+    return rc;
 }
 
 void model_remove_dir(const char *dir)

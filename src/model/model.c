@@ -855,12 +855,12 @@ int xmc_model_predict(xmc_model *m, const xmc_dataset *ds, int k, xmc_csr **out,
     xmc_enc_data *d = NULL;
     int rc = xmc_model_prepare(m, ds, &d, err);
     if (!rc)
-        rc = model_predict_data(m, d, k, out, err);
+        rc = xmc_model_predict_data(m, d, k, out, err);
     xmc_enc_data_free(d);
     return rc;
 }
 
-int model_predict_data(xmc_model *m, const xmc_enc_data *d, int k, xmc_csr **out,
+int xmc_model_predict_data(xmc_model *m, const xmc_enc_data *d, int k, xmc_csr **out,
                        xmc_error *err)
 {
     *out = NULL;

@@ -26,7 +26,7 @@ static int eval_test(xmc_model *m, const xmc_enc_data *dt, const xmc_dataset *te
                      const double *inv_prop, xmc_metrics_result *res, xmc_error *err)
 {
     xmc_csr *P = NULL;
-    int rc = model_predict_data(m, dt, 5, &P, err);
+    int rc = xmc_model_predict_data(m, dt, 5, &P, err);
     if (rc)
         return rc;
     static const int ks[3] = {1, 3, 5};
