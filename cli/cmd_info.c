@@ -118,6 +118,15 @@ int cmd_info(int argc, char **argv)
                xmc_ffi_bytes_per_label(fc) - (size_t)8 * (size_t)fc->fan_in,
                (long long)xmc_ffi_rewire_rounds(ffi), xmc_ffi_frozen(ffi) ? "frozen" : "open");
     }
+    const xmc_neighbors *nb = xmc_model_neighbors(m);
+    if (nb) {
+        const xmc_train_config *c = xmc_model_config(m);
+        printf("kNN memory: %lld training rows x %d (%.1f MB); prediction blends %.2f x the "
+               "labels of the %d nearest (temperature %.2f)\n",
+               (long long)xmc_neighbors_rows(nb), xmc_neighbors_dim(nb),
+               (double)xmc_neighbors_bytes(nb) / 1048576.0, (double)c->knn_weight, c->knn,
+               (double)c->knn_temp);
+    }
     printf("trained: %d epochs, %lld steps; labels %lld%s\n", st.epochs_done,
            (long long)st.steps_done, (long long)st.n_labels,
            xmc_model_label_names(m) ? " (names in labels.txt)" : "");

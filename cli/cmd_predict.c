@@ -237,7 +237,7 @@ int cmd_predict(int argc, char **argv)
 static int predict_main(int argc, char **argv, xmc_dist *dist)
 {
     const char *model = NULL, *input = NULL, *out = NULL, *head = NULL, *embed = NULL;
-    int topk = 5, text = 0, threads = 0, ann = 0, ef = 0;
+    int topk = 5, text = 0, threads = 0, ann = 0, ef = 0, no_knn = 0;
     const cli_opt opts[] = {
         {"model", CLI_STR, &model, "model directory (xmc train --model)", 1},
         {"input", CLI_STR, &input, "data spec to predict", 0},
@@ -251,6 +251,9 @@ static int predict_main(int argc, char **argv, xmc_dist *dist)
          0},
         {"embed", CLI_STR, &embed,
          "with --input: write the rows' embeddings (what the head scores) to FILE, float32 .npy",
+         0},
+        {"no-knn", CLI_FLAG, &no_knn,
+         "score with the classifier alone (logits), not its blend with the model's kNN memory",
          0},
         {NULL, CLI_END, NULL, NULL, 0},
     };
@@ -299,6 +302,8 @@ static int predict_main(int argc, char **argv, xmc_dist *dist)
         return cli_dist_fail(dist, &err);
     const int root = xmc_dist_rank(dist) == 0;
     int rc = 0;
+    if (no_knn)
+        xmc_model_use_neighbors(m, 0);
     if (text) {
         rc = predict_text(m, topk);
     } else {

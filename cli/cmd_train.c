@@ -44,14 +44,14 @@ static int train_main(int argc, char **argv, xmc_dist *dist)
     int dim = c.dim, bottleneck = 0, intermediate = 0, layers = c.layers, epochs = c.epochs,
         batch = c.batch,
         bf16 = 0, threads = 0, eval_every = c.eval_every, loss_every = c.loss_every,
-        stop_after = 0, resume = 0, max_len = 0, plan = 0, ensemble = c.ensemble;
+        stop_after = 0, resume = 0, max_len = 0, plan = 0, ensemble = c.ensemble, knn = c.knn;
     int64_t seed = (int64_t)c.seed, buckets = c.buckets, max_steps = 0,
             rewire_interval = c.rewire_interval;
     int fan_in = c.fan_in, aux_clusters = 0;
     double aux_scale = c.aux_scale, meta_cutoff = 0;
     double rewire_end = c.rewire_end, rewire_threshold = c.rewire_threshold,
            rewire_fraction = c.rewire_fraction;
-    double mem_budget = 0;
+    double mem_budget = 0, knn_temp = c.knn_temp, knn_weight = c.knn_weight;
     double lr1 = c.lr1, lr2 = c.lr2, lr_table = c.lr_table, wd1 = c.wd1, wd2 = c.wd2,
            momentum = c.momentum,
            dropout = c.dropout, warmup = c.warmup, input_dropout = c.input_dropout;
@@ -118,6 +118,14 @@ static int train_main(int argc, char **argv, xmc_dist *dist)
          "N members (seeds s..s+N-1) merged into one model, scores averaged (default 0 = "
          "auto: 3 up to 100,000 rows and labels for renee sparse/bag, else 1)",
          0},
+        {"knn", CLI_INT, &knn,
+         "kNN memory: blend the labels of the K nearest training rows into prediction "
+         "(default -1 = auto: 15 up to 100,000 rows for renee sparse/bag, else 0 = none)",
+         0},
+        {"knn-temp", CLI_DOUBLE, &knn_temp, "kNN memory: softmax temperature over cosines (0.1)",
+         0},
+        {"knn-weight", CLI_DOUBLE, &knn_weight,
+         "kNN memory: its weight against the classifier's sigmoid (0.2)", 0},
         {"eval-every", CLI_INT, &eval_every, "test every E epochs (0 = only at the end)", 0},
         {"loss-every", CLI_INT, &loss_every, "sample the loss every N steps (default 10)", 0},
         {"stop-after", CLI_INT, &stop_after, "stop after N epochs of this run (then --resume)", 0},
@@ -241,6 +249,9 @@ static int train_main(int argc, char **argv, xmc_dist *dist)
     c.threads = threads;
     c.seed = (uint64_t)seed;
     c.ensemble = ensemble;
+    c.knn = knn;
+    c.knn_temp = (float)knn_temp;
+    c.knn_weight = (float)knn_weight;
     c.eval_every = eval_every;
     c.loss_every = loss_every;
     c.stop_after = stop_after;

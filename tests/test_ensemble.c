@@ -66,15 +66,6 @@ static void config(xmc_train_config *c, const char *spec, int ensemble)
     snprintf(c->train_spec, sizeof c->train_spec, "%s", spec);
 }
 
-static void train_ok(const xmc_train_config *c, const char *dir, int resume)
-{
-    xmc_error err = {0};
-    if (xmc_train_run(c, dir, resume, &err) != XMC_OK) {
-        char buf[1200];
-        fail_msg("train %s: %s", dir, xmc_error_format(&err, buf, sizeof buf));
-    }
-}
-
 /* Every label's score of every row of spec under the model in dir (n x L,
  * caller frees); its ensemble config in *members / *member. */
 static float *all_scores(const char *dir, const char *spec, int64_t *n, int64_t *L,
@@ -83,6 +74,7 @@ static float *all_scores(const char *dir, const char *spec, int64_t *n, int64_t 
     xmc_error err = {0};
     xmc_model *m = NULL;
     assert_int_equal(xmc_model_load(dir, 0, &m, &err), XMC_OK);
+    xmc_model_use_neighbors(m, 0); /* the classifiers' scores (the merge's subject) */
     *members = xmc_model_config(m)->ensemble;
     *member = xmc_model_config(m)->ensemble_member;
     xmc_load_opts lo;
@@ -115,7 +107,7 @@ static void check_mean(xmc_train_config *c, int n, const char *name)
 {
     char dir[600], one[700];
     snprintf(dir, sizeof dir, "%s", tu_path(name));
-    train_ok(c, dir, 0);
+    tu_train_ok(c, dir, 0);
     int64_t N, L;
     int members, member;
     float *E = all_scores(dir, c->train_spec, &N, &L, &members, &member);
@@ -130,7 +122,7 @@ static void check_mean(xmc_train_config *c, int n, const char *name)
     for (int k = 0; k < n; k++) {
         p.seed = c->seed + (uint64_t)k;
         snprintf(one, sizeof one, "%s-plain%d", dir, k);
-        train_ok(&p, one, 0);
+        tu_train_ok(&p, one, 0);
         int64_t N1, L1;
         float *S = all_scores(one, c->train_spec, &N1, &L1, &members, &member);
         assert_int_equal(N1, N);
@@ -174,7 +166,7 @@ static void test_sparse_block_diagonal(void **state)
     /* a merged ensemble is final: --resume has nothing to do */
     xmc_train_config r;
     xmc_train_config_default(&r);
-    train_ok(&r, tu_path("sparse"), 1);
+    tu_train_ok(&r, tu_path("sparse"), 1);
     /* a malformed "ensemble" is refused on load, naming the file */
     assert_int_equal(tu_system("cd '%s' && sed -i 's/\"member\":[[:space:]]*null/\"member\": 5/' "
                                "config.json && grep -q '\"member\": 5' config.json",
@@ -201,11 +193,11 @@ static void test_resume_bit_identical(void **state)
     config(&c, planted_file(300, 16), 2);
     c.bottleneck = 8;
     const char *a = tu_path("full");
-    train_ok(&c, a, 0);
+    tu_train_ok(&c, a, 0);
     /* One epoch per invocation: 2 members x 2 epochs = 4 invocations. */
     const char *b = tu_path("parts");
     c.stop_after = 1;
-    train_ok(&c, b, 0);
+    tu_train_ok(&c, b, 0);
     char cfg[700];
     snprintf(cfg, sizeof cfg, "%s/config.json", b);
     int runs = 1;
@@ -214,7 +206,7 @@ static void test_resume_bit_identical(void **state)
     r.stop_after = 1;
     r.threads = 2;
     while (!xmc_file_exists(cfg) && runs < 8) {
-        train_ok(&r, b, 1);
+        tu_train_ok(&r, b, 1);
         runs++;
     }
     assert_int_equal(runs, 4);
@@ -257,7 +249,7 @@ static void test_plan_counts_merge(void **state)
     assert_non_null(strstr(line, "ensemble of 2"));
 
     /* the wide encoder the plan counts is the one the merge makes */
-    train_ok(&c, tu_path("planned"), 0);
+    tu_train_ok(&c, tu_path("planned"), 0);
     xmc_model *m = NULL, *m1 = NULL;
     assert_int_equal(xmc_model_load(tu_path("planned"), 0, &m, &err), XMC_OK);
     assert_int_equal(xmc_model_create(&c1, ds, &m1, &err), XMC_OK);
@@ -278,7 +270,7 @@ static void test_plan_counts_merge(void **state)
     assert_non_null(strstr(err.msg, "--ensemble 1"));
     assert_false(xmc_file_exists(dir));
     c.ensemble = 1; /* a single model fits */
-    train_ok(&c, dir, 0);
+    tu_train_ok(&c, dir, 0);
     xmc_dataset_free(ds);
 }
 
@@ -309,7 +301,7 @@ static void test_refusals(void **state)
     snprintf(c.recipe, sizeof c.recipe, "spartex");
     c.fan_in = 8;
     c.epochs = 1;
-    train_ok(&c, tu_path("sx"), 0);
+    tu_train_ok(&c, tu_path("sx"), 0);
     assert_int_equal(tu_system("grep -q '\"members\":[[:space:]]*1' '%s/config.json'",
                                tu_path("sx")),
                      0);

@@ -209,3 +209,12 @@ const char *tu_news_spec(void)
     snprintf(spec, sizeof spec, "%s+%s", tx, lb);
     return spec;
 }
+
+void tu_train_ok(const xmc_train_config *c, const char *dir, int resume)
+{
+    xmc_error err = {0};
+    if (xmc_train_run(c, dir, resume, &err) != XMC_OK) {
+        char buf[1200];
+        fail_msg("train %s: %s", dir, xmc_error_format(&err, buf, sizeof buf));
+    }
+}

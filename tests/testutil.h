@@ -10,6 +10,7 @@
 
 #include "xmc/core.h"
 #include "xmc/data.h"
+#include "xmc/model.h"
 
 /* A fresh per-test scratch directory (under $XMC_TMP or /tmp); returns a
  * static path valid for the process. */
@@ -28,6 +29,8 @@ void tu_assert_error(int rc, const xmc_error *err, int code, const char *path_su
 double tu_rel_err(const float *a, const float *b, size_t n, double atol, double rtol);
 /* Run a shell command, return its exit status. */
 int tu_system(const char *fmt, ...);
+/* xmc_train_run(c, dir, resume) or fail the test with its message. */
+void tu_train_ok(const xmc_train_config *c, const char *dir, int resume);
 /* Path of the xmc binary ($XMC_BIN). */
 const char *tu_xmc_bin(void);
 

@@ -91,6 +91,13 @@ int xmc_ova_train_step(xmc_ova *h, const float *E, int B, const xmc_csr *Y,
 int xmc_ova_topk(const xmc_ova *h, const float *E, int B, int k, int32_t *labels,
                  float *scores, xmc_error *err);
 
+/* Scores e . w_l of one embedding e (dim) for n labels (global ids of this
+ * head's shard) into out: fp32 dot products with the stored weights (bf16
+ * widened), equal to xmc_ova_topk's to rounding (the kNN blend's extra
+ * candidates, src/model/neighbors.c). */
+int xmc_ova_score_labels(const xmc_ova *h, const float *e, const int32_t *labels, int n,
+                         float *out, xmc_error *err);
+
 /* Weights as fp32 rows [l0, l1) of this head into out ((l1-l0) x dim).
  * set_rows rounds to nearest-even for a bf16 head; optimizer state is kept. */
 int xmc_ova_get_rows(const xmc_ova *h, int64_t l0, int64_t l1, float *out, xmc_error *err);

@@ -42,6 +42,7 @@
 #include "xmc/encoder.h"
 #include "xmc/ffi.h"
 #include "xmc/head.h"
+#include "xmc/neighbors.h"
 #include "xmc/optim.h"
 #include "xmc/psl.h"
 
@@ -93,6 +94,20 @@ extern "C" {
 #define XMC_TRAIN_ENSEMBLE_AUTO_MAX_ROWS 100000
 #define XMC_TRAIN_ENSEMBLE_AUTO_MAX_LABELS 100000
 #define XMC_TRAIN_MAX_ENSEMBLE 16
+/* kNN memory (neighbors.h, docs/renee.md "kNN memory"): the training rows'
+ * embeddings and labels, blended into prediction as (1 - weight)
+ * sigmoid(x) + weight K(q), K from the knn nearest rows at temperature
+ * knn_temp. Auto (knn -1): 15 neighbours, temperature 0.1, weight 0.2 for
+ * the renee recipe's sparse and bag encoders with at most 100,000 training
+ * rows, in one process; off otherwise. Chosen on the validation splits of
+ * the five shared sets over k 10-50, temperature 0.03-0.2, weight 0.1-0.5
+ * (the ensemble of 3): P@1 +1.33 rcv1sub1, +1.23 bibtex, +0.55 delicious,
+ * +0.32 stackex_cooking, 0.00 reuters21578 (docs/renee.md, round 10). */
+#define XMC_TRAIN_DEFAULT_KNN 15
+#define XMC_TRAIN_DEFAULT_KNN_TEMP 0.1f
+#define XMC_TRAIN_DEFAULT_KNN_WEIGHT 0.2f
+#define XMC_TRAIN_KNN_AUTO_MAX_ROWS 100000
+#define XMC_TRAIN_MAX_KNN 1024
 
 typedef struct xmc_train_config {
     char recipe[16];     /* "renee", "spartex", or "unidec" / "depsl" (psl.h;
@@ -178,6 +193,13 @@ typedef struct xmc_train_config {
      * it is final. ensemble_member: k in a member's config, -1 otherwise. */
     int ensemble;
     int ensemble_member;
+    /* kNN memory (see XMC_TRAIN_DEFAULT_KNN): knn neighbours (-1 = auto,
+     * 0 = none), built once all epochs are done (an ensemble's merged model,
+     * not its members) from the original training rows (not Gandalf's
+     * label points), saved as neighbors-sN.bin. */
+    int knn;
+    float knn_temp;
+    float knn_weight;
     /* Memory budget in bytes, checked by xmc_model_create BEFORE the
      * classifier is allocated (xmc_model_plan_memory): 0 = the memory
      * available now (MemAvailable, capped by a cgroup limit; physical RAM
@@ -228,6 +250,18 @@ int xmc_model_topk(xmc_model *m, const xmc_enc_data *d, int k, int32_t *labels, 
  * dropout). */
 int xmc_model_embed(xmc_model *m, const xmc_enc_data *d, int64_t r0, int64_t n, float *E,
                     xmc_error *err);
+/* A model with a kNN memory (xmc_train_config.knn) blends it into
+ * xmc_model_topk, xmc_model_predict and --ann's top-k: scores are then
+ * (1 - w) sigmoid(logit) + w K, in [0, 1]. use_neighbors(m, 0) scores with
+ * the classifier alone (logits); the memory of a loaded model is on. */
+void xmc_model_use_neighbors(xmc_model *m, int on);
+const xmc_neighbors *xmc_model_neighbors(const xmc_model *m);
+/* Rewrite one batch's classifier top-k lists (labels / scores, B x k,
+ * logits, best first, from E, B x dim) into the blend's top-k, exactly
+ * (src/model/neighbors.c says why the candidates suffice). No-op without
+ * a memory in use. ann.h calls it on its own lists. */
+int xmc_model_blend_neighbors(xmc_model *m, const float *E, int B, int k, int32_t *labels,
+                              float *scores, xmc_error *err);
 /* Top-k of a dataset as an N x L score matrix (the prediction file format;
  * write with xmc_csr_write_text). Free with xmc_csr_free. */
 int xmc_model_predict(xmc_model *m, const xmc_dataset *ds, int k, xmc_csr **out,
@@ -271,6 +305,8 @@ typedef struct xmc_model_plan {
     size_t batch_bytes;         /* E, dE and the row buffer */
     size_t data_bytes;          /* the training set as loaded */
     int ensemble;               /* members (1 = a single model) */
+    size_t knn_bytes;           /* the kNN memory (training rows x d, their labels), built
+                                 * after training beside the final model; counted in total */
     size_t merge_bytes;         /* ensemble: the merge holds the wide model, one member
                                  * (weights, head momentum, gradients, scratch) and the data */
     size_t total;               /* the larger of training (the sum above) and the merge */

@@ -74,3 +74,26 @@ int xmc_ova_topk(const xmc_ova *h, const float *E, int B, int k, int32_t *labels
     }
     return XMC_OK;
 }
+
+int xmc_ova_score_labels(const xmc_ova *h, const float *e, const int32_t *labels, int n,
+                         float *out, xmc_error *err)
+{
+    const int d = h->d;
+    for (int i = 0; i < n; i++) {
+        int64_t l = (int64_t)labels[i] - h->cfg.label_offset;
+        if (l < 0 || l >= h->L)
+            return XMC_ERR(err, XMC_EINVAL, NULL, 0, "ova score: label %d not in this head",
+                           labels[i]);
+        float s;
+        if (h->w) {
+            s = cblas_sdot(d, e, 1, h->w + (size_t)l * d, 1);
+        } else {
+            const uint16_t *wb = h->wb + (size_t)l * d;
+            s = 0;
+            for (int j = 0; j < d; j++)
+                s += e[j] * xmc_bf16_to_f32(wb[j]);
+        }
+        out[i] = s;
+    }
+    return XMC_OK;
+}

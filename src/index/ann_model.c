@@ -401,6 +401,10 @@ int xmc_ann_topk(xmc_ann *a, xmc_model *m, const xmc_enc_data *d, int k, int ef,
                 so[j] = j < ncand[i] ? ci[j].s : -INFINITY;
             }
         }
+        /* The kNN memory (a model's, in one process) re-ranks these lists. */
+        if (!a->dist && (rc = xmc_model_blend_neighbors(m, E, nb, k, labels + (size_t)r0 * k,
+                                                        scores + (size_t)r0 * k, err)))
+            goto done;
     }
 done:
     if (a->dist) /* collective: a rank that failed above still takes part */

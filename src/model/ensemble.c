@@ -198,6 +198,8 @@ static int merge(const char *dir, int n, const xmc_dataset *prop_train, const xm
         snprintf(what, sizeof what, "ensemble of %d", n);
         if (test)
             rc = model_log_test(m, prop_train, test, what, err);
+        if (!rc)
+            rc = model_neighbors_finish(m, prop_train, test, dir, err);
     }
     xmc_model_free(m);
     return rc;

@@ -7,6 +7,9 @@
 #include "xmc/ffi.h"
 #include "xmc/optim.h"
 
+/* Files a model directory lists: encoder, head, optim, meta, neighbors. */
+#define MODEL_PARTS 5
+
 struct xmc_model {
     xmc_train_config cfg;
     xmc_encoder *enc;
@@ -34,8 +37,10 @@ struct xmc_model {
     int64_t *rows;          /* (max_batch) predict batch rows */
     xmc_dist *dist;         /* process group (borrowed), NULL = single process */
     struct model_dist *dd;  /* sharded-step scratch and counters, or NULL */
-    char files[4][64];      /* weight files of the loaded / last checkpoint: encoder, head,
-                             * optim, meta ("" when none) */
+    xmc_neighbors *nbr;     /* kNN memory, or NULL (neighbors.c) */
+    int use_nbr;            /* blend it into top-k (xmc_model_use_neighbors) */
+    char files[MODEL_PARTS][64]; /* weight files of the loaded / last checkpoint: encoder,
+                                  * head, optim, meta, neighbors ("" when none) */
 };
 
 /* The head, whichever kind (xmc_ova for renee, xmc_ffi for spartex): same
@@ -111,13 +116,13 @@ int model_write_part(const char *dir, const char *name, int part, const xmc_mode
                      xmc_error *err);
 /* dir/name, one head file (an xmc_ffi when ffi, else an xmc_ova), into *out. */
 int model_read_head(const char *dir, const char *name, int ffi, void **out, xmc_error *err);
-int model_write_config(const char *dir, const xmc_model *m, const char *files[4],
+int model_write_config(const char *dir, const xmc_model *m, const char *files[MODEL_PARTS],
                        const void *shards, xmc_error *err);
 /* The weight files the manifest in dir lists now (to delete once replaced;
  * "" when none), and when shards is not NULL its "head_shards" list (a
  * cJSON array, free with cJSON_Delete; NULL when none). One read of
  * config.json. */
-void model_old_files(const char *dir, char names[4][64], void **shards);
+void model_old_files(const char *dir, char names[MODEL_PARTS][64], void **shards);
 /* The "ensemble" of dir/config.json: members (1 when absent) and member
  * (k in a member's directory, -1 otherwise). */
 int model_dir_ensemble(const char *dir, int *members, int *member, xmc_error *err);
@@ -125,6 +130,20 @@ int model_dir_ensemble(const char *dir, int *members, int *member, xmc_error *er
  * names, labels.txt, then the directory (a warning if anything else is
  * left in it). */
 void model_remove_dir(const char *dir);
+
+/* ---- kNN memory (neighbors.c; model.h, xmc_train_config.knn) ---- */
+/* The neighbours a run of c takes (auto resolved for its encoder, labelled
+ * training rows and process group). */
+int model_knn_auto(const xmc_train_config *c, const char *encoder, int64_t n_train,
+                   int dist_active);
+/* When m is complete (all epochs, not an ensemble member) and has knn > 0
+ * but no memory yet: build it from prop_train, save it into dir (may be
+ * NULL) and log the test metrics with it when test != NULL. */
+int model_neighbors_finish(xmc_model *m, const xmc_dataset *prop_train, const xmc_dataset *test,
+                           const char *dir, xmc_error *err);
+/* Write m's memory and a manifest naming it beside the files of m's last
+ * checkpoint in dir (io.c). */
+int model_save_neighbors(const xmc_model *m, const char *dir, xmc_error *err);
 
 /* ---- Ensembles (ensemble.c; model.h, xmc_train_config.ensemble) ---- */
 /* What dir holds of an ensemble: 0 none (a plain model, or nothing), 1

@@ -46,6 +46,10 @@ static int save_opt(const void *o, FILE *f, const char *p, xmc_error *e)
 {
     return xmc_enc_optim_save(o, f, p, e);
 }
+static int save_nbr(const void *o, FILE *f, const char *p, xmc_error *e)
+{
+    return xmc_neighbors_save(o, f, p, e);
+}
 
 /* dir/name through xmc_outfile (temp + fsync + rename). */
 static int write_file(const char *dir, const char *name, save_fn fn, const void *obj,
@@ -164,7 +168,8 @@ static void add_labels(cJSON *root, int has_labels)
         cJSON_AddNullToObject(root, "labels");
 }
 
-static char *config_json(const xmc_model *m, const char *files[4], const cJSON *shards)
+static char *config_json(const xmc_model *m, const char *files[MODEL_PARTS],
+                         const cJSON *shards)
 {
     unsigned f0 = xmc_json_failures();
     const xmc_train_config *c = &m->cfg;
@@ -231,6 +236,11 @@ static char *config_json(const xmc_model *m, const char *files[4], const cJSON *
         cJSON_AddNumberToObject(en, "member", c->ensemble_member);
     else
         cJSON_AddNullToObject(en, "member");
+    cJSON *kn = add_obj(root, "neighbors"); /* the kNN memory's settings */
+    cJSON_AddNumberToObject(kn, "k", c->knn > 0 ? c->knn : 0);
+    add_float(kn, "temperature", c->knn_temp);
+    add_float(kn, "weight", c->knn_weight);
+    cJSON_AddNumberToObject(kn, "rows", m->nbr ? (double)xmc_neighbors_rows(m->nbr) : 0);
     cJSON *d = add_obj(root, "data");
     cJSON_AddStringToObject(d, "train", c->train_spec);
     cJSON_AddStringToObject(d, "test", c->test_spec);
@@ -252,6 +262,8 @@ static char *config_json(const xmc_model *m, const char *files[4], const cJSON *
         cJSON_AddNullToObject(fl, "optim");
     if (files[3])
         cJSON_AddStringToObject(fl, "meta", files[3]);
+    if (files[4])
+        cJSON_AddStringToObject(fl, "neighbors", files[4]);
     if (shards) { /* sharded head: [{"file", "begin", "end"}] by label range */
         cJSON *dup = cJSON_Duplicate(shards, 1);
         if (dup && !cJSON_AddItemToObject(root, "head_shards", dup))
@@ -291,9 +303,12 @@ static int read_config(const char *dir, char cpath[4096], cJSON **root, xmc_erro
 
 /* The file names (and head_shards) the current manifest lists, to delete
  * after replacing it (internal.h). */
-void model_old_files(const char *dir, char names[4][64], void **shards)
+static const char *const part_key[MODEL_PARTS] = {"encoder", "head", "optim", "meta",
+                                                  "neighbors"};
+
+void model_old_files(const char *dir, char names[MODEL_PARTS][64], void **shards)
 {
-    memset(names, 0, 4 * 64);
+    memset(names, 0, MODEL_PARTS * 64);
     if (shards)
         *shards = NULL;
     char cpath[4096];
@@ -301,9 +316,8 @@ void model_old_files(const char *dir, char names[4][64], void **shards)
     if (read_config(dir, cpath, &root, NULL) != XMC_OK)
         return;
     cJSON *fl = cJSON_GetObjectItemCaseSensitive(root, "files");
-    const char *keys[4] = {"encoder", "head", "optim", "meta"};
-    for (int i = 0; i < 4; i++) {
-        const cJSON *s = cJSON_GetObjectItemCaseSensitive(fl, keys[i]);
+    for (int i = 0; i < MODEL_PARTS; i++) {
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(fl, part_key[i]);
         if (cJSON_IsString(s) && !strchr(s->valuestring, '/'))
             snprintf(names[i], 64, "%s", s->valuestring);
     }
@@ -312,39 +326,57 @@ void model_old_files(const char *dir, char names[4][64], void **shards)
     cJSON_Delete(root);
 }
 
-int xmc_model_save(const xmc_model *m, const char *dir, xmc_error *err)
+/* Write the parts of m named in want (NULL: all it has) into dir, then the
+ * manifest naming them (and, for parts not written, the names m's last
+ * checkpoint gave them: "<part>-s<step>.bin"), then remove the files the
+ * previous manifest named that the new one does not. */
+static int save_parts(const xmc_model *m, const char *dir, const int *want, xmc_error *err)
 {
     int rc = xmc_mkdir_p(dir, err);
     if (rc)
         return rc;
-    if (model_sharded(m))
-        return model_shard_save(m, dir, err);
-    char prev[4][64];
+    char prev[MODEL_PARTS][64];
     model_old_files(dir, prev, NULL);
-    /* The parts in manifest order: encoder, head, optim, meta (the spartex
-     * meta-classifier, until its cutoff epoch); NULL objects are skipped. */
-    static const char *const stem[4] = {"encoder", "head", "optim", "meta"};
-    static const save_fn fns[4] = {save_enc, save_head, save_opt, save_meta};
-    const void *objs[4] = {m->enc, m, m->opt, m->meta};
-    char names[4][64], path[4096];
-    const char *files[4];
-    for (int i = 0; i < 4; i++) {
-        snprintf(names[i], sizeof names[i], "%s-s%lld.bin", stem[i], (long long)m->step);
+    static const save_fn fns[MODEL_PARTS] = {save_enc, save_head, save_opt, save_meta, save_nbr};
+    const void *objs[MODEL_PARTS] = {m->enc, m, m->opt, m->meta, m->nbr};
+    char names[MODEL_PARTS][64], path[4096];
+    const char *files[MODEL_PARTS];
+    for (int i = 0; i < MODEL_PARTS; i++) {
+        snprintf(names[i], sizeof names[i], "%s-s%lld.bin", part_key[i], (long long)m->step);
         files[i] = objs[i] ? names[i] : NULL;
-        if (files[i] && (rc = write_file(dir, files[i], fns[i], objs[i], err)))
+        if (files[i] && (!want || want[i]) && (rc = write_file(dir, files[i], fns[i], objs[i], err)))
             return rc;
     }
     if ((rc = write_labels(dir, m->label_names, err)) ||
         (rc = write_manifest(dir, config_json(m, files, NULL), err)))
         return rc;
-    for (int i = 0; i < 4; i++) {
-        if (!prev[i][0] || !strcmp(prev[i], files[0]) || !strcmp(prev[i], files[1]) ||
-            (files[2] && !strcmp(prev[i], files[2])) || (files[3] && !strcmp(prev[i], files[3])))
+    for (int i = 0; i < MODEL_PARTS; i++) {
+        int kept = !prev[i][0];
+        for (int j = 0; j < MODEL_PARTS && !kept; j++)
+            kept = files[j] && !strcmp(prev[i], files[j]);
+        if (kept)
             continue;
         join(path, sizeof path, dir, prev[i]);
         unlink(path); /* best effort: a stale file is harmless */
     }
     return XMC_OK;
+}
+
+int xmc_model_save(const xmc_model *m, const char *dir, xmc_error *err)
+{
+    if (model_sharded(m)) {
+        int rc = xmc_mkdir_p(dir, err);
+        return rc ? rc : model_shard_save(m, dir, err);
+    }
+    return save_parts(m, dir, NULL, err);
+}
+
+int model_save_neighbors(const xmc_model *m, const char *dir, xmc_error *err)
+{
+    /* The memory comes after the last checkpoint: only it and the manifest
+     * are new (a run cut short before the manifest resumes and rebuilds). */
+    static const int only_nbr[MODEL_PARTS] = {0, 0, 0, 0, 1};
+    return save_parts(m, dir, only_nbr, err);
 }
 
 int model_write_part(const char *dir, const char *name, int part, const xmc_model *m,
@@ -355,7 +387,7 @@ int model_write_part(const char *dir, const char *name, int part, const xmc_mode
     return write_file(dir, name, fns[part], objs[part], err);
 }
 
-int model_write_config(const char *dir, const xmc_model *m, const char *files[4],
+int model_write_config(const char *dir, const xmc_model *m, const char *files[MODEL_PARTS],
                        const void *shards, xmc_error *err)
 {
     int rc = write_labels(dir, m->label_names, err);
@@ -536,7 +568,27 @@ static int parse_config(const cJSON *root, const char *path, xmc_model *m, xmc_e
         rc = need_str(fl, "optim", path, m->files[2], sizeof m->files[2], err);
     if (!rc && cJSON_IsString(item(fl, "meta")))
         rc = need_str(fl, "meta", path, m->files[3], sizeof m->files[3], err);
-    for (int i = 0; i < 4 && !rc; i++)
+    if (!rc && cJSON_IsString(item(fl, "neighbors")))
+        rc = need_str(fl, "neighbors", path, m->files[4], sizeof m->files[4], err);
+    /* Optional: models written before the kNN memory have none (k 0). */
+    c->knn = 0;
+    const cJSON *kn = item(root, "neighbors");
+    if (!rc && kn) {
+        double k = 0, t = 0, w = 0;
+        if (!cJSON_IsObject(kn) || need_num(kn, "k", path, &k, NULL) ||
+            need_num(kn, "temperature", path, &t, NULL) || need_num(kn, "weight", path, &w, NULL) ||
+            !(k >= 0 && k <= XMC_TRAIN_MAX_KNN && k == (int)k) || !(t > 0 && t <= 1e3) ||
+            !(w >= 0 && w <= 1))
+            rc = XMC_ERR(err, XMC_ECORRUPT, path, 0,
+                         "neighbors: expected {\"k\": 0..%d, \"temperature\": > 0, "
+                         "\"weight\": 0..1, ...}", XMC_TRAIN_MAX_KNN);
+        else {
+            c->knn = (int)k;
+            c->knn_temp = (float)t;
+            c->knn_weight = (float)w;
+        }
+    }
+    for (int i = 0; i < MODEL_PARTS && !rc; i++)
         if (strchr(m->files[i], '/'))
             rc = XMC_ERR(err, XMC_ECORRUPT, path, 0, "file name '%s' must not contain '/'",
                          m->files[i]);
@@ -557,6 +609,10 @@ static int load_ffi(FILE *f, const char *p, void *o, xmc_error *e)
 static int load_ova(FILE *f, const char *p, void *o, xmc_error *e)
 {
     return xmc_ova_load(f, p, o, e);
+}
+static int load_nbr(FILE *f, const char *p, void *o, xmc_error *e)
+{
+    return xmc_neighbors_load(f, p, o, e);
 }
 static int load_opt(FILE *f, const char *p, void *o, xmc_error *e)
 {
@@ -657,6 +713,21 @@ int xmc_model_load_dist(const char *dir, int with_state, xmc_dist *dist, xmc_mod
         goto fail;
     if (has_labels && (rc = read_labels(dir, m->n_labels, &m->label_names, err)))
         goto fail;
+    if (m->files[4][0]) {
+        if ((rc = read_file(dir, m->files[4], load_nbr, &m->nbr, err)))
+            goto fail;
+        if (xmc_neighbors_dim(m->nbr) != m->enc->dim || m->cfg.knn < 1 || !m->head) {
+            rc = XMC_ERR(err, XMC_ECORRUPT, cpath, 0,
+                         "kNN memory of width %d with k %d, the model's embeddings are %d wide%s",
+                         xmc_neighbors_dim(m->nbr), m->cfg.knn, m->enc->dim,
+                         m->head ? "" : " (and it needs the dense head)");
+            goto fail;
+        }
+        /* Under mpirun the head is sharded; the blend needs every label. */
+        m->use_nbr = !xmc_dist_active(dist);
+        if (!m->use_nbr)
+            xmc_log(XMC_LOG_WARN, "%s: the kNN memory is not used under mpirun", dir);
+    }
     *out = m;
     return XMC_OK;
 fail:
@@ -698,11 +769,11 @@ int model_dir_ensemble(const char *dir, int *members, int *member, xmc_error *er
 
 void model_remove_dir(const char *dir)
 {
-    char names[4][64], path[4096];
+    char names[MODEL_PARTS][64], path[4096];
     model_old_files(dir, names, NULL);
     join(path, sizeof path, dir, XMC_MODEL_CONFIG); /* the manifest first: no half model */
     unlink(path);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < MODEL_PARTS; i++)
         if (names[i][0]) {
             join(path, sizeof path, dir, names[i]);
             unlink(path);

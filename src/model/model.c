@@ -59,6 +59,9 @@ void xmc_train_config_default(xmc_train_config *c)
     c->meta_cutoff_epoch = 0;
     c->ensemble = 0; /* auto: XMC_TRAIN_DEFAULT_ENSEMBLE on small problems */
     c->ensemble_member = -1;
+    c->knn = -1; /* auto: XMC_TRAIN_DEFAULT_KNN on small problems */
+    c->knn_temp = XMC_TRAIN_DEFAULT_KNN_TEMP;
+    c->knn_weight = XMC_TRAIN_DEFAULT_KNN_WEIGHT;
 }
 
 double model_aux_cutoff(const xmc_train_config *c)
@@ -267,6 +270,15 @@ static int check_config(const xmc_train_config *c, xmc_error *err)
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "unknown table optimizer");
     if (c->loss_every < 1)
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "loss_every %d: expected >= 1", c->loss_every);
+    if (c->knn < -1 || c->knn > XMC_TRAIN_MAX_KNN || !(c->knn_temp > 0 && c->knn_temp <= 1e3) ||
+        !(c->knn_weight >= 0 && c->knn_weight <= 1))
+        return XMC_ERR(err, XMC_EINVAL, NULL, 0,
+                       "--knn %d --knn-temp %g --knn-weight %g: expected --knn 0..%d (-1 auto), "
+                       "a temperature in (0, 1000] and a weight in [0, 1]",
+                       c->knn, (double)c->knn_temp, (double)c->knn_weight, XMC_TRAIN_MAX_KNN);
+    if (c->knn > 0 && model_is_spartex(c))
+        return XMC_ERR(err, XMC_EUNSUPPORTED, NULL, 0,
+                       "--knn: the kNN memory blends with the dense head (recipe renee)");
     return XMC_OK;
 }
 
@@ -371,6 +383,15 @@ static size_t auto_budget(char *src, size_t n)
     return b;
 }
 
+/* Training rows with at least one label (the others are skipped). */
+static int64_t labelled_rows(const xmc_dataset *train)
+{
+    int64_t n = 0;
+    for (int64_t i = 0; i < train->n; i++)
+        n += train->Y->indptr[i + 1] > train->Y->indptr[i];
+    return n;
+}
+
 /* The classifier's bytes from its shape (mirrors xmc_ova_create and
  * xmc_ffi_bytes_per_label), the rest from the created encoder. */
 static int plan_fill(const xmc_model *m, const xmc_dataset *train, int n_ens,
@@ -414,6 +435,13 @@ static int plan_fill(const xmc_model *m, const xmc_dataset *train, int n_ens,
     p->physical = pages > 0 && psz > 0 ? (size_t)pages * (size_t)psz : 0;
     p->total = p->encoder_bytes + p->encoder_optim_bytes + p->head_param_bytes +
                p->head_state_bytes + p->meta_bytes + p->batch_bytes + p->data_bytes;
+    if (c->knn > 0) { /* built after training, beside the final model (width n_ens d) */
+        p->knn_bytes = xmc_neighbors_bytes_for(labelled_rows(train),
+                                               (n_ens > 1 ? n_ens : 1) * m->enc->dim,
+                                               xmc_csr_nnz(train->Y));
+        if (n_ens <= 1) /* an ensemble builds it in the merge phase */
+            p->total += p->knn_bytes;
+    }
     p->ensemble = n_ens > 1 ? n_ens : 1;
     if (n_ens > 1) { /* ensemble.c's merge: the wide model n times the width, one member */
         size_t wide_enc, head = p->head_param_bytes + p->head_state_bytes;
@@ -421,7 +449,7 @@ static int plan_fill(const xmc_model *m, const xmc_dataset *train, int n_ens,
         if (rc)
             return rc;
         p->merge_bytes = wide_enc + (size_t)n_ens * (head + p->batch_bytes) + p->encoder_bytes +
-                         head + p->batch_bytes + p->data_bytes;
+                         head + p->batch_bytes + p->data_bytes + p->knn_bytes;
         if (p->merge_bytes > p->total)
             p->total = p->merge_bytes;
     }
@@ -460,6 +488,9 @@ void xmc_model_plan_format(const xmc_model_plan *p, char *buf, size_t n)
     size_t k = strlen(buf);
     if (p->meta_bytes && k < n)
         snprintf(buf + k, n - k, "; meta head %.3f GiB included", GIB(p->meta_bytes));
+    k = strlen(buf);
+    if (p->knn_bytes && k < n)
+        snprintf(buf + k, n - k, "; kNN memory %.3f GiB included", GIB(p->knn_bytes));
     k = strlen(buf);
     if (p->ensemble > 1 && k < n) /* the total is the larger phase */
         snprintf(buf + k, n - k, "; ensemble of %d: training a member as above, the merge %.3f GiB",
@@ -596,6 +627,14 @@ static int model_create_impl(const xmc_train_config *cfg, const xmc_dataset *tra
     if (m->cfg.lr_table <= 0)
         m->cfg.lr_table = m->cfg.table_opt == XMC_TABLE_SGDM ? XMC_TRAIN_DEFAULT_LR_TABLE
                                                              : m->cfg.lr2;
+    if (m->cfg.knn > 0 && xmc_dist_active(dist)) {
+        rc = XMC_ERR(err, XMC_EUNSUPPORTED, NULL, 0,
+                     "--knn under mpirun: the kNN blend needs every label in one process "
+                     "(--knn 0, or one process)");
+        goto fail;
+    }
+    m->cfg.knn = model_knn_auto(&m->cfg, m->cfg.encoder, labelled_rows(train),
+                                xmc_dist_active(dist));
     ec.hidden = m->cfg.dim;
     ec.layers = cfg->layers;
     ec.bottleneck = cfg->bottleneck;
@@ -685,9 +724,7 @@ static int model_create_impl(const xmc_train_config *cfg, const xmc_dataset *tra
         if (rc)
             goto fail;
     }
-    int64_t used = 0;
-    for (int64_t i = 0; i < train->n; i++)
-        used += train->Y->indptr[i + 1] > train->Y->indptr[i];
+    int64_t used = labelled_rows(train);
     m->n_train = used;
     m->total_steps = model_plan_steps(&m->cfg, used);
     if (m->ffi)
@@ -710,6 +747,7 @@ void xmc_model_free(xmc_model *m)
     model_aux_drop(m);
     xmc_texts_free(m->label_names);
     xmc_enc_optim_free(m->opt);
+    xmc_neighbors_free(m->nbr);
     xmc_free_aligned(m->E);
     xmc_free_aligned(m->dE);
     xmc_free(m->rows);
@@ -812,6 +850,9 @@ int xmc_model_topk(xmc_model *m, const xmc_enc_data *d, int k, int32_t *labels, 
         if (!rc)
             rc = head_topk(m, B, k, labels + (size_t)r0 * (size_t)k,
                            scores + (size_t)r0 * (size_t)k, err);
+        if (!rc)
+            rc = xmc_model_blend_neighbors(m, m->E, B, k, labels + (size_t)r0 * (size_t)k,
+                                           scores + (size_t)r0 * (size_t)k, err);
         if (rc)
             return rc;
     }

@@ -47,7 +47,7 @@ int model_shard_save(const xmc_model *m, const char *dir, xmc_error *err)
     xmc_dist *d = m->dist;
     const int P = xmc_dist_size(d), r = xmc_dist_rank(d);
     cJSON *shards = NULL, *old = NULL;
-    char prev[4][64], enc[64], opt[64], head[64], head0[64], path[4096];
+    char prev[MODEL_PARTS][64], enc[64], opt[64], head[64], head0[64], path[4096];
     int rc = r == 0 ? xmc_mkdir_p(dir, err) : XMC_OK;
     if ((rc = model_dist_agree(d, rc, "creating the model directory", err)))
         return rc;
@@ -85,14 +85,14 @@ int model_shard_save(const xmc_model *m, const char *dir, xmc_error *err)
                 cJSON_AddNumberToObject(o, "end", (double)l1);
                 cJSON_AddItemToArray(shards, o);
             }
-            const char *files[4] = {enc, head0, m->opt ? opt : NULL, NULL};
+            const char *files[MODEL_PARTS] = {enc, head0, m->opt ? opt : NULL, NULL, NULL};
             rc = xmc_json_failures() != f0 /* a shard entry was dropped */
                      ? XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (manifest)")
                      : model_write_config(dir, m, files, shards, err);
         }
         if (!rc) { /* best effort: stale files are harmless */
             const char *keep[3] = {enc, m->opt ? opt : NULL, NULL};
-            for (int i = 0; i < 4; i++) {
+            for (int i = 0; i < MODEL_PARTS; i++) {
                 if (!prev[i][0] || listed(prev[i], keep, 2) ||
                     !strncmp(prev[i], "head-", 5)) /* heads: below, from the shard list */
                     continue;

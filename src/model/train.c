@@ -535,6 +535,7 @@ int xmc_train_run_dist(const xmc_train_config *cfg, const char *dir, int resume,
         return XMC_ERR(err, XMC_EINVAL, NULL, 0, "--ensemble %d: expected 1..%d (0 = auto)",
                        cfg->ensemble, XMC_TRAIN_MAX_ENSEMBLE);
     xmc_model *m = NULL, *ens0 = NULL; /* ens0: member 0 of an ensemble being resumed */
+    xmc_model *fin = NULL; /* a complete model that still needs its kNN memory */
     xmc_train_config ec;
     int n_ens = 0;
     xmc_dataset *train = NULL, *test = NULL, *aug = NULL;
@@ -560,9 +561,16 @@ int xmc_train_run_dist(const xmc_train_config *cfg, const char *dir, int resume,
         }
         int st = model_ensemble_state(dir, &n_ens);
         if (st == 2) {
-            xmc_log(XMC_LOG_INFO, "%s: an ensemble of %d, merged: all epochs done already", dir,
+            if ((rc = xmc_model_load(dir, 0, &fin, err)))
+                return rc;
+            if (fin->cfg.knn <= 0 || fin->nbr) {
+                xmc_log(XMC_LOG_INFO, "%s: an ensemble of %d, merged: all epochs done already",
+                        dir, n_ens);
+                xmc_model_free(fin);
+                return XMC_OK;
+            }
+            xmc_log(XMC_LOG_INFO, "%s: an ensemble of %d, merged; building its kNN memory", dir,
                     n_ens);
-            return XMC_OK;
         }
         if (st == 1) {
             char md[4096];
@@ -581,17 +589,24 @@ int xmc_train_run_dist(const xmc_train_config *cfg, const char *dir, int resume,
             m->cfg.stop_after = cfg->stop_after;
             m->cfg.eval_every = cfg->eval_every;
             m->cfg.threads = cfg->threads;
-            if (m->epochs_done >= m->cfg.epochs) {
+            if (m->epochs_done >= m->cfg.epochs && (m->cfg.knn <= 0 || m->nbr)) {
                 xmc_log(XMC_LOG_INFO, "%s: all %d epochs done already", dir, m->cfg.epochs);
                 xmc_model_free(m);
                 return XMC_OK;
             }
-            xmc_log(XMC_LOG_INFO, "resuming %s after epoch %d (step %lld)", dir, m->epochs_done,
-                    (long long)m->step);
+            if (m->epochs_done >= m->cfg.epochs) {
+                fin = m;
+                m = NULL;
+                xmc_log(XMC_LOG_INFO, "%s: all %d epochs done; building its kNN memory", dir,
+                        fin->cfg.epochs);
+            } else {
+                xmc_log(XMC_LOG_INFO, "resuming %s after epoch %d (step %lld)", dir,
+                        m->epochs_done, (long long)m->step);
+            }
         }
     }
-    const xmc_train_config *c = m ? &m->cfg : ens0 ? &ec : cfg;
-    const xmc_model *vocab = m ? m : ens0; /* a resumed run's label ids */
+    const xmc_train_config *c = m ? &m->cfg : fin ? &fin->cfg : ens0 ? &ec : cfg;
+    const xmc_model *vocab = m ? m : fin ? fin : ens0; /* a resumed run's label ids */
     if (resume && c->augment[0] && (rc = xmc_augment_parse(c->augment, &ao, err)))
         goto done;
     if (!c->train_spec[0]) {
@@ -618,6 +633,14 @@ int xmc_train_run_dist(const xmc_train_config *cfg, const char *dir, int resume,
     if (c->augment[0] && (rc = train_augment(c, &ao, train, 0, &aug, err)))
         goto done;
     const xmc_dataset *fit = aug ? aug : train;
+    if (fin) {
+        rc = xmc_dist_active(dist)
+                 ? XMC_ERR(err, XMC_EUNSUPPORTED, dir, 0,
+                           "the kNN memory is built on one process: run this --resume without "
+                           "mpirun")
+                 : model_neighbors_finish(fin, train, test, dir, err);
+        goto done;
+    }
     if (!m) {
         if (!ens0)
             n_ens = model_ensemble_members(cfg, fit, xmc_dist_active(dist), dir);
@@ -633,8 +656,11 @@ int xmc_train_run_dist(const xmc_train_config *cfg, const char *dir, int resume,
             goto done;
     }
     rc = model_train_ex(m, fit, train, test, dir, err);
+    if (!rc)
+        rc = model_neighbors_finish(m, train, test, dir, err);
 done:
     xmc_model_free(m);
+    xmc_model_free(fin);
     xmc_model_free(ens0);
     xmc_dataset_free(aug);
     xmc_dataset_free(train);

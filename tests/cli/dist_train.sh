@@ -21,10 +21,11 @@ export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
 "$XMC" synth --out "$T/data" --points 1500 --labels 301 --features 700 --seed 3 >/dev/null 2>&1
 # Dropout on (0.2): masks are keyed by the row of the global batch, so a
 # rank draws the masks one process draws for its rows (docs/dist.md).
-# One model (--ensemble 1): one process would otherwise train the auto
-# ensemble, which mpirun does not shard.
+# One model (--ensemble 1) without a kNN memory (--knn 0): one process
+# would otherwise take the auto ensemble and memory, which mpirun does not
+# shard.
 common=(--train "$T/data/trn" --test "$T/data/tst" --dim 48 --epochs 2 --batch 50 --dropout 0.2
-        --seed 5 --threads 1 --ensemble 1)
+        --seed 5 --threads 1 --ensemble 1 --knn 0)
 
 # Same top-k labels per row and scores within fp32 reduction tolerance; a
 # label may differ only at a near-tie with the k-th score.

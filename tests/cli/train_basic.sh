@@ -30,7 +30,7 @@ grep -q 'optimizer 0.6 MB' "$T/train.log" || fail "optimizer bytes: $(grep ^memo
 
 # info: config + tensors + counts.
 "$XMC" info "$T/m" > "$T/info.txt" || fail "info failed"
-for w in sparse.W1 sparse.b1 classifier.W "parameters: encoder"; do
+for w in sparse.W1 sparse.b1 classifier.W "parameters: encoder" "kNN memory: 480 training rows"; do
   grep -q "$w" "$T/info.txt" || fail "info lacks '$w'"
 done
 
@@ -40,6 +40,17 @@ done
 read -r n l < "$T/pred.txt"
 [ "$n" = 120 ] && [ "$l" = 40 ] || fail "pred header '$n $l', expected '120 40'"
 awk 'NR > 1 && NF != 3 { bad = 1 } END { exit bad }' "$T/pred.txt" || fail "rows without 3 labels"
+# The kNN memory (auto on a problem this small): built after the last
+# epoch, its test line logged; predictions are blends in [0, 1], and
+# --no-knn gives the classifier's logits back (some negative).
+grep -q "^kNN memory: 480 training rows x 32" "$T/train.log" || fail "no kNN memory line"
+grep -q "^with the kNN memory: test P@1" "$T/train.log" || fail "no kNN test line"
+grep -q '"neighbors":[[:space:]]*"neighbors-s' "$T/m/config.json" || fail "manifest lacks the memory"
+awk 'NR > 1 { for (i = 1; i <= NF; i++) { split($i, a, ":"); if (a[2] < 0 || a[2] > 1) bad = 1 } }
+     END { exit bad }' "$T/pred.txt" || fail "blended scores outside [0, 1]"
+"$XMC" predict --model "$T/m" --input "$T/data/tst" --out "$T/pred0.txt" --topk 3 --no-knn \
+  2>/dev/null || fail "predict --no-knn failed"
+grep -q ':-' "$T/pred0.txt" || fail "--no-knn: no negative logit"
 
 # --embed: a float32 .npy of the 120 rows x 32 dims (NumPy 1.0 header padded
 # to 64 bytes); the C test (test_train.c) checks that its rows score as predict.
@@ -147,6 +158,7 @@ grep -q '"dim":[[:space:]]*48' "$T/bag/config.json" || fail "merged width is not
 # --plan counts the merge (the wide model and one member at once).
 "$XMC" train --train "$T/texts.txt+$T/labels.txt" --model "$T/bagplan" --dim 16 --batch 16 \
   --buckets 4096 --plan > "$T/plan" || fail "--plan of an ensemble failed"
+grep -q "kNN memory [0-9.]* GiB included" "$T/plan" || fail "plan lacks the kNN memory"
 grep -q "; ensemble of 3: training a member as above, the merge [0-9.]* GiB$" "$T/plan" ||
   fail "ensemble plan: $(cat "$T/plan")"
 "$XMC" info "$T/bag" > "$T/info.txt" || fail "info on an ensemble failed"
