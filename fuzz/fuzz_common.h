@@ -52,4 +52,20 @@ static void fuzz_write(const char *path, const uint8_t *data, size_t size)
     fclose(f);
 }
 
+/* Targets whose first input byte is a flag (e.g. "recompute the
+ * checksums"): *fix gets its low bit, *n the size of the rest, and the
+ * result a writable copy of the rest (free it), or NULL when there is none
+ * or no memory. */
+static uint8_t *fuzz_flag_and_copy(const uint8_t *data, size_t size, int *fix, size_t *n)
+{
+    if (size < 1)
+        return NULL;
+    *fix = data[0] & 1;
+    *n = size - 1;
+    uint8_t *d = malloc(size);
+    if (d)
+        memcpy(d, data + 1, size - 1);
+    return d;
+}
+
 #endif

@@ -14,15 +14,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < 1)
-        return 0;
-    int fix = data[0] & 1;
-    data++;
-    size--;
-    uint8_t *d = malloc(size + 1);
+    int fix;
+    uint8_t *d = fuzz_flag_and_copy(data, size, &fix, &size);
     if (!d)
         return 0;
-    memcpy(d, data, size);
     if (fix && size >= 12) {
         uint32_t c = xmc_crc32(0, d + 8, size - 12);
         memcpy(d + size - 4, &c, 4);

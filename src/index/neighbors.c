@@ -17,6 +17,7 @@ struct xmc_neighbors {
     int dim;
     float *E;        /* (n, dim), unit rows (or zero) */
     int64_t *indptr; /* (n + 1) */
+    int64_t maxrow;  /* the most labels of one row: k of them bound a query's list */
     int32_t *idx;    /* (nnz) */
     float *val;      /* (nnz) */
 };
@@ -58,6 +59,15 @@ static int nbr_alloc(int64_t n, int dim, int64_t L, int64_t nnz, xmc_neighbors *
     return XMC_OK;
 }
 
+static int64_t max_row(const xmc_neighbors *nb)
+{
+    int64_t m = 0;
+    for (int64_t i = 0; i < nb->n; i++)
+        if (nb->indptr[i + 1] - nb->indptr[i] > m)
+            m = nb->indptr[i + 1] - nb->indptr[i];
+    return m;
+}
+
 int xmc_neighbors_create(const float *E, int64_t n, int dim, const xmc_csr *Y, int64_t n_labels,
                          xmc_neighbors **out, xmc_error *err)
 {
@@ -84,6 +94,7 @@ int xmc_neighbors_create(const float *E, int64_t n, int dim, const xmc_csr *Y, i
     memcpy(nb->idx, Y->indices, (size_t)nnz * sizeof(int32_t));
     for (int64_t e = 0; e < nnz; e++)
         nb->val[e] = Y->values ? Y->values[e] : 1.0f;
+    nb->maxrow = max_row(nb);
     *out = nb;
     return XMC_OK;
 }
@@ -159,19 +170,14 @@ int xmc_neighbors_scores(const xmc_neighbors *nb, const float *Q, int64_t nq, in
                        "kNN scores: expected queries, k >= 1 and temperature > 0");
     if (k > nb->n)
         k = (int)nb->n;
-    int64_t maxrow = 0; /* label entries of the k largest rows bound a query's list */
-    for (int64_t i = 0; i < nb->n; i++)
-        if (nb->indptr[i + 1] - nb->indptr[i] > maxrow)
-            maxrow = nb->indptr[i + 1] - nb->indptr[i];
     size_t nk = (size_t)(nq > 0 ? nq : 1) * (size_t)k;
     float *Qn = xmc_malloc((size_t)(nq > 0 ? nq : 1) * (size_t)nb->dim * sizeof(float));
     int64_t *ids = xmc_malloc(nk * sizeof(int64_t));
     float *dist = xmc_malloc(nk * sizeof(float));
-    lab_w *buf = xmc_malloc((size_t)(maxrow * k > 0 ? maxrow * k : 1) * sizeof(lab_w));
-    int64_t *cnt = xmc_malloc((size_t)(nq + 1) * sizeof(int64_t));
+    lab_w *buf = xmc_malloc((size_t)(nb->maxrow * k > 0 ? nb->maxrow * k : 1) * sizeof(lab_w));
     xmc_csr *K = NULL;
     int rc = XMC_OK;
-    if (!Qn || !ids || !dist || !buf || !cnt) {
+    if (!Qn || !ids || !dist || !buf) {
         rc = XMC_ERR(err, XMC_ENOMEM, NULL, 0, "out of memory (kNN scores of %lld rows)",
                      (long long)nq);
         goto out;
@@ -180,20 +186,21 @@ int xmc_neighbors_scores(const xmc_neighbors *nb, const float *Q, int64_t nq, in
     if (nq > 0 && (rc = xmc_knn_exact(nb->E, nb->n, nb->dim, XMC_METRIC_IP, Qn, nq, k, ids, dist,
                                       err)))
         goto out;
-    /* Two passes over the rows (count, then fill): the lists are short. */
-    cnt[0] = 0;
-    for (int64_t i = 0; i < nq; i++)
-        cnt[i + 1] = cnt[i] + row_scores(nb, ids + (size_t)i * k, dist + (size_t)i * k, k, temp,
-                                         buf);
-    if ((rc = xmc_csr_create(&K, nq, nb->L, cnt[nq], 1, err)))
+    /* The neighbours' label counts bound the output; each row is then
+     * weighted and merged once, straight into it. */
+    int64_t bound = 0;
+    for (size_t e = 0; e < (size_t)nq * (size_t)k; e++)
+        if (ids[e] >= 0)
+            bound += nb->indptr[ids[e] + 1] - nb->indptr[ids[e]];
+    if ((rc = xmc_csr_create(&K, nq, nb->L, bound, 1, err)))
         goto out;
     for (int64_t i = 0; i < nq; i++) {
         int64_t m = row_scores(nb, ids + (size_t)i * k, dist + (size_t)i * k, k, temp, buf);
         for (int64_t e = 0; e < m; e++) {
-            K->indices[cnt[i] + e] = buf[e].l;
-            K->values[cnt[i] + e] = buf[e].w;
+            K->indices[K->indptr[i] + e] = buf[e].l;
+            K->values[K->indptr[i] + e] = buf[e].w;
         }
-        K->indptr[i + 1] = cnt[i + 1];
+        K->indptr[i + 1] = K->indptr[i] + m;
     }
     *out = K;
 out:
@@ -201,7 +208,6 @@ out:
     xmc_free(ids);
     xmc_free(dist);
     xmc_free(buf);
-    xmc_free(cnt);
     return rc;
 }
 
@@ -327,6 +333,7 @@ int xmc_neighbors_load(FILE *f, const char *path, xmc_neighbors **out, xmc_error
         xmc_neighbors_free(nb);
         return rc;
     }
+    nb->maxrow = max_row(nb);
     *out = nb;
     return XMC_OK;
 }
